@@ -74,10 +74,15 @@ fi
 STEP="colcon build"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 say "colcon build (src/ -> install/)"
+mkdir -p "$ROOT/.run"
+# one build at a time (several shells may call setup.sh at once)
+exec 9>"$ROOT/.run/build.lock"
+flock 9
 colcon --log-base "$ROOT/log" build --base-paths "$ROOT/src" --build-base "$ROOT/build" \
   --install-base "$ROOT/install" --symlink-install \
   --event-handlers console_cohesion- status- summary+ \
   --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF -Wno-dev
+flock -u 9
 
 STEP="smoke test"
 # shellcheck disable=SC1091
