@@ -22,6 +22,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "recorder = redraw_recorder.recorder_node:main",
+            "repair_bag = redraw_recorder.repair:main",
         ],
     },
 )

@@ -23,3 +23,7 @@ class ManifestError(RedrawInputError):
 
 class EpisodeError(RedrawInputError):
     """An episode file or dict does not follow the episode format."""
+
+
+class BagError(RedrawInputError):
+    """A bag, recording folder or MCAP file is missing, unreadable, or lacks what is needed."""

@@ -1,0 +1,35 @@
+"""Record one robot: camera, wheel commands, actions and episode events -> a recording (rosbag2, mcap).
+
+    ros2 launch redraw_recorder record.launch.py robot:=db1 output:=/data/bags/run1 max_transitions:=10000
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("robot", default_value="duckiebot", description="robot name = namespace of its topics"),
+        DeclareLaunchArgument("output", default_value="", description="recording folder to create (empty: automatic name)"),
+        DeclareLaunchArgument("max_transitions", default_value="0", description="stop after N transitions (0 = no limit)"),
+        DeclareLaunchArgument("max_duration", default_value="0.0", description="stop after T seconds (0 = no limit)"),
+        Node(
+            package="redraw_recorder",
+            executable="recorder",
+            name="recorder",
+            namespace=LaunchConfiguration("robot"),
+            output="screen",
+            parameters=[
+                PathJoinSubstitution([FindPackageShare("redraw_recorder"), "config", "record.yaml"]),
+                {
+                    "robot": LaunchConfiguration("robot"),
+                    "output": LaunchConfiguration("output"),
+                    "max_transitions": LaunchConfiguration("max_transitions"),
+                    "max_duration": LaunchConfiguration("max_duration"),
+                },
+            ],
+        ),
+    ])

@@ -1,0 +1,263 @@
+"""Recorder node: camera images, wheel commands, actions and episode events of one robot -> a recording
+(rosbag2 parts, mcap by default) for reward-free calibration.
+
+Subscriptions are serialized (`raw=True`): bytes go straight into the bag, nothing is decoded. Topics are
+relative, so the node's namespace picks the robot (`--ros-args -r __ns:=/db1`, or the launch file's
+namespace). The robot name, the kinematics and the preprocessing settings go with every part.
+
+Stops when asked (max_transitions, max_duration), on SIGINT/SIGTERM, or when the disk is nearly full;
+closes every part cleanly in each case. A SIGKILL loses at most about `flush_period` seconds: see
+redraw_recorder.repair. Progress (transitions, rates, estimated drops, size, free disk) is logged every
+`progress_period` seconds and kept in the recording's sidecar.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage
+
+from redraw_common import topics
+from redraw_common.errors import BagError
+from redraw_common.kinematics import KinematicsConfig
+from redraw_common.nodeparams import declare_config
+from redraw_common.preprocessing import PreprocessConfig
+from redraw_common.recording import RecordingInfo, cdr_header_stamp
+from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
+
+from . import __version__
+from .bagwriter import RecordingWriter, free_bytes
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_DISK_FULL = 0, 1, 2, 3
+
+
+class TransitionCounter:
+    """Counts control-rate transitions the way the bag -> dataset converter forms them: time covered by
+    driving commands (actions, else wheel commands) with camera frames flowing, in control periods.
+    Gaps longer than `max_gap` (driver stopped) do not count."""
+
+    def __init__(self, control_hz: float, max_gap: float = 0.5):
+        self.period = 1.0 / control_hz
+        self.max_gap = max_gap
+        self.covered = 0.0
+        self.last: float | None = None
+
+    def command(self, t: float, camera_fresh: bool) -> None:
+        if self.last is not None and camera_fresh:
+            dt = t - self.last
+            if 0 < dt <= self.max_gap:
+                self.covered += dt
+        self.last = t
+
+    @property
+    def transitions(self) -> int:
+        return int(self.covered / self.period + 1e-6) + (1 if self.covered > 0 else 0)
+
+
+class DropEstimator:
+    """Estimates messages lost upstream from gaps between header stamps (the stream's own clock)."""
+
+    def __init__(self, window: int = 31):
+        self.window = window
+        self.intervals: list[float] = []
+        self.last: int | None = None
+        self.drops = 0
+        self.out_of_order = 0
+
+    def stamp(self, ns: int | None) -> None:
+        if not ns:
+            return
+        if self.last is not None:
+            dt = (ns - self.last) * 1e-9
+            if dt <= 0:
+                self.out_of_order += 1
+                return
+            if len(self.intervals) >= 5:
+                period = sorted(self.intervals)[len(self.intervals) // 2]
+                if dt > 1.5 * period:
+                    self.drops += max(0, round(dt / period) - 1)
+            self.intervals.append(dt)
+            del self.intervals[: -self.window]
+        self.last = ns
+
+
+class Recorder(Node):
+    def __init__(self):
+        super().__init__("recorder")
+
+        def param(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        ns_robot = self.get_namespace().strip("/")
+        robot = param("robot", "", "robot name stored with the bag; empty = the node's namespace") or ns_robot or topics.DEFAULT_ROBOT
+        output = param("output", "", "recording folder to create; empty = <output_root>/<robot>_<UTC time>")
+        output_root = param("output_root", "~/redraw_bags", "parent folder of automatically named recordings")
+        storage = param("storage", "mcap", "rosbag2 storage: mcap or sqlite3")
+        self.max_transitions = int(param("max_transitions", 0, "stop after this many control-rate transitions (0 = no limit)"))
+        self.max_duration = float(param("max_duration", 0.0, "stop after this many seconds (0 = no limit)"))
+        split_size_mb = float(param("split_size_mb", 512.0, "start a new part after this many MiB (0 = never)"))
+        split_duration = float(param("split_duration", 300.0, "start a new part after this many seconds (0 = never)"))
+        self.min_free_mb = float(param("min_free_mb", 512.0, "refuse to start, or stop, below this much free disk (MiB)"))
+        flush_period = float(param("flush_period", 1.0, "seconds between flushes of complete data to disk"))
+        progress_period = float(param("progress_period", 5.0, "seconds between progress log lines"))
+        control_hz = float(param("control_hz", 10.0, "control rate, to count transitions"))
+        camera_best_effort = bool(param("camera_best_effort", True, "subscribe to the camera best-effort (matches any publisher)"))
+        kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
+        preprocessing = declare_config(self, "preprocessing", PreprocessConfig, "preprocessing of the robot's model:")
+
+        if output:
+            folder = Path(output).expanduser()
+        else:
+            folder = Path(output_root).expanduser() / f"{robot}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+        resolved = {role: self.resolve_topic_name(name) for role, name in
+                    (("camera", topics.CAMERA), ("wheels_cmd", topics.WHEELS_CMD), ("action", topics.ACTION), ("episode", topics.EPISODE))}
+        self.info = RecordingInfo(
+            robot=robot, kinematics=kinematics, preprocessing=preprocessing, control_hz=control_hz, topics=resolved,
+            recorder=f"redraw_recorder {__version__}", started=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        self.writer = RecordingWriter(
+            folder, self.info, storage=storage, split_size=int(split_size_mb * 2**20), split_duration=split_duration,
+            min_free=int(self.min_free_mb * 2**20),
+        )
+        self.writer.open()  # raises BagError: output exists, disk nearly full
+
+        types = {"camera": CompressedImage, "wheels_cmd": WheelsCmdStamped, "action": DriveAction, "episode": EpisodeEvent}
+        self.keys = {role: self.writer.add_topic(resolved[role], types[role].__module__.split(".")[0] + "/msg/" + types[role].__name__)
+                     for role in types}
+        self.counts = dict.fromkeys(types, 0)
+        self.drops = {role: DropEstimator() for role in ("camera",)}
+        self.counter = TransitionCounter(control_hz)
+        self.last_camera = -math.inf
+        self.camera_fresh_s = max(0.5, 3.0 / control_hz)
+        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
+                                reliability=ReliabilityPolicy.BEST_EFFORT if camera_best_effort else ReliabilityPolicy.RELIABLE)
+        for role, msg_type in types.items():
+            qos = camera_qos if role == "camera" else reliable
+            self.create_subscription(msg_type, topics_name(role), self._callback(role), qos, raw=True)
+
+        self.t0 = time.monotonic()
+        self.done = False
+        self.stop_reason = ""
+        self.exit_code = EXIT_OK
+        self._last_progress = (self.t0, 0, 0)
+        self.create_timer(flush_period, self._flush)
+        self.create_timer(progress_period, self._progress)
+        limits = ", ".join(x for x in (f"{self.max_transitions} transitions" if self.max_transitions else "",
+                                      f"{self.max_duration:g} s" if self.max_duration else "") if x) or "none (stop with Ctrl-C)"
+        self.get_logger().info(f"recording robot '{robot}' to {folder} ({storage}); topics {sorted(resolved.values())}; limits: {limits}")
+
+    # ---------------------------------------------------------------------------------------------
+    def _callback(self, role: str):
+        key = self.keys[role]
+
+        def on_message(raw: bytes) -> None:
+            if self.done:
+                return
+            now = self.get_clock().now().nanoseconds
+            self.writer.write(key, now, raw)
+            self.counts[role] += 1
+            mono = time.monotonic()
+            if role == "camera":
+                self.last_camera = mono
+                self.drops["camera"].stamp(cdr_header_stamp(raw))
+            elif role == "action" or (role == "wheels_cmd" and self.counts["action"] == 0):
+                self.counter.command(mono, mono - self.last_camera <= self.camera_fresh_s)
+                if self.max_transitions and self.counter.transitions >= self.max_transitions:
+                    self._stop(f"reached max_transitions={self.max_transitions}")
+            if self.max_duration and mono - self.t0 >= self.max_duration:
+                self._stop(f"reached max_duration={self.max_duration:g} s")
+
+        return on_message
+
+    def _flush(self) -> None:
+        if self.done:
+            return
+        self.writer.flush()
+        if self.max_duration and time.monotonic() - self.t0 >= self.max_duration:
+            self._stop(f"reached max_duration={self.max_duration:g} s")
+
+    def stats(self) -> dict:
+        elapsed = time.monotonic() - self.t0
+        return {
+            "elapsed_s": round(elapsed, 3),
+            "transitions": self.counter.transitions,
+            "messages": dict(self.counts),
+            "camera_drops_estimated": self.drops["camera"].drops,
+            "camera_out_of_order": self.drops["camera"].out_of_order,
+            "bytes": self.writer.bytes,
+            "parts": len(self.writer.parts),
+        }
+
+    def _progress(self) -> None:
+        if self.done:
+            return
+        now = time.monotonic()
+        t_prev, cam_prev, tr_prev = self._last_progress
+        dt = max(now - t_prev, 1e-6)
+        free = free_bytes(self.writer.folder)
+        s = self.stats()
+        self.get_logger().info(
+            f"{s['transitions']} transitions ({(s['transitions'] - tr_prev) / dt:.1f}/s), camera {(self.counts['camera'] - cam_prev) / dt:.1f} Hz, "
+            f"{s['camera_drops_estimated']} camera drops, {self.writer.bytes / 2**20:.1f} MiB in {s['parts']} part(s), "
+            f"{free / 2**30:.1f} GiB free"
+        )
+        self._last_progress = (now, self.counts["camera"], s["transitions"])
+        if free < self.min_free_mb * 2**20:
+            self.exit_code = EXIT_DISK_FULL
+            self._stop(f"disk nearly full: {free / 2**20:.0f} MiB free < min_free_mb={self.min_free_mb:g}")
+
+    def _stop(self, reason: str) -> None:
+        if not self.done:
+            self.done = True
+            self.stop_reason = reason
+
+    def close(self, reason: str = "") -> None:
+        reason = self.stop_reason or reason
+        stats = self.stats()
+        self.writer.close(reason, stats)
+        self.get_logger().info(
+            f"closed {self.writer.folder}: {stats['transitions']} transitions, {self.writer.messages} messages in "
+            f"{stats['parts']} part(s), {stats['camera_drops_estimated']} estimated camera drops; stopped: {reason}"
+        )
+
+
+def topics_name(role: str) -> str:
+    return {"camera": topics.CAMERA, "wheels_cmd": topics.WHEELS_CMD, "action": topics.ACTION, "episode": topics.EPISODE}[role]
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    reason = "interrupted"
+    code = EXIT_OK
+    try:
+        node = Recorder()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        code = node.exit_code
+    except BagError as exc:
+        print(f"recorder: error: {exc}", file=sys.stderr, flush=True)
+        code = EXIT_REFUSED if node is None else EXIT_ERROR
+        reason = f"error: {exc}"
+    except (KeyboardInterrupt, ExternalShutdownException):
+        reason = "interrupted (SIGINT/SIGTERM)"
+    finally:
+        if node is not None:
+            node.close(reason)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
