@@ -1,0 +1,899 @@
+"""Bags -> dataset: turn recordings of a robot (rosbag2, as written by redraw_recorder) into episodes in the
+replay's format (redraw_common.episodes), preprocessed with the settings of the model being calibrated.
+
+    report = convert_bags(["~/redraw_bags/db1_run1"], "data/real_db1", preprocess_config=manifest.preprocessing)
+
+What it does, per recording (a recording folder with its parts, or any rosbag2 bag with a camera topic):
+
+1. Reads the camera (sensor_msgs/CompressedImage), the driving commands (redraw_msgs/DriveAction on
+   `redraw/action`, else redraw_msgs/WheelsCmdStamped turned into actions by the inverse kinematics stored
+   with the bag) and the episode events (redraw_msgs/EpisodeEvent). A part left unfinished by a killed
+   recorder is read up to its last complete chunk (and reported).
+2. Control ticks at `control_hz`, locked to the driver's own commands: after a tick at time t the next
+   tick is the command nearest to t + 1/control_hz (within half a period). Where the driver sent nothing
+   near a tick, the command in force is held if the driver's next command follows within `max_gap`
+   seconds of it (a driver slower than the control rate); a longer silence ends the episode.
+3. Each tick's observation is the freshest camera frame stamped at or before the tick, at most
+   `max_frame_age` old (default one control period): row t = (frame, action chosen after seeing it).
+4. Episodes are cut at episode events (END/START), at gaps and at ticks without a usable frame; ticks
+   between an END and the next START are dropped; episodes shorter than `min_episode_length` are dropped.
+   An END for leaving the lane or a collision marks the episode terminal.
+5. Frames of the wrong size, undecodable frames and frames whose stamps go backwards are dropped and
+   counted; above `max_bad_fraction` of the frames the input is refused with an error saying what was
+   found. Camera drops are estimated from gaps between frame stamps.
+
+The output folder is written under a temporary name and renamed at the end: a failure never leaves half
+a dataset, an existing output folder is refused, and the inputs are only ever read. The report (also
+`report.json` in the output) counts transitions, episodes, dropped and misaligned frames and the time span.
+
+Command line:  convert-bags BAG [BAG ...] --out DIR [--preprocess FILE] [--control-hz 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from redraw_common.episodes import make_flags, save_episode
+from redraw_common.errors import BagError, PreprocessError
+from redraw_common.kinematics import KinematicsConfig, wheels_to_action
+from redraw_common.mcaprepair import is_complete, iter_messages
+from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, preprocess
+from redraw_common.recording import PART_CLOSED, PREFIX, SIDECAR, RecordingInfo, Sidecar, cdr_header_stamp
+
+CAMERA_TYPE = "sensor_msgs/msg/CompressedImage"
+ACTION_TYPE = "redraw_msgs/msg/DriveAction"
+WHEELS_TYPE = "redraw_msgs/msg/WheelsCmdStamped"
+EPISODE_TYPE = "redraw_msgs/msg/EpisodeEvent"
+ROLE_OF_TYPE = {CAMERA_TYPE: "camera", ACTION_TYPE: "action", WHEELS_TYPE: "wheels_cmd", EPISODE_TYPE: "episode"}
+EVENT_START, EVENT_END = 0, 1
+TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
+REPORT = "report.json"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading bags
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Part:
+    """One rosbag2 bag (a recording's part, or a plain bag)."""
+
+    path: Path               # bag folder, or a storage file for a bag without metadata.yaml
+    storage_file: Path | None
+    clean: bool              # closed cleanly: read with rosbags; else read tolerantly up to the last complete chunk
+
+    def describe(self) -> str:
+        return str(self.path)
+
+
+@dataclass
+class Source:
+    """One continuous recording: its parts in time order and what it says about itself."""
+
+    path: Path
+    kind: str                      # "recording" | "bag"
+    parts: list[Part]
+    info: RecordingInfo | None
+
+
+def _storage_file(folder: Path) -> Path | None:
+    files = sorted([*folder.glob("*.mcap"), *folder.glob("*.db3")])
+    return files[0] if len(files) == 1 else None
+
+
+def _part(folder: Path) -> Part:
+    file = _storage_file(folder)
+    has_meta = (folder / "metadata.yaml").is_file()
+    if file is None and not has_meta:
+        raise BagError(f"{folder}: not a rosbag2 bag: no metadata.yaml and no single .mcap/.db3 file")
+    clean = has_meta and (file is None or file.suffix != ".mcap" or is_complete(file))
+    return Part(folder, file, clean)
+
+
+def discover(path: str | Path) -> list[Source]:
+    """A recording folder, a rosbag2 bag folder, an .mcap file, or a folder holding several of these."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise BagError(f"bag not found: {path}")
+    if path.is_file():
+        if path.suffix not in (".mcap", ".db3"):
+            raise BagError(f"{path}: expected a bag folder, a recording folder or an .mcap/.db3 file, found a {path.suffix or 'plain'} file")
+        return [Source(path, "bag", [Part(path, path, path.suffix != ".mcap" or is_complete(path))], None)]
+    if (path / SIDECAR).is_file():
+        sidecar = Sidecar.read(path)
+        parts = []
+        for entry in sidecar.parts:
+            folder = path / entry.name
+            if not folder.is_dir():
+                if entry.status == PART_CLOSED:
+                    raise BagError(f"{path}: part {entry.name} is listed in {SIDECAR} but its folder is missing")
+                continue  # the recorder died before creating it
+            parts.append(_part(folder))
+        if not parts:
+            raise BagError(f"{path}: the recording holds no parts (the recorder stopped before the first message)")
+        return [Source(path, "recording", parts, sidecar.info)]
+    if (path / "metadata.yaml").is_file() or _storage_file(path) is not None:
+        return [Source(path, "bag", [_part(path)], _bag_info(path))]
+    children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    sources = [s for child in children if (child / SIDECAR).is_file() or (child / "metadata.yaml").is_file() for s in discover(child)]
+    if not sources:
+        raise BagError(f"{path}: no bag here: expected a recording folder ({SIDECAR}), a rosbag2 bag (metadata.yaml) or folders of them")
+    return sources
+
+
+def _bag_info(folder: Path) -> RecordingInfo | None:
+    """The redraw recording info in a bag's metadata custom_data, if it has any."""
+    meta = folder / "metadata.yaml"
+    if not meta.is_file():
+        return None
+    import yaml
+
+    try:
+        custom = (yaml.safe_load(meta.read_text()) or {}).get("rosbag2_bagfile_information", {}).get("custom_data") or {}
+    except (yaml.YAMLError, AttributeError) as exc:
+        raise BagError(f"{meta}: not a valid rosbag2 metadata file ({exc})") from None
+    if not any(str(k).startswith(PREFIX) for k in custom):
+        return None
+    return RecordingInfo.from_custom_data(custom, str(meta))
+
+
+class _Typestore:
+    """rosbags typestore with ROS 2 kilted types plus whatever message definitions the bag carries."""
+
+    def __init__(self):
+        from rosbags.typesys import Stores, get_typestore
+
+        self.store = get_typestore(Stores.ROS2_KILTED)
+
+    def learn(self, msgtype: str, msgdef: str) -> None:
+        from rosbags.typesys import get_types_from_msg
+
+        if msgtype in self.store.fielddefs or not msgdef:
+            return
+        self.store.register(get_types_from_msg(msgdef, msgtype))
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        if msgtype not in self.store.fielddefs:
+            raise BagError(f"message type {msgtype} is not known and the bag carries no definition for it")
+        return self.store.deserialize_cdr(raw, msgtype)
+
+
+def _iter_part(part: Part, types: _Typestore, roles: dict[str, str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
+    """(topic, msgtype, log time ns, raw CDR) of a part's messages; only topics in `roles` if given."""
+    if part.clean:
+        from rosbags.rosbag2 import Reader
+
+        with Reader(part.path) as reader:
+            conns = [c for c in reader.connections if roles is None or c.topic in roles]
+            for c in conns:
+                types.learn(c.msgtype, c.msgdef.data)
+            if not conns:
+                return
+            for conn, log_ns, raw in reader.messages(connections=conns):
+                yield conn.topic, conn.msgtype, log_ns, raw
+    else:
+        if part.storage_file is None or part.storage_file.suffix == ".db3":
+            from rosbags.rosbag2 import Reader
+
+            if part.storage_file is None:
+                raise BagError(f"{part.path}: metadata.yaml but no storage file")
+            with Reader(part.storage_file) as reader:  # sqlite3 keeps what was committed
+                for conn, log_ns, raw in reader.messages():
+                    types.learn(conn.msgtype, conn.msgdef.data)
+                    if roles is None or conn.topic in roles:
+                        yield conn.topic, conn.msgtype, log_ns, raw
+            return
+        for channel, schema, log_ns, raw in iter_messages(part.storage_file):
+            if roles is not None and channel.topic not in roles:
+                continue
+            msgtype = schema.name if schema else ""
+            if schema is not None:
+                types.learn(msgtype, schema.data.decode())
+            yield channel.topic, msgtype, log_ns, raw
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged file can raise: rosbags' own errors, and anything its parsers hit on garbage
+    (struct.error, OverflowError, UnicodeDecodeError, MemoryError, ...). Every one of them means the same to
+    the user, "this bag cannot be read", and is reported with the file's name."""
+    return (Exception,)
+
+
+def _list_topics(part: Part, types: _Typestore) -> dict[str, tuple[str, int | None]]:
+    """topic -> (msgtype, message count the bag's index promises, None if it has no index)."""
+    if part.clean:
+        from rosbags.rosbag2 import Reader
+
+        with Reader(part.path) as reader:
+            return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+    if part.storage_file is not None and part.storage_file.suffix == ".mcap":
+        from redraw_common.mcaprepair import scan_mcap
+
+        scan = scan_mcap(part.storage_file)
+        return {c.topic: (scan.schemas[c.schema_id].name if c.schema_id in scan.schemas else "", None) for c in scan.channels.values()}
+    from rosbags.rosbag2 import Reader
+
+    with Reader(part.storage_file) as reader:
+        return {c.topic: (c.msgtype, None) for c in reader.connections}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streams of one recording
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Streams:
+    camera_topic: str
+    frame_stamp: np.ndarray        # (N,) int64 ns, header stamps (log time where the header is empty), in log order
+    frame_part: np.ndarray         # (N,) index of the part holding the frame
+    frame_index: np.ndarray        # (N,) index of the frame within its part's camera messages
+    cmd_stamp: np.ndarray          # (M,) int64 ns
+    cmd_action: np.ndarray         # (M, 2) float32 (forward, turn)
+    action_source: str            # "action" | "wheels_cmd"
+    events: list[tuple[int, int, int]]  # (stamp ns, event, reason)
+    messages: dict[str, int] = field(default_factory=dict)
+    bad_commands: int = 0
+    clipped_commands: int = 0
+    command_out_of_order: int = 0
+    frame_out_of_order: int = 0
+
+
+def _pick_topics(source: Source, topics: dict[str, str]) -> dict[str, str]:
+    """role -> topic of a recording, from its info if it has one, else from the message types."""
+    by_role: dict[str, list[str]] = {}
+    for topic, msgtype in topics.items():
+        if msgtype in ROLE_OF_TYPE:
+            by_role.setdefault(ROLE_OF_TYPE[msgtype], []).append(topic)
+    chosen = {}
+    for role, candidates in by_role.items():
+        preferred = source.info.topics.get(role) if source.info else None
+        if preferred in candidates:
+            chosen[role] = preferred
+        elif len(candidates) == 1:
+            chosen[role] = candidates[0]
+        else:
+            suffix = {"camera": "camera_node/image/compressed", "action": "redraw/action", "wheels_cmd": "wheels_driver_node/wheels_cmd",
+                      "episode": "redraw/episode"}[role]
+            named = [c for c in candidates if c.endswith(suffix)]
+            if len(named) != 1:
+                raise BagError(f"{source.path}: {len(candidates)} topics of type for '{role}' ({sorted(candidates)}); cannot tell which one to use")
+            chosen[role] = named[0]
+    if "camera" not in chosen:
+        listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
+        raise BagError(
+            f"{source.path}: no camera topic: expected {CAMERA_TYPE} messages (on <robot>/camera_node/image/compressed); "
+            f"the bag has: {listing}"
+        )
+    if "action" not in chosen and "wheels_cmd" not in chosen:
+        listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items()))
+        raise BagError(
+            f"{source.path}: no driving commands: expected {ACTION_TYPE} (redraw/action) or {WHEELS_TYPE} "
+            f"(wheels_driver_node/wheels_cmd) messages; the bag has: {listing}"
+        )
+    return chosen
+
+
+def _monotonic(stamps: list[int], what: str, source: Source, max_bad_fraction: float) -> np.ndarray:
+    """Mask of the stamps that do not go backwards; an error if too many do."""
+    keep = np.ones(len(stamps), bool)
+    latest = -1
+    first_bad = None
+    for i, s in enumerate(stamps):
+        if s <= latest:
+            keep[i] = False
+            if first_bad is None:
+                first_bad = (i, s, latest)
+        else:
+            latest = s
+    bad = int((~keep).sum())
+    if bad and bad > max_bad_fraction * len(stamps):
+        i, s, prev = first_bad
+        raise BagError(
+            f"{source.path}: {what} stamps out of order: {bad} of {len(stamps)} messages are stamped at or before an earlier one "
+            f"(first: message {i} stamped {s / 1e9:.6f} s after one stamped {prev / 1e9:.6f} s); expected increasing header stamps "
+            f"(tolerated: {max_bad_fraction:.0%})"
+        )
+    return keep
+
+
+def read_streams(source: Source, types: _Typestore, *, action_source: str, kinematics: KinematicsConfig | None,
+                 max_bad_fraction: float) -> Streams:
+    """First pass over a recording: stamps of every frame, every command and every event (no decoding)."""
+    errors = _read_errors()
+    topics: dict[str, str] = {}
+    promised: list[dict[str, tuple[str, int | None]]] = []
+    for part in source.parts:
+        try:
+            promised.append(_list_topics(part, types))
+        except errors as exc:
+            raise BagError(f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc}); expected a rosbag2 bag (mcap or sqlite3)") from None
+        topics.update({t: m for t, (m, _) in promised[-1].items()})
+    chosen = _pick_topics(source, topics)
+    use_action = "action" in chosen and action_source in ("auto", "action")
+    if action_source == "action" and "action" not in chosen:
+        raise BagError(f"{source.path}: action_source='action' but the bag has no {ACTION_TYPE} topic")
+    if not use_action and "wheels_cmd" not in chosen:
+        raise BagError(f"{source.path}: action_source='wheels' but the bag has no {WHEELS_TYPE} topic")
+    if not use_action:
+        kinematics = kinematics or (source.info.kinematics if source.info else None)
+        if kinematics is None:
+            raise BagError(
+                f"{source.path}: only wheel commands, and no kinematics to turn them into actions: the bag has no redraw "
+                f"recording info; pass kinematics=KinematicsConfig(...) for this robot"
+            )
+    roles = {topic: role for role, topic in chosen.items()}
+    frame_stamp, frame_part, frame_index = [], [], []
+    cmd_stamp, cmd_action = [], []
+    events = []
+    messages: Counter[str] = Counter()
+    bad = clipped = 0
+    for p, part in enumerate(source.parts):
+        n_frames = 0
+        read: Counter[str] = Counter()
+        try:
+            for topic, msgtype, log_ns, raw in _iter_part(part, types, roles):
+                role = roles[topic]
+                messages[role] += 1
+                read[topic] += 1
+                if role == "camera":
+                    stamp = cdr_header_stamp(raw) or log_ns
+                    frame_stamp.append(stamp)
+                    frame_part.append(p)
+                    frame_index.append(n_frames)
+                    n_frames += 1
+                elif role == "episode":
+                    msg = types.deserialize(raw, msgtype)
+                    events.append((_stamp(msg, log_ns), int(msg.event), int(msg.reason)))
+                elif (role == "action") == use_action:
+                    msg = types.deserialize(raw, msgtype)
+                    if use_action:
+                        a = (float(msg.forward), float(msg.turn))
+                    else:
+                        try:
+                            inv = wheels_to_action(msg.vel_left, msg.vel_right, kinematics)
+                        except ValueError:
+                            bad += 1
+                            continue
+                        a = (inv.forward, inv.turn)
+                    if not all(math.isfinite(x) for x in a):
+                        bad += 1
+                        continue
+                    if any(abs(x) > 1.0 for x in a):
+                        clipped += 1
+                    cmd_stamp.append(_stamp(msg, log_ns))
+                    cmd_action.append(np.clip(a, -1.0, 1.0))
+        except BagError:
+            raise
+        except errors as exc:
+            raise BagError(
+                f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc}); expected a rosbag2 bag (mcap or sqlite3) "
+                f"written by the redraw recorder or ros2 bag"
+            ) from None
+        short = {t: (n, read[t]) for t, (_, n) in promised[p].items() if t in roles and n is not None and read[t] != n}
+        if short:
+            detail = ", ".join(f"{t}: index says {n}, read {r}" for t, (n, r) in sorted(short.items()))
+            raise BagError(f"{part.path}: cannot read the bag: corrupt data, messages missing ({detail})")
+    if not frame_stamp:
+        raise BagError(f"{source.path}: the camera topic {chosen['camera']} has no messages")
+    if not cmd_stamp:
+        raise BagError(f"{source.path}: no usable driving commands on {chosen['action' if use_action else 'wheels_cmd']}")
+    fkeep = _monotonic(frame_stamp, "camera frame", source, max_bad_fraction)
+    ckeep = _monotonic(cmd_stamp, "driving command", source, max_bad_fraction)
+    streams = Streams(
+        camera_topic=chosen["camera"],
+        frame_stamp=np.asarray(frame_stamp, np.int64)[fkeep], frame_part=np.asarray(frame_part)[fkeep],
+        frame_index=np.asarray(frame_index)[fkeep],
+        cmd_stamp=np.asarray(cmd_stamp, np.int64)[ckeep], cmd_action=np.asarray(cmd_action, np.float32).reshape(-1, 2)[ckeep],
+        action_source="action" if use_action else "wheels_cmd", events=sorted(events),
+        messages=dict(messages), bad_commands=bad, clipped_commands=clipped,
+        command_out_of_order=int((~ckeep).sum()), frame_out_of_order=int((~fkeep).sum()),
+    )
+    return streams
+
+
+def _stamp(msg: Any, log_ns: int) -> int:
+    s = msg.header.stamp
+    ns = int(s.sec) * 1_000_000_000 + int(s.nanosec)
+    return ns if ns > 0 else log_ns
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ticks and episodes
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Ticks:
+    time: np.ndarray       # (K,) int64 ns
+    action: np.ndarray     # (K, 2) float32
+    held: np.ndarray       # (K,) bool: no command near this tick, the previous one held
+    segment: np.ndarray    # (K,) int: a new segment starts after every gap longer than max_gap
+
+
+def control_ticks(cmd_stamp: np.ndarray, cmd_action: np.ndarray, control_hz: float, max_gap: float) -> Ticks:
+    """Phase-locked control ticks over a command stream (see the module docstring, step 2)."""
+    period = int(round(1e9 / control_hz))
+    half = period // 2
+    gap = int(max_gap * 1e9)
+    times, actions, held, segment = [], [], [], []
+    n = len(cmd_stamp)
+    seg = 0
+    j = 0
+    t = int(cmd_stamp[0])
+    last_cmd = 0
+    times.append(t)
+    actions.append(cmd_action[0])
+    held.append(False)
+    segment.append(seg)
+    while True:
+        slot = t + period
+        while j < n and cmd_stamp[j] <= t:
+            j += 1
+        k = j
+        best = -1
+        while k < n and cmd_stamp[k] < slot + half:
+            if cmd_stamp[k] >= slot - half and (best < 0 or abs(cmd_stamp[k] - slot) < abs(cmd_stamp[best] - slot)):
+                best = k
+            k += 1
+        if best >= 0:
+            t, last_cmd, is_held = int(cmd_stamp[best]), best, False
+        elif j >= n:
+            break
+        else:
+            # no command near the slot: hold the one in force if the driver's next command follows within
+            # max_gap of it (a slow driver); otherwise the driver stopped: cut, restart at its next command
+            in_force = max(last_cmd, int(np.searchsorted(cmd_stamp, slot, side="right")) - 1)
+            nxt = int(np.searchsorted(cmd_stamp, slot - half, side="left"))
+            if nxt >= n:
+                break
+            if cmd_stamp[nxt] - cmd_stamp[in_force] <= gap:
+                t, last_cmd, is_held = slot, in_force, True
+            else:
+                seg += 1
+                t, last_cmd, is_held = int(cmd_stamp[nxt]), nxt, False
+        times.append(t)
+        actions.append(cmd_action[last_cmd])
+        held.append(is_held)
+        segment.append(seg)
+    return Ticks(np.asarray(times, np.int64), np.asarray(actions, np.float32).reshape(-1, 2), np.asarray(held), np.asarray(segment))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which frame each kept tick uses, and where episodes start and end."""
+
+    episodes: list[tuple[int, int, bool]]   # (first tick, end tick exclusive, terminal) into the tick arrays
+    frame_of_tick: np.ndarray                # (K,) index into the stream's frames, -1 = no usable frame
+    stats: dict[str, int]
+
+
+def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_length: int) -> Plan:
+    age_ns = int(max_frame_age * 1e9)
+    k = len(ticks.time)
+    idx = np.searchsorted(streams.frame_stamp, ticks.time, side="right") - 1
+    frame = np.where(idx >= 0, idx, -1)
+    age = np.where(frame >= 0, ticks.time - streams.frame_stamp[np.maximum(frame, 0)], np.iinfo(np.int64).max)
+    stale = (frame >= 0) & (age > age_ns)
+    missing = frame < 0
+    frame = np.where(stale | missing, -1, frame)
+
+    # episode boundaries from events: a START or END at time e starts a new episode at the first tick >= e;
+    # ticks after an END and before the next START are outside any episode
+    boundary = np.zeros(k, bool)
+    outside = np.zeros(k, bool)
+    terminal_at = {}  # tick index where an episode ends terminally (exclusive end)
+    ends = [(s, r) for s, e, r in streams.events if e == EVENT_END]
+    for s, e, r in streams.events:
+        i = int(np.searchsorted(ticks.time, s, side="left"))
+        if i < k:
+            boundary[i] = True
+        if e == EVENT_END and r in TERMINAL_REASONS:
+            terminal_at[i] = True
+    if ends:
+        state_end = None
+        ev = sorted(streams.events)
+        pos = 0
+        for i in range(k):
+            while pos < len(ev) and ev[pos][0] <= ticks.time[i]:
+                state_end = ev[pos][1] == EVENT_END
+                pos += 1
+            outside[i] = bool(state_end)
+    seg_change = np.r_[False, ticks.segment[1:] != ticks.segment[:-1]]
+    usable = (frame >= 0) & ~outside
+    episodes = []
+    short = short_ticks = 0
+    start = None
+    cuts = Counter()
+    for i in range(k + 1):
+        cut = i == k or not usable[i] or boundary[i] or seg_change[i]
+        if cut and start is not None:
+            length = i - start
+            terminal = bool(terminal_at.get(i, False))
+            if length >= min_length:
+                episodes.append((start, i, terminal))
+            else:
+                short += 1
+                short_ticks += length
+            start = None
+            if i < k:
+                cuts["event" if boundary[i] else "gap" if seg_change[i] else "outside" if outside[i] else "no_frame"] += 1
+        if i < k and usable[i] and start is None:
+            start = i
+    stats = {
+        "ticks": int(k),
+        "held_ticks": int(ticks.held.sum()),
+        "stale_frame_ticks": int((stale & ~outside).sum()),
+        "ticks_before_first_frame": int((missing & ~outside).sum()),
+        "ticks_between_episodes": int(outside.sum()),
+        "short_episodes_dropped": short,
+        "ticks_in_short_episodes": short_ticks,
+        "cuts_at_events": cuts["event"],
+        "cuts_at_gaps": cuts["gap"],
+        "cuts_at_unusable_frames": cuts["no_frame"],
+    }
+    return Plan(episodes, frame, stats)
+
+
+def estimate_camera_drops(stamps: np.ndarray) -> tuple[int, float]:
+    """(frames missing from gaps in the stamps, median camera rate in Hz)."""
+    if len(stamps) < 3:
+        return 0, 0.0
+    dt = np.diff(stamps) / 1e9
+    period = float(np.median(dt))
+    if period <= 0:
+        return 0, 0.0
+    gaps = dt[dt > 1.5 * period]
+    return int(np.sum(np.round(gaps / period) - 1)), 1.0 / period
+
+
+# ---------------------------------------------------------------------------------------------------
+# Second pass: decode and preprocess the frames that are used
+# ---------------------------------------------------------------------------------------------------
+
+def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: _Typestore, cfg: PreprocessConfig,
+                progress: bool) -> tuple[dict[int, np.ndarray], dict[int, tuple[int, int]], dict[int, str]]:
+    """Decode and preprocess the frames with stream indices in `wanted`. Returns (obs, frame sizes, problems)."""
+    errors = _read_errors()
+    want_by_part: dict[int, dict[int, int]] = {}
+    for f in np.unique(wanted):
+        want_by_part.setdefault(int(streams.frame_part[f]), {})[int(streams.frame_index[f])] = int(f)
+    obs: dict[int, np.ndarray] = {}
+    sizes: dict[int, tuple[int, int]] = {}
+    problems: dict[int, str] = {}
+    bar = _progress(len(np.unique(wanted)), f"frames of {source.path.name}", progress)
+    for p, part in enumerate(source.parts):
+        want = want_by_part.get(p)
+        if not want:
+            continue
+        n = 0
+        try:
+            for _, msgtype, _, raw in _iter_part(part, types, {streams.camera_topic: "camera"}):
+                f = want.get(n)
+                n += 1
+                if f is None:
+                    continue
+                msg = types.deserialize(raw, msgtype)
+                try:
+                    rgb = decode_jpeg(bytes(msg.data))
+                    sizes[f] = rgb.shape[:2]
+                    obs[f] = preprocess(rgb, cfg)
+                except PreprocessError as exc:
+                    problems[f] = str(exc)
+                bar.update(1)
+        except BagError:
+            raise
+        except errors as exc:
+            raise BagError(f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc})") from None
+    bar.close()
+    return obs, sizes, problems
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The converter
+# ---------------------------------------------------------------------------------------------------
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
+
+
+def convert_bags(
+    bag_paths: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    preprocess_config: PreprocessConfig | None = None,
+    control_hz: float = 10.0,
+    *,
+    kinematics: KinematicsConfig | None = None,
+    action_source: str = "auto",
+    max_gap: float = 0.5,
+    max_frame_age: float | None = None,
+    min_episode_length: int = 8,
+    max_bad_fraction: float = 0.05,
+    frame_size: tuple[int, int] | None = None,
+    progress: bool = False,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Convert bags (recording folders, bag folders, .mcap files, or folders of them) into a dataset folder
+    of episodes. `preprocess_config`: the settings of the model being calibrated (None: the settings stored
+    with the first recording). `frame_size`: expected camera (height, width); None: the most common size.
+    Returns the report (also written to <out_dir>/report.json). Raises BagError on bad input; then nothing
+    is written."""
+    t_start = time.monotonic()
+    if isinstance(bag_paths, (str, Path)):
+        bag_paths = [bag_paths]
+    if not bag_paths:
+        raise BagError("no bags given: expected one or more recording or bag folders")
+    out_dir = Path(out_dir).expanduser()
+    if out_dir.exists():
+        raise BagError(f"output {out_dir} exists already; the converter never overwrites a dataset: choose a new folder")
+    if not (isinstance(control_hz, (int, float)) and 0 < control_hz <= 100):
+        raise BagError(f"control_hz must be in (0, 100], found {control_hz!r}")
+    if action_source not in ("auto", "action", "wheels"):
+        raise BagError(f"action_source must be 'auto', 'action' or 'wheels', found {action_source!r}")
+    if min_episode_length < 2:
+        raise BagError(f"min_episode_length must be >= 2 (the episode format needs 2 steps), found {min_episode_length}")
+    max_frame_age = 1.0 / control_hz if max_frame_age is None else float(max_frame_age)
+    sources = [s for p in bag_paths for s in discover(p)]
+    seen = set()
+    for s in sources:
+        key = s.path.resolve()
+        if key in seen:
+            raise BagError(f"{s.path} is given twice")
+        seen.add(key)
+    cfg = preprocess_config
+    if cfg is None:
+        cfg = next((s.info.preprocessing for s in sources if s.info is not None), None)
+        if cfg is None:
+            raise BagError("no preprocessing settings: the bags carry no redraw recording info; pass preprocess_config (the model's)")
+
+    types = _Typestore()
+    # ---- pass 1 and planning, for every source, before anything is written
+    planned = []
+    for source in sources:
+        streams = read_streams(source, types, action_source=action_source, kinematics=kinematics, max_bad_fraction=max_bad_fraction)
+        ticks = control_ticks(streams.cmd_stamp, streams.cmd_action, control_hz, max_gap)
+        plan = plan_episodes(streams, ticks, max_frame_age, min_episode_length)
+        planned.append((source, streams, ticks, plan))
+
+    # ---- pass 2: decode, check sizes, write into a temporary folder next to out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        report = _write(planned, tmp, cfg, types, frame_size, max_bad_fraction, min_episode_length, progress)
+        report.update({
+            "output": str(out_dir),
+            "preprocessing": cfg.to_dict(),
+            "control_hz": float(control_hz),
+            "max_gap_s": max_gap,
+            "max_frame_age_s": max_frame_age,
+            "min_episode_length": min_episode_length,
+            "seconds": round(time.monotonic() - t_start, 2),
+        })
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if verbose:
+        print(format_report(report))
+    return report
+
+
+def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, frame_size, max_bad_fraction: float,
+           min_length: int, progress: bool) -> dict[str, Any]:
+    inputs = []
+    totals = Counter()
+    lengths = []
+    n_episode = 0
+    span = [2**63 - 1, 0]
+    for source, streams, ticks, plan in planned:
+        used = np.concatenate([plan.frame_of_tick[a:b] for a, b, _ in plan.episodes]) if plan.episodes else np.zeros(0, int)
+        obs, sizes, problems = load_frames(source, streams, used, types, cfg, progress)
+        # wrong size: against the given size, else the most common size of the used frames
+        expected = tuple(frame_size) if frame_size else (Counter(sizes.values()).most_common(1)[0][0] if sizes else None)
+        wrong = {f for f, hw in sizes.items() if hw != expected}
+        if wrong and len(wrong) > max_bad_fraction * max(1, len(sizes)):
+            found = Counter(sizes[f] for f in wrong).most_common(3)
+            raise BagError(
+                f"{source.path}: frames of the wrong size: {len(wrong)} of {len(sizes)} used frames are not {expected[0]}x{expected[1]} "
+                f"(height x width); found {', '.join(f'{h}x{w} ({n})' for (h, w), n in found)}"
+            )
+        if problems and len(problems) > max_bad_fraction * max(1, len(used)):
+            f, why = next(iter(problems.items()))
+            raise BagError(f"{source.path}: {len(problems)} of {len(used)} used camera frames cannot be decoded (first: {why})")
+        bad = wrong | set(problems)
+        written = 0
+        episodes_here = 0
+        short_after = 0
+        for a, b, terminal in plan.episodes:
+            rows = np.arange(a, b)
+            frames = plan.frame_of_tick[rows]
+            ok = np.array([f not in bad for f in frames])
+            # unusable frames split the episode further
+            for run in _runs(ok):
+                r0, r1 = run
+                if r1 - r0 < min_length:
+                    short_after += 1
+                    continue
+                sel = rows[r0:r1]
+                fsel = frames[r0:r1]
+                end_terminal = terminal and r1 == len(rows)
+                ep = {
+                    "image": np.stack([obs[int(f)] for f in fsel]),
+                    "action": ticks.action[sel].astype(np.float32),
+                    **make_flags(len(sel), end_terminal),
+                    "stamp": streams.frame_stamp[fsel].astype(np.float64) / 1e9,
+                }
+                name = f"{n_episode:06d}-{_safe(source.path.name)}.npz"
+                save_episode(folder / name, ep)
+                n_episode += 1
+                episodes_here += 1
+                written += len(sel)
+                lengths.append(len(sel))
+                span[0] = min(span[0], int(streams.frame_stamp[fsel[0]]))
+                span[1] = max(span[1], int(streams.frame_stamp[fsel[-1]]))
+        drops, camera_hz = estimate_camera_drops(streams.frame_stamp)
+        unclean = [str(p.path) for p in source.parts if not p.clean]
+        entry = {
+            "path": str(source.path),
+            "kind": source.kind,
+            "robot": source.info.robot if source.info else None,
+            "parts": len(source.parts),
+            "recovered_parts": unclean,
+            "messages": streams.messages,
+            "action_source": streams.action_source,
+            "camera_hz": round(camera_hz, 2),
+            "transitions": written,
+            "episodes": episodes_here,
+            "frames": {
+                "total": int(len(streams.frame_stamp) + streams.frame_out_of_order),
+                "used": written,
+                "dropped_estimated": drops,
+                "out_of_order": streams.frame_out_of_order,
+                "wrong_size": len(wrong),
+                "undecodable": len(problems),
+                "expected_size": list(expected) if expected else None,
+            },
+            "commands": {
+                "total": int(len(streams.cmd_stamp)),
+                "out_of_order": streams.command_out_of_order,
+                "non_finite": streams.bad_commands,
+                "clipped": streams.clipped_commands,
+            },
+            "ticks": {**plan.stats, "short_episodes_dropped": plan.stats["short_episodes_dropped"] + short_after},
+            "recorded_span_s": round((int(streams.frame_stamp[-1]) - int(streams.frame_stamp[0])) / 1e9, 3),
+        }
+        inputs.append(entry)
+        totals["transitions"] += written
+        totals["episodes"] += episodes_here
+        totals["dropped"] += drops
+        totals["out_of_order"] += streams.frame_out_of_order + streams.command_out_of_order
+        totals["wrong_size"] += len(wrong)
+        totals["undecodable"] += len(problems)
+        totals["misaligned"] += plan.stats["stale_frame_ticks"] + len(wrong) + len(problems)
+        totals["held"] += plan.stats["held_ticks"]
+        totals["recovered_parts"] += len(unclean)
+    if totals["transitions"] == 0:
+        raise BagError(
+            "no episodes could be formed: every stretch of driving was shorter than min_episode_length "
+            f"({min_length} ticks) or had no usable camera frames; per-input counts: "
+            + "; ".join(f"{e['path']}: {e['ticks']}" for e in inputs)
+        )
+    clean = not any(totals[k] for k in ("dropped", "out_of_order", "wrong_size", "undecodable", "misaligned", "recovered_parts"))
+    return {
+        "transitions": totals["transitions"],
+        "episodes": totals["episodes"],
+        "episode_length": {"min": min(lengths), "mean": round(float(np.mean(lengths)), 2), "max": max(lengths)},
+        "dropped_frames": totals["dropped"],
+        "misaligned_frames": totals["misaligned"],
+        "out_of_order": totals["out_of_order"],
+        "wrong_size_frames": totals["wrong_size"],
+        "undecodable_frames": totals["undecodable"],
+        "held_ticks": totals["held"],
+        "recovered_parts": totals["recovered_parts"],
+        "time_span": {"start": _iso(span[0]), "end": _iso(span[1]), "seconds": round((span[1] - span[0]) / 1e9, 3)},
+        "clean": clean,
+        "inputs": inputs,
+    }
+
+
+def _runs(ok: np.ndarray) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, v in enumerate(ok):
+        if v and start is None:
+            start = i
+        if not v and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(ok)))
+    return runs
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "bag"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    span = report["time_span"]
+    lines = [
+        f"converted {len(report['inputs'])} input(s) -> {report['output']}",
+        f"  transitions {report['transitions']} in {report['episodes']} episodes "
+        f"(length min/mean/max {report['episode_length']['min']}/{report['episode_length']['mean']}/{report['episode_length']['max']})",
+        f"  frames: {report['dropped_frames']} dropped (estimated from stamp gaps), {report['misaligned_frames']} misaligned, "
+        f"{report['wrong_size_frames']} wrong size, {report['undecodable_frames']} undecodable, {report['out_of_order']} out of order",
+        f"  time span {span['start']} .. {span['end']} ({span['seconds']:.1f} s); held ticks {report['held_ticks']}; "
+        f"recovered parts {report['recovered_parts']}",
+        f"  {'clean' if report['clean'] else 'NOT clean: see report.json'}",
+    ]
+    for e in report["inputs"]:
+        lines.append(f"  - {e['path']}: {e['transitions']} transitions, {e['episodes']} episodes, actions from {e['action_source']}, "
+                     f"camera {e['camera_hz']} Hz" + (f", recovered {len(e['recovered_parts'])} unfinished part(s)" if e["recovered_parts"] else ""))
+    return "\n".join(lines)
+
+
+def load_preprocess_config(path: str | Path) -> PreprocessConfig:
+    """Preprocessing settings from a model manifest (its 'preprocessing'), or a JSON/YAML file of them."""
+    path = Path(path)
+    if not path.is_file():
+        raise BagError(f"preprocessing settings not found: {path}")
+    text = path.read_text()
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError:
+        import yaml
+
+        d = yaml.safe_load(text)
+    if isinstance(d, dict) and isinstance(d.get("preprocessing"), dict):
+        d = d["preprocessing"]
+    try:
+        return PreprocessConfig.from_dict(d)
+    except PreprocessError as exc:
+        raise BagError(f"{path}: invalid preprocessing settings: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="convert-bags", description="Convert redraw recordings / rosbag2 bags into a dataset of episodes.")
+    parser.add_argument("bags", nargs="+", help="recording folders, bag folders, .mcap files, or folders of them")
+    parser.add_argument("--out", required=True, help="dataset folder to create (must not exist)")
+    parser.add_argument("--preprocess", help="model manifest or JSON/YAML preprocessing settings (default: those stored with the bags)")
+    parser.add_argument("--control-hz", type=float, default=10.0)
+    parser.add_argument("--action-source", choices=("auto", "action", "wheels"), default="auto")
+    parser.add_argument("--max-gap", type=float, default=0.5, help="seconds without commands that end an episode")
+    parser.add_argument("--max-frame-age", type=float, default=None, help="oldest usable frame at a tick, s (default: 1/control_hz)")
+    parser.add_argument("--min-episode-length", type=int, default=8)
+    parser.add_argument("--max-bad-fraction", type=float, default=0.05)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_preprocess_config(args.preprocess) if args.preprocess else None
+        convert_bags(args.bags, args.out, cfg, args.control_hz, action_source=args.action_source, max_gap=args.max_gap,
+                     max_frame_age=args.max_frame_age, min_episode_length=args.min_episode_length,
+                     max_bad_fraction=args.max_bad_fraction, progress=sys.stderr.isatty())
+    except BagError as exc:
+        print(f"convert-bags: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
