@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rosbags.rosbag2 import Writer, WriterError
 from rosbags.rosbag2.enums import StoragePlugin
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from redraw_common.errors import BagError
@@ -124,7 +124,7 @@ class RecordingWriter:
         try:
             msgdef, _ = self.typestore.generate_msgdef(msgtype, ros_version=2)
             digest = self.typestore.hash_rihs01(msgtype)
-        except KeyError:
+        except (KeyError, TypesysError):
             raise BagError(f"unknown message type {msgtype!r} for topic {topic}; expected a ROS 2 kilted or redraw_msgs type") from None
         self.topics.append(_Topic(topic, msgtype, msgdef, digest))
         self.sidecar.type_hashes[msgtype] = digest

@@ -225,10 +225,14 @@ class Recorder(Node):
         reason = self.stop_reason or reason
         stats = self.stats()
         self.writer.close(reason, stats)
-        self.get_logger().info(
+        line = (
             f"closed {self.writer.folder}: {stats['transitions']} transitions, {self.writer.messages} messages in "
             f"{stats['parts']} part(s), {stats['camera_drops_estimated']} estimated camera drops; stopped: {reason}"
         )
+        if rclpy.ok():
+            self.get_logger().info(line)
+        else:  # the context is gone after SIGINT/SIGTERM: rosout would refuse the line
+            print(f"[INFO] [{self.get_name()}]: {line}", flush=True)
 
 
 def topics_name(role: str) -> str:

@@ -1,0 +1,127 @@
+"""RecordingWriter (parts, splits, flush, refusals), repair after a crash, and the node's counters, without ROS."""
+
+import json
+
+import pytest
+from rosbags.rosbag2 import Reader
+
+from redraw_common.errors import BagError
+from redraw_common.kinematics import KinematicsConfig
+from redraw_common.recording import RecordingInfo, Sidecar
+from redraw_recorder.bagwriter import RecordingWriter, redraw_typestore
+from redraw_recorder.recorder_node import DropEstimator, TransitionCounter
+from redraw_recorder.repair import main as repair_main
+from redraw_recorder.repair import repair_recording
+
+NS = 1_000_000_000
+TS = redraw_typestore()
+INFO = RecordingInfo(robot="db", kinematics=KinematicsConfig(trim=0.02), topics={"action": "/db/redraw/action"})
+
+
+def action_bytes(i: int) -> bytes:
+    A, H, T = (TS.types[x] for x in ("redraw_msgs/msg/DriveAction", "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    return TS.serialize_cdr(A(header=H(stamp=T(sec=i, nanosec=0), frame_id=""), forward=0.5, turn=-0.25, source=2), A.__msgtype__)
+
+
+def record(folder, seconds, hz=50, storage="mcap", close=True, **kw):
+    w = RecordingWriter(folder, INFO, storage=storage, typestore=TS, **kw)
+    w.open()
+    key = w.add_topic("/db/redraw/action", "redraw_msgs/msg/DriveAction")
+    for i in range(int(seconds * hz)):
+        w.write(key, 5 * NS + i * NS // hz, action_bytes(i))
+        if i % hz == hz - 1:
+            w.flush()
+    if close:
+        w.close("test done", {"n": int(seconds * hz)})
+    return w
+
+
+def read_part(part):
+    with Reader(part) as r:
+        msgs = [(t, TS.deserialize_cdr(d, c.msgtype)) for c, t, d in r.messages()]
+        return r.storage.metadata.custom, msgs, {c.topic: c.digest for c in r.connections}
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_parts_split_by_duration_each_a_complete_bag(tmp_path, storage):
+    w = record(tmp_path / "rec", seconds=3.5, split_duration=1.0, storage=storage)
+    side = Sidecar.read(tmp_path / "rec")
+    assert [p.name for p in side.parts] == [f"rec_{i:04d}" for i in range(4)]
+    assert all(p.status == "closed" for p in side.parts) and side.state == "finished" and side.stop_reason == "test done"
+    total = 0
+    for i, p in enumerate(side.parts):
+        custom, msgs, digests = read_part(tmp_path / "rec" / p.name)
+        assert RecordingInfo.from_custom_data(custom) == INFO and custom["redraw.part"] == str(i)
+        assert digests["/db/redraw/action"] == side.type_hashes["redraw_msgs/msg/DriveAction"]
+        assert msgs[0][1].turn == -0.25
+        total += len(msgs)
+    assert total == w.messages == 175
+
+
+def test_parts_split_by_size(tmp_path):
+    record(tmp_path / "rec", seconds=4.0, split_size=1000, split_duration=0)
+    # 1000 bytes are ~30 messages (0.6 s), but a part lasts at least 1 s
+    assert len(Sidecar.read(tmp_path / "rec").parts) == 4
+
+
+def test_refuses_existing_output_and_a_full_disk(tmp_path):
+    (tmp_path / "rec").mkdir()
+    with pytest.raises(BagError, match=r"rec exists already; the recorder never overwrites"):
+        RecordingWriter(tmp_path / "rec", INFO, typestore=TS).open()
+    with pytest.raises(BagError, match=r"disk nearly full: \d+ MiB free .* needs at least \d+ MiB"):
+        RecordingWriter(tmp_path / "new", INFO, typestore=TS, min_free=1 << 62).open()
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_crashed_recording_repairs_up_to_the_last_flush(tmp_path, capsys):
+    record(tmp_path / "rec", seconds=3.5, split_duration=2.0, close=False)  # never closed: like a SIGKILL
+    part0, part1 = (tmp_path / "rec" / f"rec_{i:04d}" for i in range(2))
+    assert (part0 / "metadata.yaml").is_file() and not (part1 / "metadata.yaml").exists()
+    assert repair_main([str(tmp_path / "rec")]) == 0
+    out = capsys.readouterr().out
+    assert "rec_0000: complete, nothing to do" in out and "rec_0001: repaired, 50 messages readable" in out
+    custom, msgs, digests = read_part(part1)
+    # part 1 started at 2.0 s; flushed at 3.0 s (messages 100..149); the last 25 were never flushed
+    assert len(msgs) == 50 and msgs[0][1].header.stamp.sec == 100
+    assert RecordingInfo.from_custom_data(custom) == INFO and custom["redraw.part"] == "1"
+    assert digests["/db/redraw/action"] == Sidecar.read(tmp_path / "rec").type_hashes["redraw_msgs/msg/DriveAction"]
+    assert [p.status for p in Sidecar.read(tmp_path / "rec").parts] == ["closed", "repaired"]
+    assert all(r.action == "ok" for r in repair_recording(tmp_path / "rec"))
+    assert repair_main([str(tmp_path / "nothing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_transition_counter_counts_control_periods_with_camera():
+    c = TransitionCounter(10.0)
+    for k in range(21):                      # 10 Hz commands for 2 s
+        c.command(k * 0.1, camera_fresh=True)
+    assert c.transitions == 21
+    fast = TransitionCounter(10.0)
+    for k in range(101):                     # 50 Hz commands for 2 s: still 10 Hz transitions
+        fast.command(k * 0.02, camera_fresh=True)
+    assert fast.transitions == 21
+    blind = TransitionCounter(10.0)
+    for k in range(21):
+        blind.command(k * 0.1, camera_fresh=False)
+    assert blind.transitions == 0
+
+
+def test_drop_estimator():
+    d = DropEstimator()
+    stamps = [i * 33_333_333 for i in range(60) if i not in (20, 21, 40)]
+    for s in stamps:
+        d.stamp(s)
+    d.stamp(stamps[-5])
+    assert d.drops == 3 and d.out_of_order == 1
+
+
+def test_sidecar_is_valid_json_while_recording(tmp_path):
+    w = RecordingWriter(tmp_path / "rec", INFO, typestore=TS)
+    w.open()
+    key = w.add_topic("/db/redraw/action", "redraw_msgs/msg/DriveAction")
+    w.write(key, NS, action_bytes(0))
+    d = json.loads((tmp_path / "rec" / "recording.json").read_text())
+    assert d["state"] == "recording" and d["parts"][0]["status"] == "open" and d["info"]["robot"] == "db"
+    with pytest.raises(BagError, match="unknown message type"):
+        RecordingWriter(tmp_path / "r2", INFO, typestore=TS).add_topic("/x", "nope_msgs/msg/X")
+    w.close()
