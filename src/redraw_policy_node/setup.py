@@ -22,6 +22,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "policy_node = redraw_policy_node.policy_node:main",
         ],
     },
 )

@@ -1,0 +1,51 @@
+"""When the policy may drive: the policy node's safety state, kept free of ROS so it can be tested alone.
+
+States (values = redraw_msgs/PolicyStatus WATCHDOG_*), by priority:
+    ESTOP         e-stop engaged on redraw/estop: held until released
+    WAITING       no camera frame received yet
+    STALE_CAMERA  the freshest frame arrived more than `frame_timeout` seconds ago: held until frames are fresh
+    MODEL_ERROR   the last inference raised: held until an inference succeeds
+    BAD_OUTPUT    the last inference gave a non-finite action: held until one is finite
+    OK            driving
+
+Anything but OK means: wheels at zero. Times are monotonic seconds supplied by the caller.
+"""
+
+from __future__ import annotations
+
+OK, STALE_CAMERA, BAD_OUTPUT, MODEL_ERROR, ESTOP, WAITING = 0, 1, 2, 3, 4, 5
+NAMES = {OK: "ok", STALE_CAMERA: "stale_camera", BAD_OUTPUT: "bad_output", MODEL_ERROR: "model_error", ESTOP: "estop", WAITING: "waiting"}
+
+
+class Watchdog:
+    def __init__(self, frame_timeout: float):
+        if not frame_timeout > 0:
+            raise ValueError(f"frame_timeout must be > 0 s, found {frame_timeout}")
+        self.frame_timeout = frame_timeout
+        self.last_frame: float | None = None
+        self.estop = False
+        self.fault = OK  # outcome of the last inference: OK, BAD_OUTPUT or MODEL_ERROR
+
+    def frame(self, now: float) -> None:
+        self.last_frame = now
+
+    def set_estop(self, engaged: bool) -> None:
+        self.estop = bool(engaged)
+
+    def inference(self, outcome: int) -> None:
+        if outcome not in (OK, BAD_OUTPUT, MODEL_ERROR):
+            raise ValueError(f"inference outcome must be OK, BAD_OUTPUT or MODEL_ERROR, found {outcome}")
+        self.fault = outcome
+
+    def fresh(self, now: float) -> bool:
+        return self.last_frame is not None and now - self.last_frame <= self.frame_timeout
+
+    def state(self, now: float) -> int:
+        """The state before inference: may the node run the model and drive on this tick?"""
+        if self.estop:
+            return ESTOP
+        if self.last_frame is None:
+            return WAITING
+        if not self.fresh(now):
+            return STALE_CAMERA
+        return self.fault

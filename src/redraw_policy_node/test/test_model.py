@@ -1,0 +1,102 @@
+"""PolicyModel: verified loading (hash, manifest, shapes) with clear errors, and inference parity."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.tiny_policy import build_policy, reference_action, tamper_hash, with_manifest
+
+from redraw_common.errors import ManifestError
+from redraw_common.manifest import ActionSpec, TensorSpec, manifest_path_for
+from redraw_common.preprocessing import PreprocessConfig, encode_jpeg, preprocess
+from redraw_policy_node import watchdog as wd
+from redraw_policy_node.model import PolicyModel
+
+CFG = PreprocessConfig(height=16, width=16)
+PKG = Path(__file__).resolve().parents[1]
+
+
+def test_runs_the_manifests_preprocessing_and_matches_the_reference(tmp_path, rng_frame):
+    model = PolicyModel(build_policy(tmp_path, CFG))
+    jpeg = encode_jpeg(rng_frame)
+    obs = model.observe(jpeg)
+    np.testing.assert_array_equal(obs, preprocess(jpeg, CFG))
+    raw = model.infer(obs)
+    np.testing.assert_allclose(raw, reference_action(obs), atol=1e-6)
+    forward, turn = model.to_drive(raw)
+    assert (forward, turn) == pytest.approx(tuple(raw.tolist()))
+    white = model.infer(model.observe(np.full((48, 64, 3), 255, np.uint8)))
+    assert np.isnan(white).all()
+    with pytest.raises(ValueError, match="non-finite action"):
+        model.to_drive(white)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("hash", r"sha256 mismatch for .*policy.onnx: manifest says [0-9a-f]{64}, file has [0-9a-f]{64}"),
+        ("no_manifest", r"model manifest not found: expected a JSON file at .*policy.manifest.json"),
+        ("no_model", r"model file not found"),
+        ("onnx_input_size", r"input 'obs': the manifest says shape \[1, 16, 16, 2\], the ONNX model has \[1, 32, 32, 2\]"),
+        ("manifest_input_size", r"input 'obs' must be uint8 \[1, 16, 16, 2\] \(batch 1 \+ the preprocessing output lane_mask 16x16x2\), the manifest says uint8 \[1, 32, 32, 2\]"),
+        ("extra_input", r"model inputs \['vector'\] are not supported by the policy node"),
+        ("action_names", r"action names \['forward', 'steer'\] lack \['turn'\]"),
+    ],
+)
+def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
+    if case == "onnx_input_size":
+        path = build_policy(tmp_path, CFG, input_shape=(1, 32, 32, 2), manifest_input_shape=(1, 16, 16, 2))
+    elif case == "manifest_input_size":
+        path = build_policy(tmp_path, CFG, input_shape=(1, 32, 32, 2))
+    else:
+        path = build_policy(tmp_path, CFG)
+    if case == "hash":
+        tamper_hash(path)
+    elif case == "no_manifest":
+        manifest_path_for(path).unlink()
+    elif case == "no_model":
+        path = tmp_path / "other.onnx"
+    elif case == "extra_input":
+        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 4), "float32")))
+    elif case == "action_names":
+        with_manifest(path, action=ActionSpec(names=("forward", "steer")))
+    with pytest.raises(ManifestError, match=match):
+        PolicyModel(path)
+
+
+def test_watchdog_priorities_and_recovery():
+    w = wd.Watchdog(frame_timeout=0.15)
+    assert w.state(0.0) == wd.WAITING
+    w.frame(1.0)
+    assert w.state(1.1) == wd.OK and w.state(1.2) == wd.STALE_CAMERA
+    w.frame(1.25)
+    assert w.state(1.3) == wd.OK
+    w.inference(wd.BAD_OUTPUT)
+    assert w.state(1.3) == wd.BAD_OUTPUT
+    w.set_estop(True)
+    assert w.state(1.3) == wd.ESTOP
+    w.set_estop(False)
+    w.inference(wd.OK)
+    assert w.state(1.3) == wd.OK
+    with pytest.raises(ValueError, match="frame_timeout must be > 0"):
+        wd.Watchdog(0)
+
+
+def test_robot_package_never_imports_torch():
+    for py in PKG.rglob("*.py"):
+        if "test" in py.parts:
+            continue
+        tree = ast.parse(py.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.split(".")[0] in ("torch", "redraw_training")], py
+
+
+@pytest.fixture
+def rng_frame():
+    rng = np.random.default_rng(3)
+    img = np.full((48, 64, 3), 70, np.uint8)
+    img[30:, 10:20] = (240, 200, 20)   # yellow
+    img[30:, 45:55] = (245, 245, 245)  # white
+    return np.clip(img.astype(int) + rng.integers(-5, 6, img.shape), 0, 255).astype(np.uint8)

@@ -1,0 +1,114 @@
+"""Tiny ONNX policies with manifests, for testing the policy node (built with onnx.helper: no torch needed).
+
+The model reads the observation `obs` uint8 (1, H, W, C), averages each channel over the image
+(m_c in [0, 1]) and outputs `action` float32 (1, 2):
+
+    forward = 0.3 + 0.4 * m_0                  (lane_mask: more yellow -> faster)
+    turn    = tanh(2 * (m_0 - m_last))         (yellow vs white balance)
+    nan_gate: with nan_when_white, both are NaN when the last channel is fully covered (m_last == 1, an
+              all-white camera frame in lane_mask mode) - a model that fails on demand
+
+    build_policy(folder, preprocessing=PreprocessConfig(), nan_when_white=True) -> path of policy.onnx
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from redraw_common.manifest import ActionSpec, ModelManifest, TensorSpec, manifest_path_for, sha256_file
+from redraw_common.preprocessing import PreprocessConfig
+
+
+def _graph(shape: tuple[int, int, int, int], nan_when_white: bool) -> onnx.ModelProto:
+    _, h, w, c = shape
+    f32 = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Cast", ["obs"], ["x"], to=f32),
+        helper.make_node("ReduceMean", ["x", "axes_hw"], ["m255"], keepdims=0),          # (1, C)
+        helper.make_node("Div", ["m255", "c255"], ["m"]),
+        helper.make_node("Gather", ["m", "i0"], ["m0"], axis=1),                          # (1,): scalar index
+        helper.make_node("Gather", ["m", "ilast"], ["ml"], axis=1),
+        helper.make_node("Mul", ["m0", "c04"], ["f1"]),
+        helper.make_node("Add", ["f1", "c03"], ["fwd"]),
+        helper.make_node("Sub", ["m0", "ml"], ["d"]),
+        helper.make_node("Mul", ["d", "c2"], ["d2"]),
+        helper.make_node("Tanh", ["d2"], ["turn"]),
+        helper.make_node("Concat", ["fwd", "turn"], ["a0"], axis=0),                      # (2,)
+    ]
+    if nan_when_white:
+        # 0 * log(1 - m_last): 0 while m_last < 1, 0 * -inf = NaN when the last channel is full
+        nodes += [
+            helper.make_node("Sub", ["c1", "ml"], ["room"]),
+            helper.make_node("Log", ["room"], ["lg"]),
+            helper.make_node("Mul", ["lg", "c0"], ["gate"]),
+            helper.make_node("Add", ["a0", "gate"], ["a1"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Identity", ["a0"], ["a1"]))
+    nodes.append(helper.make_node("Unsqueeze", ["a1", "axes0"], ["action"]))
+    consts = [
+        helper.make_tensor("axes_hw", TensorProto.INT64, [2], [1, 2]),
+        helper.make_tensor("axes0", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("i0", TensorProto.INT64, [], [0]),
+        helper.make_tensor("ilast", TensorProto.INT64, [], [c - 1]),
+        *(helper.make_tensor(n, f32, [], [v]) for n, v in (("c255", 255.0), ("c04", 0.4), ("c03", 0.3), ("c2", 2.0), ("c1", 1.0), ("c0", 0.0))),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_policy",
+        [helper.make_tensor_value_info("obs", TensorProto.UINT8, list(shape))],
+        [helper.make_tensor_value_info("action", f32, [1, 2])],
+        initializer=consts,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="redraw-tests")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+def reference_action(obs: np.ndarray) -> np.ndarray:
+    """What the tiny policy computes, in numpy (for checking the node's output)."""
+    m = obs.astype(np.float64).mean(axis=(0, 1)) / 255.0
+    return np.array([0.3 + 0.4 * m[0], np.tanh(2 * (m[0] - m[-1]))], np.float32)
+
+
+def build_policy(folder: str | Path, preprocessing: PreprocessConfig | None = None, *, nan_when_white: bool = True,
+                 input_shape: tuple[int, ...] | None = None, manifest_input_shape: tuple[int, ...] | None = None,
+                 model_id: str = "tiny-test-policy", control_hz: float = 10.0) -> Path:
+    """Write policy.onnx + policy.manifest.json into `folder`. `input_shape` overrides the ONNX input shape
+    and `manifest_input_shape` the shape the manifest declares (both default to (1, *preprocessing.shape)),
+    to build mismatched models."""
+    cfg = preprocessing or PreprocessConfig()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = tuple(input_shape or (1, *cfg.shape))
+    path = folder / "policy.onnx"
+    onnx.save(_graph(shape, nan_when_white), path)
+    manifest = ModelManifest(
+        model_id=model_id, model_file=path.name, sha256=sha256_file(path), preprocessing=cfg,
+        inputs=(TensorSpec("obs", tuple(manifest_input_shape or shape), "uint8"),),
+        outputs=(TensorSpec("action", (1, 2), "float32"),), action=ActionSpec(), control_hz=control_hz,
+        created="2026-11-21T00:00:00Z", provenance={"method": "tests/helpers/tiny_policy.py"},
+    )
+    manifest_path_for(path).write_text(json.dumps(manifest.to_dict(), indent=2))
+    return path
+
+
+def tamper_hash(model_path: Path) -> None:
+    """Change the model file after its manifest was written (hash mismatch)."""
+    data = bytearray(model_path.read_bytes())
+    data[-1] ^= 0xFF
+    model_path.write_bytes(bytes(data))
+
+
+def with_manifest(model_path: Path, **changes) -> None:
+    """Rewrite the manifest with changed fields (hash kept)."""
+    from redraw_common.manifest import load_manifest
+
+    m = load_manifest(manifest_path_for(model_path))
+    manifest_path_for(model_path).write_text(json.dumps(replace(m, **changes).to_dict(), indent=2))
