@@ -1,0 +1,146 @@
+"""The recorder as a real process, started as record.launch.py declares it, recording a synthetic robot
+(camera 30 Hz JPEG, actions and wheel commands 10 Hz, episode events) over DDS on loopback; the bag is read
+back with rosbags and converted into a dataset."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from helpers.launchstart import start_launch
+from helpers.rosproc import NodeGroup, wait_for
+from rosbags.rosbag2 import Reader
+
+from redraw_common.preprocessing import PreprocessConfig
+from redraw_common.recording import RecordingInfo, Sidecar
+from redraw_recorder.repair import main as repair_main
+from redraw_training.bags import convert_bags
+
+pytestmark = pytest.mark.ros
+REPO = Path(__file__).resolve().parents[1]
+NODES = Path(__file__).parent / "nodes"
+RECORD = REPO / "src" / "redraw_recorder" / "launch" / "record.launch.py"
+ROBOT = "rbot"
+CFG = PreprocessConfig(height=32, width=32)
+TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode")}
+
+
+def start(group, out, episode_every=0.0, split_duration=None, **args):
+    """The synthetic robot, and the recorder as the launch file declares it (1 s progress lines for the test)."""
+    robot = group.start_python(NODES / "fake_robot.py", ["--robot", ROBOT, "--episode-every", str(episode_every)])
+    extra = {"progress_period": 1.0, **({"split_duration": split_duration} if split_duration else {})}
+    rec = start_launch(group, RECORD, {"robot": ROBOT, "output": str(out), **args}, overrides={"recorder": extra})["recorder"]
+    return robot, rec
+
+
+def wait_exit(proc, timeout):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{proc.name} still running after {timeout} s:\n{proc.output()}")
+
+
+def parts(out):
+    return [out / p.name for p in Sidecar.read(out).parts]
+
+
+def test_records_the_requested_transitions_and_converts_clean(tmp_path):
+    out = tmp_path / "rec"
+    with NodeGroup(tmp_path) as group:
+        _, rec = start(group, out, episode_every=3.0, max_transitions="60")
+        assert wait_exit(rec, 40) == 0, rec.output()
+        log = rec.output()
+    assert "reached max_transitions=60" in log and "transitions (" in log and "GiB free" in log
+    (part,) = parts(out)
+    with Reader(part) as reader:
+        info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
+        counts = {c.topic: c.msgcount for c in reader.connections}
+        assert reader.storage.metadata.ros_distro == "rosbags"
+        assert {c.msgtype for c in reader.connections} == {"sensor_msgs/msg/CompressedImage", "redraw_msgs/msg/WheelsCmdStamped",
+                                                          "redraw_msgs/msg/DriveAction", "redraw_msgs/msg/EpisodeEvent"}
+    assert info.robot == ROBOT and set(info.topics.values()) == TOPICS == set(counts)
+    assert counts[f"/{ROBOT}/redraw/action"] >= 60 and counts[f"/{ROBOT}/camera_node/image/compressed"] >= 170
+    assert counts[f"/{ROBOT}/redraw/episode"] >= 2
+    side = Sidecar.read(out)
+    assert side.state == "finished" and side.stats["transitions"] >= 60 and side.stats["camera_drops_estimated"] == 0
+
+    report = convert_bags([out], tmp_path / "ds", CFG, 10, verbose=False)
+    assert report["clean"], json.dumps(report, indent=1)
+    ticks = report["inputs"][0]["ticks"]
+    assert ticks["ticks"] >= 60  # the bag holds the requested transitions ...
+    # ... and the dataset all of them but the fragments too short to be episodes at episode boundaries
+    assert report["transitions"] == ticks["ticks"] - ticks["ticks_in_short_episodes"] - ticks["ticks_between_episodes"]
+    assert report["transitions"] >= 60 - ticks["ticks_in_short_episodes"] > 40
+    assert report["episodes"] >= 2 and report["inputs"][0]["ticks"]["cuts_at_events"] >= 1
+    assert report["inputs"][0]["action_source"] == "action" and report["inputs"][0]["robot"] == ROBOT
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_signals_close_every_part_cleanly(tmp_path, sig):
+    out = tmp_path / "rec"
+    with NodeGroup(tmp_path) as group:
+        # split every 1.5 s (record.yaml: 300 s): several parts, each a complete bag; the converter joins them
+        _, rec = start(group, out, split_duration=1.5)
+        wait_for(lambda: out.exists() and len(Sidecar.read(out).parts) >= 3, 30, what="three parts")
+        rec.signal(sig)
+        assert wait_exit(rec, 15) == 0, rec.output()
+    side = Sidecar.read(out)
+    assert side.state == "finished" and "interrupted" in side.stop_reason
+    assert all(p.status == "closed" for p in side.parts)
+    for part in parts(out):
+        with Reader(part) as reader:
+            assert reader.message_count > 0
+    report = convert_bags([out], tmp_path / "ds", CFG, verbose=False, min_episode_length=4)
+    assert report["episodes"] == 1 and report["inputs"][0]["parts"] >= 3
+    assert report["inputs"][0]["ticks"]["cuts_at_gaps"] == 0
+
+
+def test_sigkill_leaves_a_bag_that_reads_and_converts(tmp_path):
+    out = tmp_path / "rec"
+    with NodeGroup(tmp_path) as group:
+        _, rec = start(group, out)
+        wait_for(lambda: "transitions (" in rec.output() and " 0 transitions" not in rec.output().splitlines()[-1], 30, what="recording")
+        time.sleep(2.5)
+        rec.signal(signal.SIGKILL)
+        killed_at = time.time()
+        rec.wait(5)
+    (part,) = parts(out)
+    assert not (part / "metadata.yaml").exists() and Sidecar.read(out).state == "recording"
+    # converts as it is (read only) ...
+    report = convert_bags([out], tmp_path / "ds", CFG, verbose=False)
+    assert report["recovered_parts"] == 1 and report["transitions"] >= 20
+    # ... and repairs into a bag rosbags (and ros2 bag) reads, up to about the last second
+    assert repair_main([str(out)]) == 0
+    with Reader(part) as reader:
+        assert RecordingInfo.from_custom_data(reader.storage.metadata.custom).robot == ROBOT
+        last = max(t for _, t, _ in reader.messages())
+        assert reader.message_count > 100
+    assert killed_at - last / 1e9 <= 1.5, f"lost {killed_at - last / 1e9:.2f} s"
+    report2 = convert_bags([out], tmp_path / "ds2", CFG, verbose=False)
+    assert report2["transitions"] == report["transitions"] and report2["recovered_parts"] == 0
+
+
+@pytest.mark.parametrize("case", ["exists", "disk_full"])
+def test_refuses_to_start(tmp_path, case):
+    out = tmp_path / "rec"
+    overrides = {"recorder": {"progress_period": 1.0}}
+    if case == "exists":
+        out.mkdir()
+        (out / "precious.txt").write_text("keep")
+        expect = f"output {out} exists already"
+    else:
+        overrides["recorder"]["min_free_mb"] = 1e12
+        expect = "disk nearly full"
+    with NodeGroup(tmp_path) as group:
+        rec = start_launch(group, RECORD, {"robot": ROBOT, "output": str(out)}, overrides=overrides)["recorder"]
+        assert wait_exit(rec, 20) == 2
+        log = rec.output()
+    assert expect in log, log
+    if case == "exists":
+        assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    else:
+        assert not out.exists()
