@@ -1,0 +1,50 @@
+"""Every launch file of the repository: its declared executables and parameter files exist (installed and in
+the source tree), and the nodes start as declared, run, and stop cleanly on SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from helpers.launchfile import declared_arguments, declared_nodes
+from helpers.launchstart import start_launch
+from helpers.rosproc import NodeGroup, executable_path
+from helpers.tiny_policy import build_policy
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted([*REPO.glob("launch/*.launch.py"), *REPO.glob("src/*/launch/*.launch.py")])
+IDS = [str(p.relative_to(REPO)) for p in LAUNCH_FILES]
+
+
+def test_the_robot_launch_files_exist():
+    names = {p.name for p in LAUNCH_FILES}
+    assert {"record.launch.py", "drive.launch.py"} <= names
+
+
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=IDS)
+def test_declared_executables_and_parameter_files_exist(launch_file):
+    nodes = declared_nodes(launch_file)
+    assert nodes, f"{launch_file} declares no Node(...)"
+    for node in nodes:
+        assert executable_path(node.package, node.executable).is_file()
+        for installed, source in zip(node.param_file_paths(), node.source_param_file_paths()):
+            assert installed.is_file(), f"{installed} not installed (add config/ to the package's data_files and run setup)"
+            assert source.is_file(), f"{source} missing from the source tree"
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=IDS)
+def test_declared_nodes_start_run_and_stop_cleanly(tmp_path, launch_file):
+    known = {"robot": "lbot", "output": str(tmp_path / "recording"), "model": str(build_policy(tmp_path / "model"))}
+    args = {k: v for k, v in known.items() if k in declared_arguments(launch_file)}
+    with NodeGroup(tmp_path) as group:
+        procs = start_launch(group, launch_file, args)
+        time.sleep(4.0)
+        dead = {name: p.output() for name, p in procs.items() if not p.alive()}
+        assert not dead, f"exited early: {dead}"
+        for p in procs.values():
+            p.signal(signal.SIGINT)
+        codes = {name: p.wait(15) for name, p in procs.items()}
+        assert all(c == 0 for c in codes.values()), {n: (c, procs[n].output()[-2000:]) for n, c in codes.items()}
