@@ -39,9 +39,10 @@ class PreprocessConfig:
     height: int = 64
     width: int = 64
     horizon_crop: float = 1.0 / 3.0   # fraction of rows removed from the top before resizing
-    # OpenCV HSV ranges (H in [0, 180), S and V in [0, 255]), inclusive
-    yellow_low: tuple[int, int, int] = (15, 70, 70)
-    yellow_high: tuple[int, int, int] = (40, 255, 255)
+    # OpenCV HSV ranges (H in [0, 180), S and V in [0, 255]), inclusive. Yellow stops at H 32: the
+    # Duckietown simulator's grass starts at H 33 (its yellow line is H 25-30, S > 80, V > 150).
+    yellow_low: tuple[int, int, int] = (15, 80, 100)
+    yellow_high: tuple[int, int, int] = (32, 255, 255)
     white_low: tuple[int, int, int] = (0, 0, 150)
     white_high: tuple[int, int, int] = (180, 60, 255)
 
