@@ -1,0 +1,113 @@
+"""Data-collection drivers and the `collect` dataset writer."""
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import redraw_sim  # noqa: F401
+from redraw_common.episodes import iter_episodes, load_episode
+from redraw_sim.collect import CollectError, collect, main, make_driver
+from redraw_sim.drivers import DriverInputError, ExploreDriver, LaneFollowPController, RandomDriver
+
+
+def test_p_controller_steers_back_to_the_lane():
+    expert = LaneFollowPController(forward=0.6)
+    assert expert.act({"lane_offset_m": 0.0, "lane_heading_rad": 0.0}).tolist() == [pytest.approx(0.6), 0.0]
+    assert expert.act({"lane_offset_m": 0.03, "lane_heading_rad": 0.0})[1] < 0       # left of centre: turn right
+    assert expert.act({"lane_offset_m": -0.03, "lane_heading_rad": 0.0})[1] > 0
+    assert expert.act({"lane_offset_m": 0.0, "lane_heading_rad": 0.2})[1] < 0        # pointing left: turn right
+    assert expert.act({"lane_offset_m": 1.0, "lane_heading_rad": 1.0})[1] == -1.0   # clipped
+    with pytest.raises(DriverInputError, match="expected a lane state mapping with 'lane_offset_m'"):
+        expert.act(np.zeros((64, 64, 2), np.uint8))
+    with pytest.raises(DriverInputError, match="must be finite"):
+        expert.act({"lane_offset_m": math.nan, "lane_heading_rad": 0.0})
+
+
+def test_explorer_is_seeded_bounded_and_visits_every_mode():
+    def run(seed):
+        driver, rng = ExploreDriver(seed=seed), np.random.default_rng(0)
+        state = {"lane_offset_m": 0.0, "lane_heading_rad": 0.0}
+        actions = []
+        for _ in range(3000):
+            a = driver.act(state)
+            actions.append(a)
+            # a crude lane: turning moves the heading, heading moves the offset
+            state = {"lane_offset_m": float(np.clip(state["lane_offset_m"] + 0.02 * state["lane_heading_rad"], -0.1, 0.1)),
+                     "lane_heading_rad": float(np.clip(state["lane_heading_rad"] + 0.15 * a[1] + 0.01 * rng.standard_normal(), -1, 1))}
+        return np.array(actions), driver.mode_counts
+
+    actions, modes = run(0)
+    assert np.array_equal(actions, run(0)[0]) and not np.array_equal(actions, run(1)[0])
+    assert actions.dtype == np.float32 and np.abs(actions).max() <= 1.0
+    assert all(modes[m] > 0 for m in ExploreDriver.MODES), modes
+    assert (actions[:, 0] < 0).any() and np.percentile(actions[:, 0], 90) - np.percentile(actions[:, 0], 10) > 0.4   # varied speeds
+    assert actions[:, 1].std() > 0.2
+
+
+def test_explorer_in_the_simulator_drifts_and_recovers(nominal_env):
+    env, driver = nominal_env, ExploreDriver(seed=2)
+    env.reset(seed=2)
+    driver.reset(seed=2)
+    offsets, episodes = [], 0
+    for _ in range(400):
+        _, _, terminated, truncated, info = env.step(driver.act(env.lane_state()))
+        offsets.append(info["lane_offset_m"])
+        if terminated or truncated:
+            episodes += 1
+            env.reset()
+            driver.reset()
+    offsets = np.abs(offsets)
+    assert driver.mode_counts["recover"] > 0 or episodes > 0
+    assert (offsets > 0.04).mean() > 0.05           # it leaves the centre...
+    assert (offsets < 0.02).mean() > 0.3            # ...and spends time near it
+    assert episodes <= 4
+
+
+def test_collect_writes_reward_free_episodes(nominal_env, tmp_path):
+    out = tmp_path / "explore"
+    summary = collect(nominal_env, ExploreDriver(seed=0), 120, out, seed=4, keep_reward=False, progress=False)
+    episodes = list(iter_episodes(out))
+    assert summary["transitions"] == 120 and summary["episodes"] == len(episodes)
+    assert sum(len(ep["image"]) - 1 for _, ep in episodes) == 120          # one transition per env step
+    for _, ep in episodes:
+        assert "reward" not in ep and ep["image"].shape[1:] == (64, 64, 2) and ep["action"].shape[1] == 2
+        assert np.all(np.diff(ep["stamp"]) > 0) and ep["stamp"][0] == 0.0
+        assert not ep["action"][-1].any()                                   # no action after the last observation
+    last = load_episode(sorted(out.glob("*.npz"))[-1])
+    assert last["is_last"][-1] and not last["is_terminal"][-1] or summary["episode_ends"][-1] == "terminated"
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["reward_free"] and meta["driver"] == "ExploreDriver" and meta["env_settings"]["map"] == "loop_empty"
+    with pytest.raises(CollectError, match="already holds episodes"):
+        collect(nominal_env, ExploreDriver(seed=0), 10, out, progress=False)
+
+
+def test_collect_expert_data_keeps_rewards_and_matches_a_replay(nominal_env, tmp_path):
+    out = tmp_path / "expert"
+    collect(nominal_env, LaneFollowPController(), 40, out, seed=9, progress=False)
+    (_, ep), = list(iter_episodes(out))
+    assert len(ep["image"]) == 41 and ep["reward"][0] == 0.0 and ep["reward"][1:].sum() > 5
+    # the recorded observations and rewards are what the env gives for the recorded actions
+    obs, _ = nominal_env.reset(seed=9)
+    assert np.array_equal(obs["image"], ep["image"][0])
+    for t in range(5):
+        obs, reward, *_ = nominal_env.step(ep["action"][t])
+        assert np.array_equal(obs["image"], ep["image"][t + 1]) and reward == pytest.approx(ep["reward"][t + 1])
+
+
+def test_collect_cli_with_dmc_and_errors(tmp_path, capsys):
+    out = tmp_path / "reacher"
+    assert main(["--env", "redraw/dmc_reacher_easy_reversed_actions-v0", "--driver", "random", "--transitions", "30",
+                 "--out", str(out), "--no-progress"]) == 0
+    (_, ep), = list(iter_episodes(out))
+    assert ep["vector"].shape == (31, 2) and ep["image"].shape == (31, 64, 64, 3) and "reward" in ep
+    assert "wrote 30 transitions in 1 episodes" in capsys.readouterr().out
+    assert main(["--env", "redraw/dmc_reacher_easy-v0", "--driver", "expert", "--transitions", "5", "--out", str(tmp_path / "x"),
+                 "--no-progress"]) == 2
+    assert "reads the lane state, which redraw/dmc_reacher_easy-v0 does not provide" in capsys.readouterr().err
+    env = gym.make("redraw/dmc_pendulum_swingup-v0")
+    with pytest.raises(CollectError, match="unknown driver 'joystick'"):
+        make_driver("joystick", env)
+    assert isinstance(make_driver("random", env), RandomDriver) and make_driver("random", env).act().shape == (1,)
