@@ -72,7 +72,7 @@ def test_drives_at_the_control_rate(tmp_path, model):
     assert 8.0 <= rate <= 12.0, f"{rate:.1f} Hz"
     expect = road_action()
     assert all(moving(w) for w in wheels)
-    np.testing.assert_allclose([w[1:] for w in wheels], [[expect.left, expect.right]] * len(wheels), atol=2e-3)
+    np.testing.assert_allclose([w[1:3] for w in wheels], [[expect.left, expect.right]] * len(wheels), atol=2e-3)
     status = [s for s in data["status"] if phase["t_start"] <= s[0] <= phase["t_end"]]
     assert {s[1] for s in status} == {0} and {s[4] for s in status} == {"tiny-test-policy"}
     assert all(s[2] > 0 and s[3] > 0 for s in status)

@@ -48,7 +48,8 @@ class FakeRobot(Node):
     def __init__(self, args):
         super().__init__("fake_robot", namespace=args.robot)
         rng = np.random.default_rng(0)
-        self.frames = [encode_jpeg(road(args.width, args.height, math.sin(2 * math.pi * i / args.variants), rng), 85) for i in range(args.variants)]
+        self.frames = [encode_jpeg(road(args.width, args.height, math.sin(2 * math.pi * i / args.variants), rng), args.quality)
+                       for i in range(args.variants)]
         if args.wrong_size_every:
             self.bad = encode_jpeg(road(args.width // 2, args.height // 2, 0.0, rng), 85)
         self.args = args
@@ -70,9 +71,9 @@ class FakeRobot(Node):
     def camera_tick(self):
         msg = CompressedImage()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.args.robot
-        msg.format = "jpeg"
         n = self.i
+        msg.header.frame_id = f"{self.args.robot}:{n}"  # sequence number: lets a benchmark count lost frames exactly
+        msg.format = "jpeg"
         if self.args.wrong_size_every and n % self.args.wrong_size_every == self.args.wrong_size_every - 1:
             msg.data = self.bad
         else:
@@ -131,6 +132,7 @@ def main():
     p.add_argument("--duration", type=float, default=0.0)
     p.add_argument("--no-action", action="store_true")
     p.add_argument("--wrong-size-every", type=int, default=0)
+    p.add_argument("--quality", type=int, default=85)
     args = p.parse_args()
     rclpy.init()
     node = FakeRobot(args)

@@ -1,5 +1,7 @@
 """Test node: plays a camera and an e-stop for the policy node, following a script of phases, and records
-every wheel command and policy status it receives (monotonic receive times). Writes JSON and exits 0.
+every wheel command (monotonic receive time, left, right, header stamp ns, ROS receive time ns) and policy
+status (monotonic receive time, watchdog state, end-to-end ms, inference ms, model id, header stamp ns) it
+receives. Writes JSON and exits 0.
 
     python policy_probe.py --robot db --out probe.json --script '[{"mode": "road", "seconds": 2},
         {"mode": "none", "seconds": 1.5}, {"mode": "road", "seconds": 2}]'
@@ -32,7 +34,7 @@ class Probe(Node):
     def __init__(self, args):
         super().__init__("policy_probe", namespace=args.robot)
         rng = np.random.default_rng(1)
-        self.frames = {"road": encode_jpeg(road(args.width, args.height, 0.0, rng), 90),
+        self.frames = {"road": encode_jpeg(road(args.width, args.height, 0.0, rng), args.quality),
                        "white": encode_jpeg(np.full((args.height, args.width, 3), 255, np.uint8), 90)}
         self.script = json.loads(args.script)
         self.args = args
@@ -94,12 +96,15 @@ class Probe(Node):
             self.phases[-1]["t_start"] = time.monotonic()
 
     def on_wheels(self, msg):
-        self.wheels.append((time.monotonic(), msg.vel_left, msg.vel_right))
+        recv = self.get_clock().now().nanoseconds
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.wheels.append((time.monotonic(), msg.vel_left, msg.vel_right, stamp, recv))
         if msg.vel_left != 0.0 or msg.vel_right != 0.0:
             self.warmed_up = True
 
     def on_status(self, msg):
-        self.status.append((time.monotonic(), int(msg.watchdog_state), float(msg.end_to_end_latency_ms), float(msg.inference_ms), msg.model_id))
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.status.append((time.monotonic(), int(msg.watchdog_state), float(msg.end_to_end_latency_ms), float(msg.inference_ms), msg.model_id, stamp))
 
 
 def main():
@@ -112,6 +117,7 @@ def main():
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--warmup-timeout", type=float, default=15.0)
     p.add_argument("--listen", type=float, default=3.0)
+    p.add_argument("--quality", type=int, default=90)
     args = p.parse_args()
     rclpy.init()
     node = Probe(args)
