@@ -64,14 +64,21 @@ class TransitionCounter:
 
 
 class DropEstimator:
-    """Estimates messages lost upstream from gaps between header stamps (the stream's own clock)."""
+    """Estimates messages lost upstream from the stream's own header stamps: each interval spans
+    round(dt / period) stream periods (period = median of recent intervals); drops = periods spanned - intervals.
+    A late message followed by an early one spans 2 + 0 periods: publisher jitter cancels out, real gaps don't."""
 
     def __init__(self, window: int = 31):
         self.window = window
         self.intervals: list[float] = []
         self.last: int | None = None
-        self.drops = 0
+        self.spanned = 0
+        self.counted = 0
         self.out_of_order = 0
+
+    @property
+    def drops(self) -> int:
+        return max(0, self.spanned - self.counted)
 
     def stamp(self, ns: int | None) -> None:
         if not ns:
@@ -83,8 +90,8 @@ class DropEstimator:
                 return
             if len(self.intervals) >= 5:
                 period = sorted(self.intervals)[len(self.intervals) // 2]
-                if dt > 1.5 * period:
-                    self.drops += max(0, round(dt / period) - 1)
+                self.spanned += round(dt / period)
+                self.counted += 1
             self.intervals.append(dt)
             del self.intervals[: -self.window]
         self.last = ns

@@ -549,15 +549,15 @@ def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_leng
 
 
 def estimate_camera_drops(stamps: np.ndarray) -> tuple[int, float]:
-    """(frames missing from gaps in the stamps, median camera rate in Hz)."""
+    """(frames missing, median camera rate in Hz), from the frame stamps: each interval spans round(dt / period)
+    camera periods; missing = periods spanned - intervals (a late frame followed by an early one cancels out)."""
     if len(stamps) < 3:
         return 0, 0.0
     dt = np.diff(stamps) / 1e9
     period = float(np.median(dt))
     if period <= 0:
         return 0, 0.0
-    gaps = dt[dt > 1.5 * period]
-    return int(np.sum(np.round(gaps / period) - 1)), 1.0 / period
+    return max(0, int(np.round(dt / period).sum()) - len(dt)), 1.0 / period
 
 
 # ---------------------------------------------------------------------------------------------------
