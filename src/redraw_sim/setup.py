@@ -23,6 +23,9 @@ setup(
     entry_points={
         "console_scripts": [
             "collect = redraw_sim.collect:main",
+            "twin_node = redraw_sim.twin_node:main",
+            "explore_node = redraw_sim.explore_node:main",
+            "teleop_node = redraw_sim.teleop_node:main",
         ],
     },
 )

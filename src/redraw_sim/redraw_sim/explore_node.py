@@ -1,0 +1,142 @@
+"""Exploration driver node: drives the digital twin for reward-free calibration data.
+
+    ros2 launch redraw_sim explore.launch.py robot:=db1
+
+At `control_hz` (10) it reads the lane state from the twin's ground truth (redraw_sim/ground_truth), asks
+the driver for an action and publishes it on redraw/action (DriveAction, source EXPLORE; SCRIPTED for the
+`expert` P-controller) and, through the robot's kinematics, on wheels_driver_node/wheels_cmd. A START on
+redraw/episode resets the driver's mode. Without fresh ground truth (`truth_timeout`) it commands a stop.
+Timers follow the ROS clock: start it with use_sim_time:=true next to a twin that publishes /clock.
+The driver is `redraw_sim.drivers.ExploreDriver` (noisy lane keeping, drifts and recoveries, stops,
+short reverses, varied speeds) or `LaneFollowPController`; neither uses a reward.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Float64MultiArray
+
+from redraw_common import topics
+from redraw_common.kinematics import KinematicsConfig
+from redraw_common.nodeparams import declare_config
+from redraw_msgs.msg import DriveAction, EpisodeEvent
+
+from . import ground_truth
+from .action_out import ActionOut
+from .drivers import ExploreConfig, ExploreDriver, LaneFollowPController
+
+DRIVERS = ("explore", "expert")
+
+
+class ExploreNode(Node):
+    def __init__(self):
+        super().__init__("explorer")
+
+        def param(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        driver = param("driver", "explore", f"one of {list(DRIVERS)}: reward-free explorer or the lane-following P-controller")
+        control_hz = float(param("control_hz", 10.0, "control rate, Hz (ROS time: simulated with use_sim_time)"))
+        self.truth_timeout = float(param("truth_timeout", 0.5, "seconds without ground truth before the driver stops the robot"))
+        seed = int(param("seed", 0, "seed of the explorer's random choices"))
+        speed = (float(param("speed_min", 0.2, "explore: slowest cruise forward command")),
+                 float(param("speed_max", 1.0, "explore: fastest cruise forward command")))
+        p_drift = float(param("p_drift", ExploreConfig.p_drift, "explore: chance per tick of starting a drift"))
+        p_stop = float(param("p_stop", ExploreConfig.p_stop, "explore: chance per tick of stopping"))
+        p_reverse = float(param("p_reverse", ExploreConfig.p_reverse, "explore: chance per tick of a short reverse"))
+        turn_noise = float(param("turn_noise", ExploreConfig.turn_noise, "explore: std of the turn noise"))
+        forward = float(param("forward", 0.6, "expert: constant forward command"))
+        self.kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
+        if driver not in DRIVERS:
+            raise ValueError(f"driver must be one of {DRIVERS}, found {driver!r}")
+        if control_hz <= 0 or self.truth_timeout <= 0:
+            raise ValueError(f"control_hz and truth_timeout must be > 0, found {control_hz}, {self.truth_timeout}")
+        if not -1 <= speed[0] <= speed[1] <= 1:
+            raise ValueError(f"speed_min <= speed_max must lie in [-1, 1], found {speed}")
+        if driver == "explore":
+            config = ExploreConfig(speed_range=speed, p_drift=p_drift, p_stop=p_stop, p_reverse=p_reverse, turn_noise=turn_noise)
+            self.driver = ExploreDriver(config, seed=seed)
+            source = DriveAction.SOURCE_EXPLORE
+        else:
+            self.driver = LaneFollowPController(forward=forward)
+            source = DriveAction.SOURCE_SCRIPTED
+        self.out = ActionOut(self, self.kinematics, source)
+        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(Float64MultiArray, topics.GROUND_TRUTH, self.on_truth, reliable)
+        self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_episode, reliable)
+        self.state: dict[str, float] | None = None
+        self.state_time_ns = 0
+        self.stopped_for_truth = False
+        self.create_timer(1.0 / control_hz, self.on_tick)
+        self.get_logger().info(f"{driver} driver at {control_hz:g} Hz, seed {seed}, reading {topics.GROUND_TRUTH}")
+
+    def on_truth(self, msg: Float64MultiArray) -> None:
+        try:
+            self.state = ground_truth.from_msg(msg)
+        except ground_truth.GroundTruthError as exc:
+            self.get_logger().error(str(exc), throttle_duration_sec=5.0)
+            return
+        self.state_time_ns = self.get_clock().now().nanoseconds
+
+    def on_episode(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.EVENT_START:
+            self.driver.reset()
+
+    def on_tick(self) -> None:
+        age = (self.get_clock().now().nanoseconds - self.state_time_ns) / 1e9
+        if self.state is None or age > self.truth_timeout:
+            if not self.stopped_for_truth:
+                self.get_logger().warning(f"no ground truth for {age:.1f} s on {topics.GROUND_TRUTH}: stopping")
+                self.stopped_for_truth = True
+            self.out.publish(0.0, 0.0)
+            return
+        if self.stopped_for_truth:
+            self.get_logger().info("ground truth back: driving")
+            self.stopped_for_truth = False
+        forward, turn = self.driver.act(self.state)
+        self.out.publish(float(forward), float(turn))
+
+
+def run(node_factory, name: str, args: list[str] | None = None) -> int:
+    """main() of the driver nodes: own SIGINT/SIGTERM handling, a last zero command before exiting."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    node, code = None, 0
+    try:
+        node = node_factory()
+        while rclpy.ok() and stop["signal"] is None:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except ValueError as exc:
+        print(f"{name}: error: bad configuration: {exc}", file=sys.stderr, flush=True)
+        code = 2
+    finally:
+        if node is not None:
+            if rclpy.ok():
+                node.out.publish(0.0, 0.0)
+                node.get_logger().info(f"stopping after {node.out.sent} commands: wheels to zero")
+                time.sleep(0.05)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(ExploreNode, "explore_node", args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

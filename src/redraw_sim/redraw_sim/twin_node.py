@@ -1,0 +1,259 @@
+"""Digital twin: the Duckietown lane-following simulator as a ROS 2 robot under a namespace (/<robot>/...).
+
+    ros2 launch redraw_sim twin.launch.py robot:=db1 perturb:=reversed
+
+Publishes (relative to the namespace)
+    camera_node/image/compressed   sensor_msgs/CompressedImage, JPEG, `camera_hz` (30) at camera_width x camera_height
+    redraw/episode                 redraw_msgs/EpisodeEvent: START at the start and after every reset, END (LEFT_LANE
+                                   when the robot leaves its lane, TIMEOUT after `episode_timeout` s) before it
+    redraw_sim/ground_truth        std_msgs/Float64MultiArray, labelled fields (redraw_sim.ground_truth), every
+                                   simulator step: pose, lane offset, progress, laps, dense reward - twin only
+    /clock                         rosgraph_msgs/Clock, the twin's simulated time, when `publish_clock` is true
+Consumes
+    wheels_driver_node/wheels_cmd  redraw_msgs/WheelsCmdStamped: held until the next one; after
+                                   `command_timeout` s without one the wheels stop, like a real wheels driver.
+
+Time: the simulator steps at 30 Hz of simulated time, paced by the wall clock at `real_time_factor` x real
+time (1 = real time; 4 = four times faster). With publish_clock the simulated time goes out on /clock and
+stamps every message, so nodes started with use_sim_time:=true follow the twin at any speed; without it,
+messages are stamped with the ROS time at the start plus the simulated time. When rendering cannot keep up,
+frames are skipped (physics never): a slow machine lowers the frame rate, not the simulated physics.
+
+The perturbation (`perturb`, e.g. "reversed" or "trim:0.1,delay:0.2") acts inside the simulator on the wheel
+commands; nothing published reveals it except the motion itself.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+
+import rclpy
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CompressedImage
+from std_msgs.msg import Float64MultiArray
+
+from redraw_common import topics
+from redraw_common.imageconv import rgb_to_compressed
+from redraw_msgs.msg import EpisodeEvent, WheelsCmdStamped
+
+from . import ground_truth
+from .dt_import import DuckietownUnavailable
+from .duckietown_sim import MAPS, SIM_HZ, LaneSim
+
+EXIT_OK, EXIT_BAD_CONFIG = 0, 2
+
+
+class TwinConfigError(ValueError):
+    """A twin parameter is out of range."""
+
+
+class TwinNode(Node):
+    def __init__(self):
+        super().__init__("twin")
+
+        def param(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        map_name = param("map_name", "loop_empty", f"Duckietown loop map, one of {list(MAPS)}")
+        perturb = param("perturb", "", "dynamics perturbation inside the simulator, e.g. 'reversed' or 'trim:0.1,gain:0.7,delay:0.2'")
+        width = int(param("camera_width", 640, "camera frame width, pixels"))
+        height = int(param("camera_height", 480, "camera frame height, pixels"))
+        camera_hz = float(param("camera_hz", 30.0, "camera frame rate in simulated time; must divide 30"))
+        self.quality = int(param("jpeg_quality", 90, "JPEG quality of the camera frames"))
+        self.rtf = float(param("real_time_factor", 1.0, "simulated seconds per wall second (1 = real time)"))
+        self.publish_clock = bool(param("publish_clock", False, "publish the simulated time on /clock and stamp with it"))
+        self.command_timeout = float(param("command_timeout", 0.5, "seconds (simulated) without a wheel command before the wheels stop"))
+        self.episode_timeout = float(param("episode_timeout", 0.0, "end and restart an episode after this many simulated seconds (0 = never)"))
+        seed = int(param("seed", 0, "seed of the start poses"))
+        self.max_catchup = int(param("max_catchup_steps", 15, "most simulator steps one tick may run to catch up with the wall clock"))
+        log_every = float(param("log_every", 10.0, "seconds (wall) between status lines"))
+        self.frame_id = param("frame_id", "", "frame_id of the camera frames (empty: the robot name)") or self.get_namespace().strip("/")
+        self.check(camera_hz, width, height)
+        self.camera_every = int(round(SIM_HZ / camera_hz))
+
+        self.lane = LaneSim(map_name, perturb, width, height, seed=seed)   # raises on a bad map / perturbation
+        self.lane.reset()
+
+        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.camera_pub = self.create_publisher(CompressedImage, topics.CAMERA, reliable)
+        self.episode_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, reliable)
+        self.truth_pub = self.create_publisher(Float64MultiArray, topics.GROUND_TRUTH, reliable)
+        self.clock_pub = self.create_publisher(ClockMsg, "/clock", reliable) if self.publish_clock else None
+        self.create_subscription(WheelsCmdStamped, topics.WHEELS_CMD, self.on_wheels, reliable)
+
+        self.command = (0.0, 0.0)
+        self.command_time = -math.inf       # simulated time of the last wheel command
+        self.steps = 0                      # simulator steps since start
+        self.episode = 0
+        self.episode_start = 0.0
+        self.episode_laps = 0
+        self.counts = {"frames": 0, "episodes": 1, "left_lane": 0, "timeouts": 0, "commands": 0, "skipped_frames": 0, "laps": 0}
+        self.t0_ros = self.get_clock().now().nanoseconds
+        self.t0_wall = time.monotonic()
+        self.last_log = self.t0_wall
+        self.log_every = log_every
+        wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(1.0 / (SIM_HZ * self.rtf), self.on_tick, clock=wall)
+        self.started = False
+        self.get_logger().info(
+            f"twin on {map_name} (loop {self.lane.track.length:.2f} m), perturbation '{self.lane.perturb or 'none'}', camera "
+            f"{width}x{height} at {camera_hz:g} Hz, {self.rtf:g}x real time{', publishing /clock' if self.publish_clock else ''}"
+        )
+
+    def check(self, camera_hz: float, width: int, height: int) -> None:
+        if camera_hz <= 0 or abs(SIM_HZ / camera_hz - round(SIM_HZ / camera_hz)) > 1e-9:
+            raise TwinConfigError(f"camera_hz must divide the simulator's {SIM_HZ:g} Hz (30, 15, 10, ...), found {camera_hz}")
+        if not 0 < self.rtf <= 100:
+            raise TwinConfigError(f"real_time_factor must be in (0, 100], found {self.rtf}")
+        if not 1 <= self.quality <= 100:
+            raise TwinConfigError(f"jpeg_quality must be in [1, 100], found {self.quality}")
+        if self.command_timeout <= 0:
+            raise TwinConfigError(f"command_timeout must be > 0 s, found {self.command_timeout}")
+        if self.max_catchup < 1:
+            raise TwinConfigError(f"max_catchup_steps must be >= 1, found {self.max_catchup}")
+
+    # time ---------------------------------------------------------------------------------------------------
+    @property
+    def sim_time(self) -> float:
+        return self.steps / SIM_HZ
+
+    def stamp(self) -> Time:
+        ns = int(round(self.sim_time * 1e9)) + (0 if self.publish_clock else self.t0_ros)
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    # callbacks ----------------------------------------------------------------------------------------------
+    def on_wheels(self, msg: WheelsCmdStamped) -> None:
+        left, right = float(msg.vel_left), float(msg.vel_right)
+        if not (math.isfinite(left) and math.isfinite(right)):
+            self.get_logger().warning(f"ignoring a non-finite wheel command ({left}, {right})", throttle_duration_sec=5.0)
+            return
+        self.command = (max(-1.0, min(1.0, left)), max(-1.0, min(1.0, right)))
+        self.command_time = self.sim_time
+        self.counts["commands"] += 1
+
+    def on_tick(self) -> None:
+        if not self.started:
+            self.started = True
+            self.publish_event(EpisodeEvent.EVENT_START, EpisodeEvent.REASON_NONE)
+        due = int((time.monotonic() - self.t0_wall) * SIM_HZ * self.rtf) - self.steps
+        if due > self.max_catchup:      # far behind (a stall): drop the backlog instead of racing through it
+            self.t0_wall += (due - self.max_catchup) / (SIM_HZ * self.rtf)
+            due = self.max_catchup
+        frames_due = 0
+        for _ in range(max(due, 0)):
+            self.physics_step()
+            if self.steps % self.camera_every == 0:
+                frames_due += 1
+        if frames_due:
+            self.counts["skipped_frames"] += frames_due - 1
+            self.publish_frame()
+        now = time.monotonic()
+        if now - self.last_log >= self.log_every:
+            self.log_status(now)
+
+    # simulation ---------------------------------------------------------------------------------------------
+    def physics_step(self) -> None:
+        fresh = self.sim_time - self.command_time <= self.command_timeout
+        left, right = self.command if fresh else (0.0, 0.0)
+        reward, terminated, info = self.lane.step(left, right, 1)
+        self.steps += 1
+        if self.clock_pub is not None:
+            self.clock_pub.publish(ClockMsg(clock=self.stamp()))
+        self.counts["laps"] += info["laps"] - self.episode_laps
+        self.episode_laps = info["laps"]
+        self.publish_truth(info, reward, terminated)
+        if terminated:
+            self.counts["left_lane"] += 1
+            self.restart(EpisodeEvent.REASON_LEFT_LANE, f"left the lane ({self.lane.episode.end})")
+        elif self.episode_timeout > 0 and self.sim_time - self.episode_start >= self.episode_timeout:
+            self.counts["timeouts"] += 1
+            self.restart(EpisodeEvent.REASON_TIMEOUT, f"episode time limit {self.episode_timeout:g} s")
+
+    def restart(self, reason: int, why: str) -> None:
+        metrics = self.lane.episode_metrics()
+        self.publish_event(EpisodeEvent.EVENT_END, reason)
+        self.get_logger().info(
+            f"episode {self.episode} ended: {why} after {metrics['sim_time_s']:.1f} s, {metrics['distance_m']:.2f} m along the "
+            f"lane, {metrics['laps']} laps, centre offset {metrics['centre_offset_cm']:.1f} cm; resetting"
+        )
+        self.lane.reset()
+        self.episode_laps = 0
+        self.episode += 1
+        self.episode_start = self.sim_time
+        self.counts["episodes"] += 1
+        self.publish_event(EpisodeEvent.EVENT_START, EpisodeEvent.REASON_NONE)
+
+    # publishing ---------------------------------------------------------------------------------------------
+    def publish_frame(self) -> None:
+        msg = rgb_to_compressed(self.lane.render(), stamp=self.stamp(), frame_id=self.frame_id, quality=self.quality)
+        self.camera_pub.publish(msg)
+        self.counts["frames"] += 1
+
+    def publish_event(self, event: int, reason: int) -> None:
+        msg = EpisodeEvent()
+        msg.header.stamp = self.stamp()
+        msg.header.frame_id = self.frame_id
+        msg.event, msg.reason = event, reason
+        self.episode_pub.publish(msg)
+
+    def publish_truth(self, info: dict, reward: float, terminated: bool) -> None:
+        x, y, yaw = ground_truth.map_pose(self.lane.sim)
+        self.truth_pub.publish(ground_truth.to_msg({
+            "stamp_s": self.sim_time + (0.0 if self.publish_clock else self.t0_ros / 1e9),
+            "x_m": x, "y_m": y, "yaw_rad": yaw,
+            "lane_offset_m": info["lane_offset_m"], "lane_heading_rad": info["lane_heading_rad"], "s_m": info["s_m"],
+            "distance_m": info["distance_m"], "laps": info["laps"], "lap_time_s": info["lap_time_s"],
+            "speed_mps": info["speed_mps"], "yaw_rate_rps": info["yaw_rate"], "reward": reward,
+            "episode": self.episode, "out_of_lane": float(terminated),
+        }))
+
+    def log_status(self, now: float) -> None:
+        wall = now - self.t0_wall
+        c = self.counts
+        self.get_logger().info(
+            f"t_sim {self.sim_time:.1f} s ({self.sim_time / max(wall, 1e-9):.2f}x real time), {c['frames']} frames "
+            f"({c['frames'] / max(self.sim_time, 1e-9):.1f}/s simulated, {c['skipped_frames']} skipped), {c['commands']} commands, "
+            f"episode {self.episode} ({c['left_lane']} left the lane, {c['timeouts']} timed out), {c['laps']} laps"
+        )
+        self.last_log = now
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    node, code = None, EXIT_OK
+    try:
+        node = TwinNode()
+        while rclpy.ok() and stop["signal"] is None:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except (TwinConfigError, ValueError) as exc:
+        print(f"twin_node: error: bad configuration: {exc}", file=sys.stderr, flush=True)
+        code = EXIT_BAD_CONFIG
+    except DuckietownUnavailable as exc:
+        print(f"twin_node: error: {exc}", file=sys.stderr, flush=True)
+        code = EXIT_BAD_CONFIG
+    finally:
+        if node is not None:
+            node.log_status(time.monotonic())
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
