@@ -14,6 +14,7 @@ from launch_ros.substitutions import FindPackageShare
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("robot", default_value="duckiebot", description="robot name = namespace of its topics"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (next to a twin that publishes it)"),
         DeclareLaunchArgument("model", default_value="/models/policy.onnx", description="exported policy; its manifest lies next to it"),
         Node(
             package="redraw_policy_node",
@@ -23,7 +24,7 @@ def generate_launch_description():
             output="screen",
             parameters=[
                 PathJoinSubstitution([FindPackageShare("redraw_policy_node"), "config", "drive.yaml"]),
-                {"model_path": LaunchConfiguration("model")},
+                {"model_path": LaunchConfiguration("model"), "use_sim_time": LaunchConfiguration("use_sim_time")},
             ],
         ),
     ])

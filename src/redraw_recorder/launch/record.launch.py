@@ -13,6 +13,7 @@ from launch_ros.substitutions import FindPackageShare
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("robot", default_value="duckiebot", description="robot name = namespace of its topics"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (next to a twin that publishes it)"),
         DeclareLaunchArgument("output", default_value="", description="recording folder to create (empty: automatic name)"),
         DeclareLaunchArgument("max_transitions", default_value="0", description="stop after N transitions (0 = no limit)"),
         DeclareLaunchArgument("max_duration", default_value="0.0", description="stop after T seconds (0 = no limit)"),
@@ -29,6 +30,7 @@ def generate_launch_description():
                     "output": LaunchConfiguration("output"),
                     "max_transitions": LaunchConfiguration("max_transitions"),
                     "max_duration": LaunchConfiguration("max_duration"),
+                    "use_sim_time": LaunchConfiguration("use_sim_time"),
                 },
             ],
         ),
