@@ -110,7 +110,7 @@ class Recorder(Node):
         output_root = param("output_root", "~/redraw_bags", "parent folder of automatically named recordings")
         storage = param("storage", "mcap", "rosbag2 storage: mcap or sqlite3")
         self.max_transitions = int(param("max_transitions", 0, "stop after this many control-rate transitions (0 = no limit)"))
-        self.max_duration = float(param("max_duration", 0.0, "stop after this many seconds (0 = no limit)"))
+        self.max_duration = float(param("max_duration", 0.0, "stop after this many seconds of recording, node clock (0 = no limit)"))
         split_size_mb = float(param("split_size_mb", 512.0, "start a new part after this many MiB (0 = never)"))
         split_duration = float(param("split_duration", 300.0, "start a new part after this many seconds (0 = never)"))
         self.min_free_mb = float(param("min_free_mb", 512.0, "refuse to start, or stop, below this much free disk (MiB)"))
@@ -153,6 +153,7 @@ class Recorder(Node):
             self.create_subscription(msg_type, topics_name(role), self._callback(role), qos, raw=True)
 
         self.t0 = time.monotonic()
+        self.t_first: float | None = None  # node-clock time of the first recorded message: max_duration counts from it
         self.done = False
         self.stop_reason = ""
         self.exit_code = EXIT_OK
@@ -173,25 +174,29 @@ class Recorder(Node):
             now = self.get_clock().now().nanoseconds
             self.writer.write(key, now, raw)
             self.counts[role] += 1
-            mono = time.monotonic()
+            t = now * 1e-9  # the node's clock: simulated time next to a twin with use_sim_time
+            if self.t_first is None:
+                self.t_first = t
             if role == "camera":
-                self.last_camera = mono
+                self.last_camera = t
                 self.drops["camera"].stamp(cdr_header_stamp(raw))
             elif role == "action" or (role == "wheels_cmd" and self.counts["action"] == 0):
-                self.counter.command(mono, mono - self.last_camera <= self.camera_fresh_s)
+                self.counter.command(t, t - self.last_camera <= self.camera_fresh_s)
                 if self.max_transitions and self.counter.transitions >= self.max_transitions:
                     self._stop(f"reached max_transitions={self.max_transitions}")
-            if self.max_duration and mono - self.t0 >= self.max_duration:
-                self._stop(f"reached max_duration={self.max_duration:g} s")
+            self._check_duration(t)
 
         return on_message
+
+    def _check_duration(self, t: float) -> None:
+        if self.max_duration and self.t_first is not None and t - self.t_first >= self.max_duration:
+            self._stop(f"reached max_duration={self.max_duration:g} s")
 
     def _flush(self) -> None:
         if self.done:
             return
         self.writer.flush()
-        if self.max_duration and time.monotonic() - self.t0 >= self.max_duration:
-            self._stop(f"reached max_duration={self.max_duration:g} s")
+        self._check_duration(self.get_clock().now().nanoseconds * 1e-9)
 
     def stats(self) -> dict:
         elapsed = time.monotonic() - self.t0
