@@ -95,6 +95,26 @@ def mask_fidelity(resolutions, poses: int = 12) -> dict:
             for (w, h) in sorted(envs)}
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Bar chart of steps/s per env, next to the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r["env"].removeprefix("redraw/") + (f" ({r['kwargs']['camera_width']}x{r['kwargs']['camera_height']})" if r["kwargs"] else "")
+              for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.2))
+    ax.barh(labels, [r["steps_per_s"] for r in rows], color=["tab:orange" if "Duckietown" in lab else "tab:blue" for lab in labels])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("env steps / s (log scale)")
+    ax.set_title("redraw_sim env throughput")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=300)
@@ -125,6 +145,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    plot(rows, args.out.with_suffix(".png"))
     table = Table(title=f"redraw_sim env throughput ({os.cpu_count()} CPUs, load {result['machine']['load_avg_1m']:.1f})")
     for col in ("env", "settings", "obs", "steps/s", "incl. resets", "reset ms"):
         table.add_column(col, justify="left" if col in ("env", "settings") else "right")
