@@ -8,6 +8,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    package_data={PACKAGE: ["configs.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -23,6 +24,11 @@ setup(
     entry_points={
         "console_scripts": [
             "convert-bags = redraw_training.bags:main",
+            "pretrain = redraw_training.cli.pretrain:main",
+            "calibrate = redraw_training.cli.calibrate:main",
+            "evaluate = redraw_training.cli.evaluate:main",
+            "export = redraw_training.cli.export:main",
+            "collect = redraw_training.cli.collect:main",
         ],
     },
 )

@@ -168,6 +168,16 @@ def test_episodes_cut_at_events_and_gaps(tmp_path):
     assert report["transitions"] == 47 and report["held_ticks"] == 0
 
 
+def test_end_and_start_at_the_same_stamp(tmp_path):
+    # a twin that resets publishes END and START with one stamp: the next episode starts right away
+    frames, actions = stream(seconds=3.0)
+    events = [(T0 + int(1.05 * NS), 1, 1), (T0 + int(1.05 * NS), 0, 0)]
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions, events=events), tmp_path / "ds", CFG,
+                          min_episode_length=4, verbose=False)
+    assert [len(e["action"]) for e in episodes(tmp_path / "ds")] == [11, 19]
+    assert report["inputs"][0]["ticks"]["ticks_between_episodes"] == 0
+
+
 def test_slow_driver_holds_its_command_and_fast_driver_is_subsampled(tmp_path):
     frames, _ = stream(seconds=3.0)
     slow = [(T0 + k * NS // 5 + 12_000_000, 0.1 * k, 0.0) for k in range(15)]     # 5 Hz
@@ -257,9 +267,17 @@ def test_camera_drops_are_estimated_and_stale_frames_cut(tmp_path):
     frames, actions = stream(seconds=4.0)
     frames = [f for i, f in enumerate(frames) if not 45 <= i < 60]  # 0.5 s without camera
     report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions), tmp_path / "ds", CFG, min_episode_length=4, verbose=False)
-    assert report["dropped_frames"] == 15
+    assert report["dropped_frames"] == 15 and report["dropped_fraction"] == pytest.approx(15 / 120)
     assert report["inputs"][0]["ticks"]["stale_frame_ticks"] == 5 - 1  # ticks at 1.6..1.9 s; 1.5 s still sees frame 44 fresh
     assert report["episodes"] == 2 and not report["clean"]
+
+
+def test_a_lost_frame_no_tick_needed_keeps_the_report_clean(tmp_path):
+    frames, actions = stream(seconds=4.0)
+    frames = [f for i, f in enumerate(frames) if i != 31]  # ticks use frames 0, 3, 6, ...: 31 is not needed
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions), tmp_path / "ds", CFG, verbose=False)
+    assert report["dropped_frames"] == 1 and report["misaligned_frames"] == 0 and report["clean"]
+    assert report["transitions"] == 40
 
 
 def test_many_bags_and_recording_folders_and_the_cli(tmp_path, capsys):

@@ -1,0 +1,133 @@
+"""Actor-critic trained in imagination (METHOD.md section 5), DreamerV3-v1 style with REINFORCE.
+
+Per update, from N start states (z, sigma): roll the policy H steps in the world model (optionally under a
+ReDRAW residual), rewards from the reward head on z_1..z_H, continue flags from the continue head's mode,
+lambda-returns bootstrapped with the fast critic, percentile return normalisation, REINFORCE actor loss
+with entropy bonus, two-hot critic regularised towards a slow EMA critic. The policy reads z only.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .config import Config
+from .nets import MLP, BoundedNormal, TwoHotHead
+from .optim import Optimizer
+
+
+class Actor(nn.Module):
+    def __init__(self, zdim: int, action_dim: int, cfg: Config):
+        super().__init__()
+        self.mlp = MLP(zdim, cfg.layers, cfg.units, 2 * action_dim, "normal")
+        self.minstd, self.maxstd = cfg.minstd, cfg.maxstd
+
+    def forward(self, z: torch.Tensor) -> BoundedNormal:
+        return BoundedNormal(self.mlp(z), self.minstd, self.maxstd)
+
+
+class ReturnNorm(nn.Module):
+    """EMA of the 5th and 95th return percentiles; scale = max(1 / max, hi - lo)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.decay, self.max = cfg.decay, cfg.max
+        self.q = torch.tensor([cfg.perclo / 100.0, cfg.perchi / 100.0])
+        self.register_buffer("lo", torch.zeros(()))
+        self.register_buffer("hi", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def update(self, ret: torch.Tensor) -> None:
+        flat = ret.detach().float().reshape(-1)
+        if flat.numel() > 1 << 24:
+            flat = flat[torch.randperm(flat.numel(), device=flat.device)[: 1 << 24]]
+        lo, hi = torch.quantile(flat, self.q.to(flat.device))
+        d = self.decay
+        self.lo.mul_(d).add_((1 - d) * lo)
+        self.hi.mul_(d).add_((1 - d) * hi)
+        self.initialised.fill_(True)
+
+    def scale(self) -> torch.Tensor:
+        return torch.clamp(self.hi - self.lo, min=1.0 / self.max)
+
+
+def lambda_return(reward: torch.Tensor, value: torch.Tensor, disc: torch.Tensor, lam: float) -> torch.Tensor:
+    """R_t = r_{t+1} + disc_{t+1} ((1 - lam) v_{t+1} + lam R_{t+1}), R_H = v_H. Inputs (H, N) rewards and
+    discounts for steps 1..H, values (H+1, N); returns (H, N) for t = 0..H-1."""
+    interm = reward + disc * value[1:] * (1.0 - lam)
+    out = []
+    last = value[-1]
+    for t in range(reward.shape[0] - 1, -1, -1):
+        last = interm[t] + disc[t] * lam * last
+        out.append(last)
+    return torch.stack(out[::-1])
+
+
+class ImagActorCritic(nn.Module):
+    def __init__(self, config: Config, zdim: int, action_dim: int):
+        super().__init__()
+        self.config = config
+        self.actor = Actor(zdim, action_dim, config.actor)
+        c = config.critic
+        self.critic = TwoHotHead(zdim, c.layers, c.units, c.bins, c.low, c.high, out_init="zero")
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.retnorm = ReturnNorm(config.retnorm)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+        self.actor_opt = Optimizer("actor", self.actor.parameters(), config.actor_opt.lr, config.actor_opt.eps, config.actor_opt.clip)
+        self.critic_opt = Optimizer("critic", self.critic.parameters(), config.critic_opt.lr, config.critic_opt.eps, config.critic_opt.clip)
+        self.gamma = 1.0 - 1.0 / config.discount_horizon
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def policy(self, z: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        dist = self.actor(z)
+        return dist.sample() if sample else dist.mean
+
+    def train_step(self, wm, start: dict[str, torch.Tensor], residual: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """start: z, sigma (N, K*C) and cont (N,) = 1 - is_terminal. `wm` supplies draw, reward and cont."""
+        cfg = self.config
+        horizon = cfg.imag_horizon
+        traj = wm.draw.imagine(lambda z: self.actor(z).sample(), start["sigma"], start["z"], horizon, residual)
+        z, action = traj["z"], traj["action"]
+        with torch.no_grad():
+            reward = wm.reward(z[1:]).mean()                                         # (H, N)
+            cont = torch.cat([start["cont"][None].float(), wm.cont_mode(z[1:])], 0)  # (H+1, N)
+            weight = torch.cumprod(self.gamma * cont, 0) / self.gamma
+            value = self.critic(z).mean()                                            # fast critic (H+1, N)
+            ret = lambda_return(reward, value, self.gamma * cont[1:], cfg.return_lambda)
+            self.retnorm.update(ret)
+            scale = self.retnorm.scale()
+            adv = (ret - value[:-1]) / scale
+            w = weight[:-1]
+            slow = self.slow_critic(z[:-1]).mean()
+
+        dist = self.actor(z[:-1])
+        logp = dist.log_prob(action[:-1])
+        ent = dist.entropy()
+        actor_loss = -(w * (logp * adv + cfg.actent * ent)).mean()
+        metrics = self.actor_opt.step(actor_loss)
+
+        vdist = self.critic(z[:-1])
+        critic_loss = -(w * (vdist.log_prob(ret) + cfg.slowreg * vdist.log_prob(slow))).mean()
+        metrics.update(self.critic_opt.step(critic_loss))
+
+        self.updates += 1
+        sc = cfg.slow_critic
+        if int(self.updates) % sc.every == 0:
+            with torch.no_grad():
+                for slow_p, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
+                    slow_p.lerp_(p, sc.fraction)
+
+        metrics.update({
+            "ac/imag_reward": reward.mean(),
+            "ac/return": ret.mean(),
+            "ac/value": value.mean(),
+            "ac/adv_abs": adv.abs().mean(),
+            "ac/entropy": ent.mean(),
+            "ac/action_std": dist.std.mean(),
+            "ac/retnorm_scale": scale,
+        })
+        return metrics

@@ -1,0 +1,74 @@
+"""Shared command-line pieces: preset/override options and the config they build."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import Config, ConfigError, apply, load_config, preset_names
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration (configs.yaml)")
+    group.add_argument("--preset", action="append", default=[], metavar="NAME",
+                       help=f"named preset(s) applied over the defaults, in order; one of {preset_names()} (repeat or comma-separate)")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override one config key (dotted, YAML value), e.g. --set rssm.units=128 --set env.kwargs.size=64")
+    group.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: config 'device')")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    group.add_argument("--seed", type=int, default=None, help="random seed (default: config 'seed')")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar (logs and TensorBoard are still written)")
+
+
+def runtime(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.threads is not None:
+        changes["threads"] = args.threads
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return changes
+
+
+def build_config(args: argparse.Namespace, base: Config | None = None, extra: dict[str, Any] | None = None) -> Config:
+    try:
+        config = load_config(args.preset, args.overrides) if base is None else apply(base, args.preset, args.overrides)
+        return config.update({**runtime(args), **(extra or {})})
+    except ConfigError as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        fail(f"--env-kwargs must be a YAML mapping like '{{size: 64}}': {exc}")
+    if not isinstance(value, dict):
+        fail(f"--env-kwargs must be a YAML mapping like '{{size: 64}}', found {text!r}")
+    return value
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def say(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    return path

@@ -1,0 +1,40 @@
+"""export: encoder + actor of a checkpoint -> ONNX (deterministic: posterior mode, action mean) + manifest.
+
+    export --checkpoint runs/pg_redraw --out models/pg_redraw
+writes models/pg_redraw/policy.onnx and policy.manifest.json (sha256, preprocessing, tensors, action spec).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..checkpoint import CheckpointError
+from ..export import export_policy
+from .common import fail, say
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    parser.add_argument("--out", required=True, help="folder for policy.onnx and policy.manifest.json")
+    parser.add_argument("--model-id", default=None, help="model id recorded in the manifest (default: redraw-<kind>-<time>)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="fail if ONNX and torch differ by more than this")
+    args = parser.parse_args(argv)
+    say([
+        f"export: encoder + actor of {args.checkpoint} -> ONNX (uint8 obs (1,H,W,C) -> action (1,A); posterior mode, actor mean)",
+        f"  writing {args.out}/policy.onnx and {args.out}/policy.manifest.json; checks onnxruntime against torch",
+        f"  look: cat {args.out}/policy.manifest.json",
+    ])
+    try:
+        result = export_policy(args.checkpoint, args.out, model_id=args.model_id)
+    except (CheckpointError, ValueError) as exc:
+        fail(str(exc))
+    say([f"done: {result['model']} (sha256 {result['sha256'][:16]}...), max |onnx - torch| = {result['max_abs_diff']:.2e} "
+         f"over {result['checked_inputs']} inputs"])
+    if result["max_abs_diff"] > args.tolerance:
+        fail(f"ONNX output differs from torch by {result['max_abs_diff']:.3e} > tolerance {args.tolerance}", code=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""PointGoal: the small synthetic environment of redraw_training, for tests and quick experiments.
+
+It is not a simulator of anything real. A point robot moves on the square [-1, 1]^2 (a grey floor; outside
+is dark). The observation is a small RGB image (default 32x32; `size=64` for 64x64) from a camera that looks
+down and follows the robot (`camera="follow"`, default: the robot is the red disc in the middle, the floor's
+edges and the green goal disc move in view, 3 x 3 world units are visible), or from a fixed camera over the
+whole arena (`camera="fixed"`). The follow camera makes the robot's position a large-scale image feature,
+which small world models learn in a few hundred updates (the fixed camera's small disc takes several times
+longer). Actions are 2-D velocity commands in [-1, 1]^2:
+
+    p_{t+1} = clip(p_t + speed * (gain * s * a_t + drift), -1, 1)      s = -1 if reversed else +1
+
+Reward (dense, in [0, 1]): r_t = 1 - |p_t - g| / max_dist, where max_dist is the largest possible distance
+to the goal. The goal is fixed at the centre (`goal="center"`, default) or drawn at random per episode
+(`goal="random"`). Episodes last `max_steps` steps (default 50) and are truncated, never terminal.
+
+Dynamics shifts (`perturb`, "name[:value][,name[:value]...]", "" = nominal):
+    reversed        a -> -a: the robot moves opposite to the command (zero-shot sim policies fail badly)
+    gain:x          a -> x * a (x > 0)
+    drift:x         constant velocity x (per unit of speed) along +x on top of the command
+
+`info` holds `distance`, `success` (distance < goal radius) and, at the end, `episode_return`,
+`final_distance`. Registered as gymnasium id `redraw/PointGoal-v0` when `redraw_training.envs` is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from redraw_common.preprocessing import PreprocessConfig
+
+
+class PerturbError(ValueError):
+    """A perturbation string does not follow "name[:value][,name[:value]...]" or names an unknown shift."""
+
+
+def parse_perturb(text: str, known: dict[str, bool]) -> dict[str, float | None]:
+    """'reversed,gain:0.5' -> {'reversed': None, 'gain': 0.5}; `known` maps names to 'takes a value'."""
+    out: dict[str, float | None] = {}
+    if not text:
+        return out
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, raw = item.partition(":")
+        if name not in known:
+            raise PerturbError(f"unknown perturbation {name!r} in {text!r}; known: {sorted(known)}")
+        if known[name]:
+            try:
+                out[name] = float(raw)
+            except ValueError:
+                raise PerturbError(f"perturbation {name!r} needs a number, e.g. '{name}:0.5'; found {item!r}") from None
+            if not math.isfinite(out[name]):
+                raise PerturbError(f"perturbation {name!r} must be finite, found {raw!r}")
+        else:
+            if raw:
+                raise PerturbError(f"perturbation {name!r} takes no value, found {item!r}")
+            out[name] = None
+    return out
+
+
+PERTURBATIONS = {"reversed": False, "gain": True, "drift": True}
+
+
+class PointGoalEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, perturb: str = "", size: int = 32, max_steps: int = 50, speed: float = 0.15, goal: str = "center",
+                 camera: str = "follow", vector: bool = False, render_mode: str | None = None):
+        if size not in (16, 32, 64, 128):
+            raise ValueError(f"size must be 16, 32, 64 or 128, found {size!r}")
+        if goal not in ("center", "random"):
+            raise ValueError(f"goal must be 'center' or 'random', found {goal!r}")
+        if camera not in ("follow", "fixed"):
+            raise ValueError(f"camera must be 'follow' or 'fixed', found {camera!r}")
+        if max_steps < 2:
+            raise ValueError(f"max_steps must be >= 2, found {max_steps}")
+        self.perturb = perturb
+        shifts = parse_perturb(perturb, PERTURBATIONS)
+        self.sign = -1.0 if "reversed" in shifts else 1.0
+        self.gain = shifts.get("gain") if shifts.get("gain") is not None else 1.0
+        if self.gain <= 0:
+            raise PerturbError(f"gain must be > 0, found {self.gain}")
+        self.drift = shifts.get("drift") or 0.0
+        self.size, self.max_steps, self.speed, self.goal_mode, self.with_vector = size, max_steps, speed, goal, vector
+        self.camera = camera
+        self.render_mode = render_mode
+        obs = {"image": spaces.Box(0, 255, (size, size, 3), np.uint8)}
+        if vector:
+            obs["vector"] = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.observation_space = spaces.Dict(obs)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.preprocess_config = PreprocessConfig(mode="rgb", height=size, width=size, horizon_crop=0.0)
+        self.robot_radius, self.goal_radius = (0.15, 0.2) if camera == "follow" else (0.3, 0.15)
+        # pixel centres relative to the camera centre (row 0 = top = +y)
+        extent = 1.5 if camera == "follow" else 1.1
+        coords = (np.arange(size) + 0.5) / size * 2 * extent - extent
+        self._gx, self._gy = np.meshgrid(coords, -coords)
+        self._pixel = 2 * extent / size
+        self._colors = {"floor": 150.0, "outside": 60.0, "goal": np.array([40.0, 200.0, 60.0], np.float32),
+                        "robot": np.array([230.0, 40.0, 40.0], np.float32)}
+        self._pos = np.zeros(2)
+        self._goal = np.zeros(2)
+        self._vel = np.zeros(2)
+        self._t = 0
+        self._return = 0.0
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _disc(self, center: np.ndarray, radius: float) -> np.ndarray:
+        d = np.sqrt((self._gx - center[0]) ** 2 + (self._gy - center[1]) ** 2)
+        return np.clip((radius - d) / self._pixel + 0.5, 0.0, 1.0)[..., None]
+
+    def _render(self) -> np.ndarray:
+        cam = self._pos if self.camera == "follow" else np.zeros(2)
+        wx, wy = self._gx + cam[0], self._gy + cam[1]
+        # floor coverage of each pixel, anti-aliased at the arena edge
+        cover = (np.clip((1.0 - np.abs(wx)) / self._pixel + 0.5, 0, 1) * np.clip((1.0 - np.abs(wy)) / self._pixel + 0.5, 0, 1))[..., None]
+        c = self._colors
+        img = np.repeat(c["outside"] + cover * (c["floor"] - c["outside"]), 3, -1).astype(np.float32)
+        goal = self._disc(self._goal - cam, self.goal_radius)
+        img = img * (1 - goal) + goal * c["goal"]
+        robot = self._disc(self._pos - cam, self.robot_radius)
+        img = img * (1 - robot) + robot * c["robot"]
+        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        obs = {"image": self._render()}
+        if self.with_vector:
+            obs["vector"] = (self._vel / self.speed).astype(np.float32)
+        return obs
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self._pos - self._goal))
+
+    def _max_distance(self) -> float:
+        corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], float)
+        return float(np.max(np.linalg.norm(corners - self._goal, axis=1)))
+
+    def reward(self) -> float:
+        return 1.0 - self._distance() / self._max_distance()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        self._goal = rng.uniform(-0.7, 0.7, 2) if self.goal_mode == "random" else np.zeros(2)
+        while True:
+            self._pos = rng.uniform(-0.9, 0.9, 2)
+            if np.linalg.norm(self._pos - self._goal) > 0.4:
+                break
+        self._vel = np.zeros(2)
+        self._t = 0
+        self._return = 0.0
+        return self._obs(), {"distance": self._distance(), "success": False}
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.float64).reshape(2)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, found {a}")
+        a = np.clip(a, -1.0, 1.0)
+        move = self.speed * (self.gain * self.sign * a + np.array([self.drift, 0.0]))
+        new = np.clip(self._pos + move, -1.0, 1.0)
+        self._vel = new - self._pos
+        self._pos = new
+        self._t += 1
+        reward = self.reward()
+        self._return += reward
+        truncated = self._t >= self.max_steps
+        dist = self._distance()
+        info: dict[str, Any] = {"distance": dist, "success": bool(dist < self.goal_radius)}
+        if truncated:
+            info.update(episode_return=self._return, final_distance=dist)
+        return self._obs(), reward, False, truncated, info
+
+    def render(self):
+        return self._render()
+
+
+def register() -> None:
+    if "redraw/PointGoal-v0" not in gym.registry:
+        gym.register(id="redraw/PointGoal-v0", entry_point="redraw_training.envs.pointgoal:PointGoalEnv", disable_env_checker=True)

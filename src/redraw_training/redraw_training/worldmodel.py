@@ -1,0 +1,150 @@
+"""The DRAW world model (METHOD.md section 3): encoder, latent dynamics, heads on z, losses, training.
+
+Batches are dicts of tensors with leading (B, T): image uint8 (B, T, H, W, C), action float (B, T, A),
+is_first / is_last / is_terminal bool (B, T), optional reward float (B, T) and vector float (B, T, D).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Config
+from .draw import DRAW
+from .nets import MLP, ImageDecoder, ImageEncoder, TwoHotHead, categorical_kl, symlog
+from .optim import Optimizer
+
+
+def autocast(config: Config, device: torch.device):
+    if config.precision == "bfloat16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class Encoder(nn.Module):
+    """e_t = concat[CNN(image), MLP(symlog(vector))]."""
+
+    def __init__(self, image_shape: tuple[int, int, int], vector_dim: int, cfg: Config):
+        super().__init__()
+        self.cnn = ImageEncoder(image_shape, cfg.cnn_depth, cfg.minres)
+        self.symlog_inputs = cfg.symlog_inputs
+        self.mlp = MLP(vector_dim, cfg.mlp_layers, cfg.mlp_units) if vector_dim else None
+        self.out_dim = self.cnn.out_dim + (self.mlp.out_dim if self.mlp is not None else 0)
+
+    def forward(self, image: torch.Tensor, vector: torch.Tensor | None = None) -> torch.Tensor:
+        lead = image.shape[:-3]
+        out = self.cnn(image.reshape(-1, *image.shape[-3:]))
+        if self.mlp is not None:
+            if vector is None:
+                raise ValueError("this model encodes a 'vector' observation, but the batch has none")
+            v = vector.reshape(-1, vector.shape[-1]).float()
+            out = torch.cat([out, self.mlp(symlog(v) if self.symlog_inputs else v)], -1)
+        return out.reshape(*lead, -1)
+
+
+class Decoder(nn.Module):
+    def __init__(self, zdim: int, image_shape: tuple[int, int, int], vector_dim: int, cfg: Config):
+        super().__init__()
+        self.image = ImageDecoder(zdim, image_shape, cfg.cnn_depth, cfg.minres)
+        self.vector = MLP(zdim, cfg.mlp_layers, cfg.mlp_units, vector_dim) if vector_dim else None
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, z.shape[-1])
+        out = {"image": self.image(flat).reshape(*lead, *self.image_shape)}
+        if self.vector is not None:
+            out["vector"] = self.vector(flat).reshape(*lead, -1)
+        return out
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        h, w, _ = self.image.start
+        s = 2**self.image.stages
+        return (h * s, w * s, self.image.net[-1].out_channels)
+
+
+class WorldModel(nn.Module):
+    def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0):
+        super().__init__()
+        self.config = config
+        self.image_shape, self.action_dim, self.vector_dim = tuple(image_shape), action_dim, vector_dim
+        self.encoder = Encoder(self.image_shape, vector_dim, config.encoder)
+        r = config.rssm
+        self.draw = DRAW(self.encoder.out_dim, action_dim, r.stoch, r.classes, r.units, r.img_hidden_layers, r.unimix, r.action_clip)
+        zdim = self.draw.zdim
+        self.decoder = Decoder(zdim, self.image_shape, vector_dim, config.decoder)
+        h = config.reward_head
+        self.reward = TwoHotHead(zdim, h.layers, h.units, h.bins, h.low, h.high, out_init="zero")
+        c = config.cont_head
+        self.cont = MLP(zdim, c.layers, c.units, 1, "normal")
+        self.scales = dict(config.loss_scales)
+        self.opt: Optimizer | None = None
+
+    @property
+    def zdim(self) -> int:
+        return self.draw.zdim
+
+    def make_optimizer(self) -> Optimizer:
+        o = self.config.model_opt
+        self.opt = Optimizer("model", self.parameters(), o.lr, o.eps, o.clip)
+        return self.opt
+
+    def freeze(self) -> None:
+        self.requires_grad_(False)
+        self.opt = None
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encoder(batch["image"], batch.get("vector"))
+
+    def posterior_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised log-probs (..., C, K) of q(z | x) for every step."""
+        return self.draw.dist_logits(self.draw.posterior_raw(self.embed(batch)))
+
+    def cont_mode(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.cont(z).squeeze(-1) > 0).float()
+
+    def kl_terms(self, post_logit: torch.Tensor, prior_logit: torch.Tensor, is_first: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Masked, free-bits clipped dyn and rep losses (B, T) plus the raw KL (METHOD.md 3.5)."""
+        mask = (~is_first).float()
+        free = self.config.free_bits
+        dyn = categorical_kl(post_logit.detach(), prior_logit)
+        rep = categorical_kl(post_logit, prior_logit.detach())
+        return {"dyn": torch.clamp(mask * dyn, min=free), "rep": torch.clamp(mask * rep, min=free), "kl": dyn.detach()}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        embed = self.embed(batch)
+        states = self.draw.observe(embed, batch["action"], batch["is_first"])
+        z = states["z"]
+        losses = {}
+        recon = self.decoder(z)
+        target = batch["image"].float() / 255.0
+        losses["image"] = ((recon["image"].float() - target) ** 2).sum((-3, -2, -1))
+        if self.vector_dim:
+            losses["vector"] = ((recon["vector"].float() - symlog(batch["vector"].float())) ** 2).sum(-1)
+        if "reward" in batch:
+            losses["reward"] = -self.reward(z).log_prob(batch["reward"])
+        cont_target = 1.0 - batch["is_terminal"].float()
+        losses["cont"] = F.binary_cross_entropy_with_logits(self.cont(z).squeeze(-1).float(), cont_target, reduction="none")
+        kl = self.kl_terms(states["post_logit"], states["prior_logit"], batch["is_first"])
+        losses["dyn"], losses["rep"] = kl["dyn"], kl["rep"]
+        total = sum(self.scales[k] * v.mean() for k, v in losses.items())
+        metrics = {f"wm/{k}": v.detach().mean() for k, v in losses.items()}
+        mask = (~batch["is_first"]).float()
+        metrics["wm/kl"] = (kl["kl"] * mask).sum() / mask.sum().clamp(min=1)
+        metrics["wm/image_mse"] = ((recon["image"].detach().float() - target) ** 2).mean()
+        return total, states, metrics
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One update; returns the (detached) posterior states and metrics."""
+        if self.opt is None:
+            raise RuntimeError("world model has no optimizer (frozen?); call make_optimizer() first")
+        device = batch["image"].device
+        with autocast(self.config, device):
+            total, states, metrics = self.loss(batch)
+        metrics.update(self.opt.step(total))
+        return {k: v.detach() for k, v in states.items()}, metrics
