@@ -1,0 +1,140 @@
+"""End to end with the digital twin, as the launch files declare the nodes (small camera for speed):
+
+- issue 6: twin (reversed actions) + exploration driver + recorder -> a bag of at least the requested
+  transitions, read back with rosbags with its metadata, converted into a dataset with a clean report; the
+  perturbation shows in the recorded data (turn commands move the image the other way under reversed actions);
+- issue 7: the policy node with a tiny exported model drives the twin for several seconds at the control rate.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from helpers.launchstart import start_launch
+from helpers.rosproc import NodeGroup
+from helpers.tiny_policy import build_policy
+from rosbags.rosbag2 import Reader
+
+from redraw_common.episodes import iter_episodes
+from redraw_common.preprocessing import PreprocessConfig
+from redraw_common.recording import RecordingInfo, Sidecar
+from redraw_training.bags import convert_bags
+
+pytestmark = pytest.mark.ros
+REPO = Path(__file__).resolve().parents[1]
+SIM = REPO / "src" / "redraw_sim" / "launch"
+RECORD = REPO / "src" / "redraw_recorder" / "launch" / "record.launch.py"
+DRIVE = REPO / "src" / "redraw_policy_node" / "launch" / "drive.launch.py"
+ROBOT = "e2e"
+SMALL_CAMERA = {"camera_width": 160, "camera_height": 120}
+CFG = PreprocessConfig()  # lane_mask 64x64, as the models
+TRANSITIONS = 80
+# half real time: the twin renders every frame even on a busy 2-core machine (it skips frames it cannot render
+# in time); every node follows the twin's /clock, so the data is the same as in real time
+RTF = "0.5"
+ROBOT_TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode")}
+
+
+def twin_and_explorer(group, perturb):
+    twin = start_launch(group, SIM / "twin.launch.py", {"robot": ROBOT, "perturb": perturb, "use_sim_time": "true", "real_time_factor": RTF},
+                        overrides={"twin_node": SMALL_CAMERA})["twin_node"]
+    explorer = start_launch(group, SIM / "explore.launch.py", {"robot": ROBOT, "use_sim_time": "true", "seed": "3"})["explore_node"]
+    return twin, explorer
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """perturb -> (recording folder, conversion report, dataset folder), recorded once per perturbation."""
+    cache = {}
+
+    def get(perturb: str):
+        if perturb not in cache:
+            tmp = tmp_path_factory.mktemp(f"twin_{perturb or 'nominal'}")
+            out = tmp / "recording"
+            with NodeGroup(tmp) as group:
+                twin, explorer = twin_and_explorer(group, perturb)
+                rec = start_launch(group, RECORD, {"robot": ROBOT, "output": str(out), "max_transitions": str(TRANSITIONS),
+                                                   "use_sim_time": "true"})["recorder"]
+                try:
+                    code = rec.wait(timeout=150)
+                except subprocess.TimeoutExpired:
+                    pytest.fail(f"recorder did not reach {TRANSITIONS} transitions:\n{rec.output()[-2000:]}\n{twin.output()[-3000:]}")
+                assert code == 0, rec.output()
+            report = convert_bags([out], tmp / "dataset", CFG, 10, verbose=False)
+            cache[perturb] = (out, report, tmp / "dataset")
+        return cache[perturb]
+
+    return get
+
+
+def test_twin_reversed_explorer_recorder_bag_to_dataset(recorded):
+    out, report, dataset = recorded("reversed")
+    side = Sidecar.read(out)
+    assert side.state == "finished" and "max_transitions" in side.stop_reason
+    topics, count = set(), 0
+    for part in side.parts:
+        with Reader(out / part.name) as reader:
+            info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
+            topics |= {c.topic for c in reader.connections}
+            count += reader.message_count
+    assert info.robot == ROBOT and info.preprocessing.to_dict() and info.kinematics.to_dict()
+    assert topics == ROBOT_TOPICS  # the twin's ground truth never goes into the bag
+    assert count > 3 * TRANSITIONS
+    ticks = report["inputs"][0]["ticks"]
+    assert ticks["ticks"] >= TRANSITIONS
+    assert report["transitions"] == ticks["ticks"] - ticks["ticks_in_short_episodes"] - ticks["ticks_between_episodes"] > 0
+    assert report["clean"], json.dumps(report, indent=1)
+    assert report["inputs"][0]["action_source"] == "action" and report["episodes"] == len(list(iter_episodes(dataset)))
+
+
+def image_motion_vs_turn(dataset: Path) -> float:
+    """Correlation between the turn command at t and the horizontal image shift from t to t+1."""
+    turns, shifts = [], []
+    for _, ep in iter_episodes(dataset):
+        img = ep["image"].astype(np.float32).sum(-1)
+        for t in range(len(img) - 1):
+            (dx, _), response = cv2.phaseCorrelate(img[t], img[t + 1])
+            if response > 0.05:
+                turns.append(ep["action"][t, 1])
+                shifts.append(dx)
+    assert len(turns) >= 30, f"only {len(turns)} usable frame pairs"
+    return float(np.corrcoef(turns, shifts)[0, 1])
+
+
+def test_reversed_actions_flip_the_measured_motion(recorded):
+    nominal = image_motion_vs_turn(recorded("")[2])
+    reversed_ = image_motion_vs_turn(recorded("reversed")[2])
+    assert abs(nominal) > 0.2 and abs(reversed_) > 0.2, (nominal, reversed_)
+    assert np.sign(nominal) == -np.sign(reversed_), (nominal, reversed_)
+
+
+def test_policy_node_drives_the_twin_at_the_control_rate(tmp_path):
+    model = build_policy(tmp_path / "model", CFG)
+    out = tmp_path / "probe.json"
+    with NodeGroup(tmp_path) as group:
+        twin = start_launch(group, SIM / "twin.launch.py", {"robot": ROBOT, "use_sim_time": "true", "real_time_factor": RTF},
+                            overrides={"twin_node": SMALL_CAMERA})["twin_node"]
+        node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model), "use_sim_time": "true"})["policy_node"]
+        probe = group.start_python(Path(__file__).parent / "nodes" / "drive_probe.py", ["--robot", ROBOT, "--out", str(out), "--duration", "8"])
+        try:
+            probe.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"probe did not finish:\n{twin.output()[-3000:]}\n{node.output()[-3000:]}")
+        assert twin.alive() and node.alive(), twin.output()[-3000:] + node.output()[-3000:]
+    seen = json.loads(out.read_text())
+    assert seen["warmed_up"], twin.output()[-3000:]
+    start = seen["t_first_frame"] + 2.0  # the node's first fresh frames
+    wheels = [w for w in seen["wheels"] if w[0] >= start]
+    stamps = np.array([w[3] for w in wheels]) / 1e9
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])  # in the twin's (simulated) time, which the node follows
+    assert 8.5 <= rate <= 11.5, f"{rate:.1f} Hz"
+    assert np.mean([w[1] != 0 or w[2] != 0 for w in wheels]) > 0.9
+    status = [s[1] for s in seen["status"] if s[0] >= start]
+    assert status.count(0) >= 0.9 * len(status)
+    speeds = [t["speed_mps"] for _, t in seen["truth"] if _ >= start]
+    assert max(speeds) > 0.05, "the twin did not move"
