@@ -44,11 +44,12 @@ fi
 
 STEP="pip install (requirements.txt + requirements.lock)"
 stamp="$VENV/.redraw-requirements.sha256"
-want="$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt requirements.lock requirements-override.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing pinned Python dependencies (a few minutes on a fresh machine)"
   python -m pip install -q --disable-pip-version-check pip==24.3.1 setuptools==79.0.1 wheel==0.45.1
   python -m pip install -q --disable-pip-version-check -r requirements.txt -c requirements.lock
+  python -m pip install -q --disable-pip-version-check --no-deps -r requirements-override.txt
   echo "$want" > "$stamp"
 else
   say "Python dependencies up to date"
