@@ -17,10 +17,9 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import Float64MultiArray
 
 from redraw_common.preprocessing import decode_jpeg
-from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
+from redraw_msgs.msg import DriveAction, EpisodeEvent, GroundTruth, WheelsCmdStamped
 from redraw_sim import ground_truth
 
 
@@ -33,7 +32,7 @@ class Probe(Node):
         super().__init__("twin_probe", namespace=args.robot)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(CompressedImage, "camera_node/image/compressed", self.on_frame, reliable)
-        self.create_subscription(Float64MultiArray, "redraw_sim/ground_truth", self.on_truth, reliable)
+        self.create_subscription(GroundTruth, "redraw_sim/ground_truth", self.on_truth, reliable)
         self.create_subscription(EpisodeEvent, "redraw/episode", self.on_event, reliable)
         self.create_subscription(DriveAction, "redraw/action", self.on_action, reliable)
         self.create_subscription(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", self.on_wheels, reliable)

@@ -22,12 +22,11 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from std_msgs.msg import Float64MultiArray
 
 from redraw_common import topics
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config
-from redraw_msgs.msg import DriveAction, EpisodeEvent
+from redraw_msgs.msg import DriveAction, EpisodeEvent, GroundTruth
 
 from . import ground_truth
 from .action_out import ActionOut
@@ -70,7 +69,7 @@ class ExploreNode(Node):
             source = DriveAction.SOURCE_SCRIPTED
         self.out = ActionOut(self, self.kinematics, source)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Float64MultiArray, topics.GROUND_TRUTH, self.on_truth, reliable)
+        self.create_subscription(GroundTruth, topics.GROUND_TRUTH, self.on_truth, reliable)
         self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_episode, reliable)
         self.state: dict[str, float] | None = None
         self.state_time_ns = 0
@@ -78,7 +77,7 @@ class ExploreNode(Node):
         self.create_timer(1.0 / control_hz, self.on_tick)
         self.get_logger().info(f"{driver} driver at {control_hz:g} Hz, seed {seed}, reading {topics.GROUND_TRUTH}")
 
-    def on_truth(self, msg: Float64MultiArray) -> None:
+    def on_truth(self, msg: GroundTruth) -> None:
         try:
             self.state = ground_truth.from_msg(msg)
         except ground_truth.GroundTruthError as exc:

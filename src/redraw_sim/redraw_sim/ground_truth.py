@@ -1,23 +1,8 @@
 """The digital twin's ground truth on `redraw_sim/ground_truth` (twin only: evaluation and the explorer, never
-calibration data), as a std_msgs/Float64MultiArray whose one layout dimension is labelled with the field
-names below (comma-separated), so a reader can check it gets the fields it expects.
+calibration data), as redraw_msgs/GroundTruth (field units and conventions in its .msg file).
 
-    stamp_s         twin time of the state (simulated seconds; = the /clock time when the twin publishes one)
-    x_m, y_m        robot position in the map frame (x right, y up, origin at the map's bottom-left corner)
-    yaw_rad         robot heading in the map frame (0 = +x, counter-clockwise positive)
-    lane_offset_m   signed distance from the lane centre, + = left (towards the centre line)
-    lane_heading_rad heading relative to the lane direction, + = pointing left
-    s_m             arc length along the lane loop, [0, loop length)
-    distance_m      distance travelled along the lane this episode (negative = backwards)
-    laps            laps completed this episode
-    lap_time_s      duration of the last completed lap (NaN before the first)
-    speed_mps       forward speed of the motor model
-    yaw_rate_rps    yaw rate of the motor model
-    reward          the project's dense lane reward of this simulator step (duckietown_sim.RewardConfig)
-    episode         episode index since the twin started (0-based)
-    out_of_lane     1 on the step the robot left the lane (the episode ends there), else 0
-
-No ROS import at module level: `to_msg` builds the message, `from_msg` checks the labels and parses.
+Code in redraw_sim works with plain dicts keyed by FIELDS (SI units, the suffix names the unit):
+`to_msg(dict) -> GroundTruth` and `from_msg(GroundTruth) -> dict`. No ROS import at module level.
 """
 
 from __future__ import annotations
@@ -27,7 +12,11 @@ from typing import Any
 
 FIELDS = ("stamp_s", "x_m", "y_m", "yaw_rad", "lane_offset_m", "lane_heading_rad", "s_m", "distance_m", "laps",
           "lap_time_s", "speed_mps", "yaw_rate_rps", "reward", "episode", "out_of_lane")
-LABEL = ",".join(FIELDS)
+# dict field -> message field
+_MSG_FIELD = {"x_m": "x", "y_m": "y", "yaw_rad": "yaw", "lane_offset_m": "lane_offset", "lane_heading_rad": "lane_heading",
+              "s_m": "s", "distance_m": "distance", "laps": "laps", "lap_time_s": "lap_time", "speed_mps": "speed",
+              "yaw_rate_rps": "yaw_rate", "reward": "reward", "episode": "episode", "out_of_lane": "out_of_lane"}
+_INTS = {"laps", "episode"}
 
 
 class GroundTruthError(ValueError):
@@ -35,24 +24,33 @@ class GroundTruthError(ValueError):
 
 
 def to_msg(values: dict[str, float]) -> Any:
-    from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+    from redraw_msgs.msg import GroundTruth
 
     missing = [f for f in FIELDS if f not in values]
     if missing:
         raise GroundTruthError(f"ground truth needs fields {missing}")
-    msg = Float64MultiArray()
-    msg.layout.dim = [MultiArrayDimension(label=LABEL, size=len(FIELDS), stride=len(FIELDS))]
-    msg.data = [float(values[f]) for f in FIELDS]
+    msg = GroundTruth()
+    stamp = float(values["stamp_s"])
+    msg.header.stamp.sec = int(math.floor(stamp))
+    msg.header.stamp.nanosec = int(round((stamp - math.floor(stamp)) * 1e9)) % 1_000_000_000
+    for key, name in _MSG_FIELD.items():
+        value = values[key]
+        if key in _INTS:
+            value = int(value)
+        elif key == "out_of_lane":
+            value = bool(value)
+        else:
+            value = float(value)
+        setattr(msg, name, value)
     return msg
 
 
 def from_msg(msg: Any) -> dict[str, float]:
-    dims = list(msg.layout.dim)
-    label = dims[0].label if dims else ""
-    if label != LABEL or len(msg.data) != len(FIELDS):
-        raise GroundTruthError(f"expected a redraw_sim ground truth with fields '{LABEL}' ({len(FIELDS)} values), "
-                               f"found label '{label}' with {len(msg.data)} values")
-    return dict(zip(FIELDS, (float(v) for v in msg.data)))
+    if not all(hasattr(msg, name) for name in _MSG_FIELD.values()) or not hasattr(msg, "header"):
+        raise GroundTruthError(f"expected a redraw_msgs/GroundTruth, found {type(msg).__name__}")
+    out = {"stamp_s": msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9}
+    out.update({key: float(getattr(msg, name)) for key, name in _MSG_FIELD.items()})
+    return out
 
 
 def map_pose(sim: Any) -> tuple[float, float, float]:

@@ -6,7 +6,7 @@ Publishes (relative to the namespace)
     camera_node/image/compressed   sensor_msgs/CompressedImage, JPEG, `camera_hz` (30) at camera_width x camera_height
     redraw/episode                 redraw_msgs/EpisodeEvent: START at the start and after every reset, END (LEFT_LANE
                                    when the robot leaves its lane, TIMEOUT after `episode_timeout` s) before it
-    redraw_sim/ground_truth        std_msgs/Float64MultiArray, labelled fields (redraw_sim.ground_truth), every
+    redraw_sim/ground_truth        redraw_msgs/GroundTruth (fields: redraw_sim.ground_truth), every
                                    simulator step: pose, lane offset, progress, laps, dense reward - twin only
     /clock                         rosgraph_msgs/Clock, the twin's simulated time, when `publish_clock` is true
 Consumes
@@ -39,11 +39,10 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import Float64MultiArray
 
 from redraw_common import topics
 from redraw_common.imageconv import rgb_to_compressed
-from redraw_msgs.msg import EpisodeEvent, WheelsCmdStamped
+from redraw_msgs.msg import EpisodeEvent, GroundTruth, WheelsCmdStamped
 
 from . import ground_truth
 from .dt_import import DuckietownUnavailable
@@ -86,7 +85,7 @@ class TwinNode(Node):
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.camera_pub = self.create_publisher(CompressedImage, topics.CAMERA, reliable)
         self.episode_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, reliable)
-        self.truth_pub = self.create_publisher(Float64MultiArray, topics.GROUND_TRUTH, reliable)
+        self.truth_pub = self.create_publisher(GroundTruth, topics.GROUND_TRUTH, reliable)
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", reliable) if self.publish_clock else None
         self.create_subscription(WheelsCmdStamped, topics.WHEELS_CMD, self.on_wheels, reliable)
 

@@ -8,15 +8,19 @@ from redraw_sim import ground_truth
 from redraw_sim.teleop_node import parse_script, script_command
 
 
-def test_ground_truth_round_trip_and_label_check():
+def test_ground_truth_round_trip_and_type_check():
     values = {f: float(i) for i, f in enumerate(ground_truth.FIELDS)}
     values["lap_time_s"] = math.nan
+    values["stamp_s"] = 12.25
+    values["out_of_lane"] = 1.0
     msg = ground_truth.to_msg(values)
+    assert msg.header.stamp.sec == 12 and msg.header.stamp.nanosec == 250_000_000 and msg.out_of_lane is True
     back = ground_truth.from_msg(msg)
     assert math.isnan(back.pop("lap_time_s")) and back == {k: v for k, v in values.items() if k != "lap_time_s"}
-    msg.layout.dim[0].label = "x,y"
-    with pytest.raises(ground_truth.GroundTruthError, match="expected a redraw_sim ground truth with fields 'stamp_s,x_m"):
-        ground_truth.from_msg(msg)
+    with pytest.raises(ground_truth.GroundTruthError, match="expected a redraw_msgs/GroundTruth, found WheelsCmdStamped"):
+        from redraw_msgs.msg import WheelsCmdStamped
+
+        ground_truth.from_msg(WheelsCmdStamped())
     with pytest.raises(ground_truth.GroundTruthError, match=r"needs fields \['reward'\]"):
         ground_truth.to_msg({k: v for k, v in values.items() if k != "reward"})
 
