@@ -126,8 +126,8 @@ class ImagActorCritic(nn.Module):
             "ac/return": ret.mean(),
             "ac/value": value.mean(),
             "ac/adv_abs": adv.abs().mean(),
-            "ac/entropy": ent.mean(),
-            "ac/action_std": dist.std.mean(),
+            "ac/entropy": ent.detach().mean(),
+            "ac/action_std": dist.std.detach().mean(),
             "ac/retnorm_scale": scale,
         })
         return metrics

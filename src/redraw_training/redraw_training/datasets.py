@@ -124,8 +124,10 @@ def load_target_dataset(path: str | Path, holdout: float = 0.1, seed: int = 0, i
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"target dataset not found: {path}")
-    _import_optional_loaders()
     loader = next((ld for ld in _LOADERS if ld.detect(path)), None)
+    if loader is None:
+        _import_optional_loaders()
+        loader = next((ld for ld in _LOADERS if ld.detect(path)), None)
     if loader is None:
         raise DatasetError(f"{path}: not a dataset folder; expected one of the kinds {[ld.name for ld in _LOADERS]} "
                            "(e.g. a folder of .npz episodes)")

@@ -29,6 +29,7 @@ from redraw_common.manifest import ActionSpec, ModelManifest, TensorSpec, manife
 from redraw_common.preprocessing import PreprocessConfig
 
 from .checkpoint import load_agent
+from .envs import default_preprocessing
 
 
 class PolicyGraph(nn.Module):
@@ -110,7 +111,7 @@ def export_policy(checkpoint: str | Path, out: str | Path, model_id: str | None 
 
     extra = manifest.get("extra", {})
     pre = manifest.get("preprocessing") or {}
-    preprocessing = PreprocessConfig.from_dict(pre) if pre else PreprocessConfig(mode="rgb", height=h, width=w)
+    preprocessing = PreprocessConfig.from_dict(pre) if pre else default_preprocessing((h, w, c))
     if preprocessing.shape != (h, w, c):
         raise ValueError(f"checkpoint preprocessing gives observations {preprocessing.shape}, but the model takes {(h, w, c)}")
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
