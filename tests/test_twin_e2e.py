@@ -1,4 +1,5 @@
-"""End to end with the digital twin, as the launch files declare the nodes (small camera for speed):
+"""End to end with the digital twin, with the nodes as the top-level bring-ups launch/twin_record.launch.py and
+launch/twin_drive.launch.py declare them (small camera, slower than real time, for a busy test machine):
 
 - issue 6: twin (reversed actions) + exploration driver + recorder -> a bag of at least the requested
   transitions, read back with rosbags with its metadata, converted into a dataset with a clean report; the
@@ -27,9 +28,8 @@ from redraw_training.bags import convert_bags
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[1]
-SIM = REPO / "src" / "redraw_sim" / "launch"
-RECORD = REPO / "src" / "redraw_recorder" / "launch" / "record.launch.py"
-DRIVE = REPO / "src" / "redraw_policy_node" / "launch" / "drive.launch.py"
+TWIN_RECORD = REPO / "launch" / "twin_record.launch.py"
+TWIN_DRIVE = REPO / "launch" / "twin_drive.launch.py"
 PROBE = Path(__file__).parent / "nodes" / "drive_probe.py"
 ROBOT = "e2e"
 SMALL_CAMERA = {"camera_width": 160, "camera_height": 120}
@@ -39,13 +39,6 @@ TRANSITIONS = 80
 # render in time); every node follows the twin's /clock, so the data is the same as in real time
 RTF = "0.35"
 ROBOT_TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode")}
-
-
-def twin_and_explorer(group, perturb):
-    twin = start_launch(group, SIM / "twin.launch.py", {"robot": ROBOT, "perturb": perturb, "use_sim_time": "true", "real_time_factor": RTF},
-                        overrides={"twin_node": SMALL_CAMERA})["twin_node"]
-    explorer = start_launch(group, SIM / "explore.launch.py", {"robot": ROBOT, "use_sim_time": "true", "seed": "3"})["explore_node"]
-    return twin, explorer
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +52,10 @@ def recorded(tmp_path_factory):
             tmp = tmp_path_factory.mktemp(f"twin_{perturb or 'nominal'}")
             out = tmp / "recording"
             with NodeGroup(tmp) as group:
-                twin, explorer = twin_and_explorer(group, perturb)
-                rec = start_launch(group, RECORD, {"robot": ROBOT, "output": str(out), "max_transitions": str(TRANSITIONS),
-                                                   "use_sim_time": "true"})["recorder"]
+                nodes = start_launch(group, TWIN_RECORD, {"robot": ROBOT, "perturb": perturb, "output": str(out), "max_transitions": str(TRANSITIONS),
+                                                          "use_sim_time": "true", "real_time_factor": RTF},
+                                     overrides={"twin_node": SMALL_CAMERA, "explore_node": {"seed": 3}})
+                twin, rec = nodes["twin_node"], nodes["recorder"]
                 probe = group.start_python(PROBE, ["--robot", ROBOT, "--out", str(tmp / "probe.json"), "--duration", "16"])
                 try:
                     code = rec.wait(timeout=150)
@@ -139,10 +133,10 @@ def test_policy_node_drives_the_twin_at_the_control_rate(tmp_path):
     model = build_policy(tmp_path / "model", CFG)
     out = tmp_path / "probe.json"
     with NodeGroup(tmp_path) as group:
-        twin = start_launch(group, SIM / "twin.launch.py", {"robot": ROBOT, "use_sim_time": "true", "real_time_factor": RTF},
-                            overrides={"twin_node": SMALL_CAMERA})["twin_node"]
-        node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model), "use_sim_time": "true"})["policy_node"]
-        probe = group.start_python(Path(__file__).parent / "nodes" / "drive_probe.py", ["--robot", ROBOT, "--out", str(out), "--duration", "8"])
+        nodes = start_launch(group, TWIN_DRIVE, {"robot": ROBOT, "model": str(model), "use_sim_time": "true", "real_time_factor": RTF},
+                             overrides={"twin_node": SMALL_CAMERA})
+        twin, node = nodes["twin_node"], nodes["policy_node"]
+        probe = group.start_python(Path(__file__).parent / "nodes" / "drive_probe.py", ["--robot", ROBOT, "--out", str(out), "--duration", "16"])
         try:
             probe.wait(timeout=90)
         except subprocess.TimeoutExpired:

@@ -13,9 +13,9 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import Float64MultiArray
 
-from redraw_msgs.msg import PolicyStatus, WheelsCmdStamped
+from redraw_msgs.msg import GroundTruth, PolicyStatus, WheelsCmdStamped
+from redraw_sim import ground_truth
 
 
 class DriveProbe(Node):
@@ -25,7 +25,7 @@ class DriveProbe(Node):
         best = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", self.on_wheels, reliable)
         self.create_subscription(PolicyStatus, "redraw/policy_status", self.on_status, reliable)
-        self.create_subscription(Float64MultiArray, "redraw_sim/ground_truth", self.on_truth, best)
+        self.create_subscription(GroundTruth, "redraw_sim/ground_truth", self.on_truth, best)
         self.create_subscription(CompressedImage, "camera_node/image/compressed", self.on_frame, best)
         self.wheels, self.status, self.truth = [], [], []
         self.frames = 0
@@ -38,8 +38,7 @@ class DriveProbe(Node):
         self.status.append((time.monotonic(), int(msg.watchdog_state)))
 
     def on_truth(self, msg):
-        labels = msg.layout.dim[0].label.split(",") if msg.layout.dim else []
-        self.truth.append((time.monotonic(), dict(zip(labels, msg.data))))
+        self.truth.append((time.monotonic(), ground_truth.from_msg(msg)))
 
     def on_frame(self, _msg):
         self.frames += 1

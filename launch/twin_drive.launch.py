@@ -1,0 +1,44 @@
+"""Bring-up for closed-loop driving in simulation: the digital twin + the policy node with an exported model.
+
+    ros2 launch launch/twin_drive.launch.py robot:=db1 perturb:=reversed model:=runs/calib/export/policy.onnx
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    # LaunchConfiguration(...) inline in every Node: tests read these declarations (tests/helpers/launchfile.py)
+    return LaunchDescription([
+        DeclareLaunchArgument("robot", default_value="duckiebot", description="robot name = namespace of its topics"),
+        DeclareLaunchArgument("perturb", default_value="", description="the twin's dynamics perturbation ('' = nominal)"),
+        DeclareLaunchArgument("model", default_value="/models/policy.onnx", description="exported policy; its manifest lies next to it"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="the twin publishes /clock and the policy node follows it"),
+        DeclareLaunchArgument("real_time_factor", default_value="1.0", description="simulated seconds per wall second"),
+        Node(
+            package="redraw_sim",
+            executable="twin_node",
+            name="twin",
+            namespace=LaunchConfiguration("robot"),
+            output="screen",
+            parameters=[
+                PathJoinSubstitution([FindPackageShare("redraw_sim"), "config", "twin.yaml"]),
+                {"perturb": LaunchConfiguration("perturb"), "publish_clock": LaunchConfiguration("use_sim_time"),
+                 "real_time_factor": LaunchConfiguration("real_time_factor")},
+            ],
+        ),
+        Node(
+            package="redraw_policy_node",
+            executable="policy_node",
+            name="policy_node",
+            namespace=LaunchConfiguration("robot"),
+            output="screen",
+            parameters=[
+                PathJoinSubstitution([FindPackageShare("redraw_policy_node"), "config", "drive.yaml"]),
+                {"model_path": LaunchConfiguration("model"), "use_sim_time": LaunchConfiguration("use_sim_time")},
+            ],
+        ),
+    ])
