@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .config import Config
-from .nets import MLP, BoundedNormal, TwoHotHead
+from .nets import MLP, BoundedNormal, TwoHotHead, symlog, twohot
 from .optim import Optimizer
 
 
@@ -92,11 +92,12 @@ class ImagActorCritic(nn.Module):
         horizon = cfg.imag_horizon
         traj = wm.draw.imagine(lambda z: self.actor(z).sample(), start["sigma"], start["z"], horizon, residual)
         z, action = traj["z"], traj["action"]
+        vdist = self.critic(z)                                                       # fast critic (H+1, N), with grad
         with torch.no_grad():
             reward = wm.reward(z[1:]).mean()                                         # (H, N)
             cont = torch.cat([start["cont"][None].float(), wm.cont_mode(z[1:])], 0)  # (H+1, N)
             weight = torch.cumprod(self.gamma * cont, 0) / self.gamma
-            value = self.critic(z).mean()                                            # fast critic (H+1, N)
+            value = vdist.mean().detach()
             ret = lambda_return(reward, value, self.gamma * cont[1:], cfg.return_lambda)
             self.retnorm.update(ret)
             scale = self.retnorm.scale()
@@ -110,8 +111,9 @@ class ImagActorCritic(nn.Module):
         actor_loss = -(w * (logp * adv + cfg.actent * ent)).mean()
         metrics = self.actor_opt.step(actor_loss)
 
-        vdist = self.critic(z[:-1])
-        critic_loss = -(w * (vdist.log_prob(ret) + cfg.slowreg * vdist.log_prob(slow))).mean()
+        log_probs = vdist.log_probs[:-1]
+        target = twohot(symlog(ret), vdist.bins) + cfg.slowreg * twohot(symlog(slow), vdist.bins)
+        critic_loss = -(w * (target * log_probs).sum(-1)).mean()
         metrics.update(self.critic_opt.step(critic_loss))
 
         self.updates += 1

@@ -116,18 +116,21 @@ class DRAW(nn.Module):
         `delta` (B, T, K*C) is the residual correction for every step; the chain then runs on the corrected
         belief sigma'_t = softmax(u_t + delta_t)."""
         w_a, w_sigma, w_z = self.split_in()
-        pre = a_prev @ w_a.t() + z_prev @ w_z.t()
+        # unbind (not pre[:, t]): its backward stacks the T gradients once instead of T zero-filled copies
+        pres = (a_prev @ w_a.t() + z_prev @ w_z.t()).unbind(1)
+        deltas = delta.unbind(1) if delta is not None else None
+        firsts = is_first.unsqueeze(-1).unbind(1)
         sigma_init, _ = self.initial_state()
-        batch, length = is_first.shape
-        first = is_first.unsqueeze(-1)
-        sigma = sigma_init.expand(batch, -1)
+        batch = is_first.shape[0]
         base, corrected = [], []
-        for t in range(length):
-            sigma = torch.where(first[:, t], sigma_init, sigma) if t else sigma_init.expand(batch, -1)
-            u = self._step_fn(pre[:, t], sigma, w_sigma)
+        sigma = sigma_init.expand(batch, -1)
+        for t, pre in enumerate(pres):
+            if t:
+                sigma = torch.where(firsts[t], sigma_init, sigma)
+            u = self._step_fn(pre, sigma, w_sigma)
             base.append(u)
-            if delta is not None:
-                u = u + delta[:, t]
+            if deltas is not None:
+                u = u + deltas[t]
                 corrected.append(u)
             sigma = self.belief(u)
         base_t = torch.stack(base, 1)

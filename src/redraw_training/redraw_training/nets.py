@@ -107,8 +107,14 @@ def conv_stages(height: int, width: int, minres: int) -> int:
     return stages
 
 
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-0.5, 0.5] (the encoder's input; also the decoder's target, minus 0.5)."""
+    return image.to(torch.float32).mul_(1.0 / 255.0).sub_(0.5)
+
+
 class ImageEncoder(nn.Module):
-    """uint8 (N, H, W, C) -> (N, out_dim): input/255 - 0.5, k=4 s=2 convs (channel-LN, SiLU), flatten."""
+    """uint8 (N, H, W, C) -> (N, out_dim): input/255 - 0.5, k=4 s=2 convs (channel-LN, SiLU), flatten.
+    A float input is taken as already normalised (`normalize_image`)."""
 
     def __init__(self, shape: tuple[int, int, int], depth: int, minres: int):
         super().__init__()
@@ -127,14 +133,15 @@ class ImageEncoder(nn.Module):
         self.out_dim = math.prod(self.out_shape)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.to(torch.float32) / 255.0 - 0.5
+        x = normalize_image(image) if image.dtype == torch.uint8 else image
         x = x.permute(0, 3, 1, 2)  # NHWC memory viewed as NCHW = channels_last
         x = self.net(x)
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
 
 
 class ImageDecoder(nn.Module):
-    """(N, inp) -> float (N, H, W, C) in about [0, 1]: Out -> (minres, minres, D), transposed convs, +0.5."""
+    """(N, inp) -> float (N, H, W, C) in about [0, 1]: Out -> (minres, minres, D), transposed convs, +0.5.
+    `centered(x)` gives the output before the +0.5 (compared with `normalize_image` in the loss)."""
 
     def __init__(self, inp: int, shape: tuple[int, int, int], depth: int, minres: int):
         super().__init__()
@@ -159,11 +166,14 @@ class ImageDecoder(nn.Module):
             ch = out
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def centered(self, x: torch.Tensor) -> torch.Tensor:
         h, w, c = self.start
         x = self.linear(x).reshape(-1, h, w, c).permute(0, 3, 1, 2)
         x = self.net(x)
-        return x.permute(0, 2, 3, 1) + 0.5
+        return x.permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.centered(x) + 0.5
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -187,7 +197,7 @@ class TwoHot:
         self.log_probs = F.log_softmax(self.logits, -1)
 
     def mean(self) -> torch.Tensor:
-        return symexp((self.log_probs.exp() * self.bins).sum(-1))
+        return symexp(torch.softmax(self.logits, -1) @ self.bins)
 
     def log_prob(self, target: torch.Tensor) -> torch.Tensor:
         return (twohot(symlog(target.float()), self.bins) * self.log_probs).sum(-1)

@@ -14,7 +14,7 @@ from torch import nn
 
 from .config import Config
 from .draw import DRAW
-from .nets import MLP, ImageDecoder, ImageEncoder, TwoHotHead, categorical_kl, symlog
+from .nets import MLP, ImageDecoder, ImageEncoder, TwoHotHead, categorical_kl, normalize_image, symlog
 from .optim import Optimizer
 
 
@@ -51,10 +51,12 @@ class Decoder(nn.Module):
         self.image = ImageDecoder(zdim, image_shape, cfg.cnn_depth, cfg.minres)
         self.vector = MLP(zdim, cfg.mlp_layers, cfg.mlp_units, vector_dim) if vector_dim else None
 
-    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, z: torch.Tensor, centered: bool = False) -> dict[str, torch.Tensor]:
+        """Decoded image (..., H, W, C) in about [0, 1] (or minus 0.5 if `centered`) [+ symlog vector]."""
         lead = z.shape[:-1]
         flat = z.reshape(-1, z.shape[-1])
-        out = {"image": self.image(flat).reshape(*lead, *self.image_shape)}
+        image = self.image.centered(flat) if centered else self.image(flat)
+        out = {"image": image.reshape(*lead, *self.image_shape)}
         if self.vector is not None:
             out["vector"] = self.vector(flat).reshape(*lead, -1)
         return out
@@ -117,13 +119,15 @@ class WorldModel(nn.Module):
         return {"dyn": torch.clamp(mask * dyn, min=free), "rep": torch.clamp(mask * rep, min=free), "kl": dyn.detach()}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        embed = self.embed(batch)
+        image = normalize_image(batch["image"])       # encoder input and (+0.5) decoder target, computed once
+        embed = self.encoder(image, batch.get("vector"))
         states = self.draw.observe(embed, batch["action"], batch["is_first"])
         z = states["z"]
         losses = {}
-        recon = self.decoder(z)
-        target = batch["image"].float() / 255.0
-        losses["image"] = ((recon["image"].float() - target) ** 2).sum((-3, -2, -1))
+        recon = self.decoder(z, centered=True)
+        steps = image.shape[0] * image.shape[1]
+        # squared error summed over pixels, mean over (B, T): one fused kernel forward and backward
+        losses["image"] = F.mse_loss(recon["image"].float(), image, reduction="sum") / steps
         if self.vector_dim:
             losses["vector"] = ((recon["vector"].float() - symlog(batch["vector"].float())) ** 2).sum(-1)
         if "reward" in batch:
@@ -136,7 +140,7 @@ class WorldModel(nn.Module):
         metrics = {f"wm/{k}": v.detach().mean() for k, v in losses.items()}
         mask = (~batch["is_first"]).float()
         metrics["wm/kl"] = (kl["kl"] * mask).sum() / mask.sum().clamp(min=1)
-        metrics["wm/image_mse"] = ((recon["image"].detach().float() - target) ** 2).mean()
+        metrics["wm/image_mse"] = losses["image"].detach() / image[0, 0].numel()
         return total, states, metrics
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -84,8 +84,8 @@ def test_actor_critic_update_moves_policy_towards_rewarded_actions():
     n = 64
     start = {"z": wm.draw.sample(wm.draw.dist_logits(torch.randn(n, wm.zdim)), grad=False),
              "sigma": wm.draw.belief(torch.randn(n, wm.zdim)), "cont": torch.ones(n)}
-    slow_before = [p.clone() for p in task.slow_critic.parameters()]
-    critic_before = [p.clone() for p in task.critic.parameters()]
+    slow_before = [p.detach().clone() for p in task.slow_critic.parameters()]
+    critic_before = [p.detach().clone() for p in task.critic.parameters()]
     means = [float(task.actor(start["z"]).mean[:, 0].mean().detach())]
     for _ in range(30):
         metrics = task.train_step(wm, start)
