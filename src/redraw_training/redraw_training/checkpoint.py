@@ -36,7 +36,7 @@ FORMAT_VERSION = 1
 MANIFEST = "checkpoint.json"
 WEIGHTS = "weights.safetensors"
 STATE = "state.safetensors"
-KINDS = ("pretrain", "calibrate")
+KINDS = ("pretrain", "calibrate", "finetune")
 
 
 class CheckpointError(ValueError):
@@ -202,7 +202,7 @@ def load_state_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], w
 def load_agent(path: str | Path, device: str | torch.device = "cpu", optimizers: bool = True, restore_rng: bool = False,
                overrides: dict[str, Any] | None = None):
     """Rebuild the Agent a checkpoint was saved from and load it. Returns (agent, manifest, directory)."""
-    from .agent import Agent
+    from .agents import build_agent
 
     directory, manifest = read_manifest(path)
     try:
@@ -213,9 +213,9 @@ def load_agent(path: str | Path, device: str | torch.device = "cpu", optimizers:
         raise CheckpointError(f"{directory / MANIFEST}: its config does not fit this code's configs.yaml: {exc}") from None
     model = manifest["model"]
     try:
-        agent = Agent(config, tuple(model["image_shape"]), int(model["action_dim"]), int(model.get("vector_dim", 0)),
+        agent = build_agent(config, tuple(model["image_shape"]), int(model["action_dim"]), int(model.get("vector_dim", 0)),
                       calibrated=bool(model.get("calibrated", False)))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # ConfigError is a ValueError
         raise CheckpointError(f"{directory / MANIFEST}: cannot build the model it describes ({exc})") from None
     weights = _load_tensors(directory, manifest, WEIGHTS)
     load_state_into(agent, weights, f"checkpoint {directory}")

@@ -26,10 +26,13 @@ import torch
 from redraw_common.episodes import make_flags, save_episode
 
 from .agent import Agent
+from .agents import build_agent
 from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
+from .collectors import Collector
 from .config import Config
 from .datasets import load_target_dataset
 from .envs import env_spec, make_env, preprocess_config_of
+from .evaluation import evaluate_agent
 from .logger import Logger, Mean
 from .replay import Replay
 from .report import write_report
@@ -235,7 +238,7 @@ def pretrain(config: Config, out: str | Path, progress: bool = True, resume: boo
     else:
         torch.manual_seed(config.seed)
         with torch.device(device):
-            agent = Agent(config, spec["image_shape"], spec["action_dim"], spec["vector_dim"])
+            agent = build_agent(config, spec["image_shape"], spec["action_dim"], spec["vector_dim"])
         if any((out / "replay").glob("*.npz")):
             replay.load_directory()  # episodes of a run that crashed before its first checkpoint
     if config.compile:
@@ -244,6 +247,7 @@ def pretrain(config: Config, out: str | Path, progress: bool = True, resume: boo
     ratio = run.train_ratio / (batch_size * length)
     rng = np.random.default_rng(config.seed + counters["env_steps"])
     driver = Driver(env, spec["action_dim"], seed=config.seed * 100003 + counters["episodes"])
+    collector = Collector(config.explore, agent, env, device, rng, seed=config.seed * 100003 + counters["episodes"])
     eval_env = make_env(config.env.id, config.env.perturb, **dict(config.env.kwargs))
     logger = Logger(out, total=run.steps, desc="pretrain", unit="env step", initial=counters["env_steps"], progress=progress)
     mean = Mean()
@@ -256,25 +260,23 @@ def pretrain(config: Config, out: str | Path, progress: bool = True, resume: boo
                         preprocessing=preprocessing, rng={"replay": replay.rng_state()},
                         extra={"updates_due": updates_due, "env": {"id": config.env.id, "perturb": config.env.perturb,
                                "kwargs": dict(config.env.kwargs)}, "action_names": _action_names(env, spec["action_dim"]),
-                               "control_hz": _control_hz(env), "final": final})
+                               "control_hz": _control_hz(env), "final": final, "collection": collector.summary()})
 
     def evaluate_now() -> None:
         nonlocal last_eval
         agent.eval()
-        last_eval, _ = run_episodes(eval_env, agent_actor(agent, device), run.eval_eps, seed=10_000_000 + counters["env_steps"])
+        last_eval = evaluate_agent(agent, eval_env, run.eval_eps, seed=10_000_000 + counters["env_steps"], device=device)
         agent.train()
         logger.write(counters["env_steps"], {"eval/return": last_eval["return_mean"], "eval/return_std": last_eval["return_std"]})
 
     try:
         while counters["env_steps"] < run.steps:
-            if counters["env_steps"] < run.prefill and not resumed:
-                action = rng.uniform(-1, 1, spec["action_dim"]).astype(np.float32)
-            else:
-                action = agent.policy(obs_to_torch(driver.obs, device))[0].cpu().numpy()
+            action = collector.act(driver.obs, prefill=counters["env_steps"] < run.prefill and not resumed)
             done = driver.step(action)
             counters["env_steps"] += 1
             logger.advance()
             if done is not None:
+                collector.episode_end()
                 ep, info = done
                 replay.add_episode(ep)
                 counters["episodes"] += 1
@@ -294,18 +296,18 @@ def pretrain(config: Config, out: str | Path, progress: bool = True, resume: boo
                 logger.write(step, metrics)
             if run.eval_every and step % run.eval_every == 0 and step < run.steps:
                 evaluate_now()
-            if run.report_every and step % run.report_every == 0 and len(replay) >= length:
+            if run.report_every and step % run.report_every == 0 and len(replay) >= length and hasattr(agent.wm, "draw"):
                 _report(agent, replay, out / f"report_{step:08d}.png", device, length)
             if run.save_every and step % run.save_every == 0 and step < run.steps:
                 save()
         if run.eval_eps:
             evaluate_now()
         save(final=True)
-        report = _report(agent, replay, out / "report.png", device, length) if len(replay) >= length else {}
+        report = _report(agent, replay, out / "report.png", device, length) if len(replay) >= length and hasattr(agent.wm, "draw") else {}
     finally:
         logger.close()
     summary = {"kind": "pretrain", "out": str(out), "counters": counters, "eval": last_eval, "report": report,
-               "last_metrics": logger.last, "seconds": time.time() - started}
+               "collection": collector.summary(), "last_metrics": logger.last, "seconds": time.time() - started}
     _write_json(out / "summary.json", summary)
     return summary
 
@@ -507,7 +509,7 @@ def evaluate(checkpoint: str | Path, env_id: str | None = None, perturb: str = "
     if tuple(spec["image_shape"]) != tuple(agent.image_shape) or spec["action_dim"] != agent.action_dim:
         raise ValueError(f"env {env_id} has images {spec['image_shape']} and {spec['action_dim']} action dims; the checkpoint expects "
                          f"{tuple(agent.image_shape)} and {agent.action_dim}")
-    metrics, _ = run_episodes(env, agent_actor(agent, torch.device(device), sample=sample), episodes, seed)
+    metrics = evaluate_agent(agent, env, episodes, seed, torch.device(device), sample=sample)
     metrics.update({"checkpoint": str(directory), "kind": manifest["kind"], "env": env_id, "perturb": perturb, "seed": seed,
                     "policy": "sample" if sample else "mean", "env_kwargs": kwargs})
     return metrics

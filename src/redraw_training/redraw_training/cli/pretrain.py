@@ -1,6 +1,13 @@
-"""pretrain: DRAW world model + task policy, trained online in a simulator (gymnasium id).
+"""pretrain: DRAW world model + task policy, trained online in a simulator (gymnasium id), or offline on a dataset.
 
     pretrain --env redraw/PointGoal-v0 --preset tiny --steps 5000 --out runs/pg_tiny
+    pretrain --env redraw/PointGoal-v0 --preset tiny --explore plan2explore --steps 5000 --out runs/pg_p2e
+    pretrain --preset tiny,dreamer --explore plan2explore --steps 5000 --out runs/pg_dreamer_p2e     (DreamerV3 baseline)
+    pretrain --dataset data/dt_explore --preset small --updates 20000 --set device=cuda --out runs/dt_offline
+
+--explore picks who collects the data online: task (the task policy), plan2explore (the Plan2Explore exploration
+policy; the task policy still trains alongside from the same replay) or scripted (the env package's exploration
+driver). --dataset pretrains from a fixed folder of episodes with rewards and needs no env (see offline.py).
 """
 
 from __future__ import annotations
@@ -8,8 +15,6 @@ from __future__ import annotations
 import argparse
 
 from ..checkpoint import CheckpointError
-from ..envs import EnvSpecError
-from ..loops import has_checkpoint, pretrain
 from .common import add_config_args, build_config, fail, parse_kwargs, say
 
 
@@ -21,8 +26,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="env steps to train for (default: config run.steps)")
     parser.add_argument("--out", required=True, help="run folder (resumed if it already holds a checkpoint)")
     parser.add_argument("--fresh", action="store_true", help="refuse to resume: fail if --out already holds a checkpoint")
+    parser.add_argument("--explore", choices=("task", "plan2explore", "scripted"), default=None,
+                        help="who collects the data online (default: config explore, task); plan2explore also applies the "
+                             "plan2explore preset")
+    parser.add_argument("--dataset", default=None, help="pretrain offline from this dataset folder (episodes with rewards); no env needed")
+    parser.add_argument("--updates", type=int, default=None,
+                        help="with --dataset: gradient updates (default: run.steps * run.train_ratio / (batch_size * batch_length))")
+    parser.add_argument("--eval-env", default=None, help="with --dataset: gymnasium id to evaluate in (optional)")
     add_config_args(parser)
     args = parser.parse_args(argv)
+    if args.explore == "plan2explore" and "plan2explore" not in ",".join(args.preset).split(","):
+        args.preset.append("plan2explore")
+    if args.dataset is not None:
+        return _offline(args)
+    from ..envs import EnvSpecError
+    from ..loops import has_checkpoint, pretrain
+
     extra = {}
     if args.env:
         extra["env.id"] = args.env
@@ -32,12 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         extra["run.steps"] = args.steps
     if args.env_kwargs:
         extra["env.kwargs"] = parse_kwargs(args.env_kwargs)
+    if args.explore is not None:
+        extra["explore"] = args.explore
     config = build_config(args, extra=extra)
     if args.fresh and has_checkpoint(args.out):
         fail(f"{args.out} already holds a checkpoint (--fresh given); choose another --out")
     r = config.run
     say([
-        f"pretrain: DRAW world model + task actor-critic, online in {config.env.id!r} (perturb {config.env.perturb!r}, kwargs {dict(config.env.kwargs)})",
+        f"pretrain: {config.model.upper()} world model + task actor-critic, data collected by {config.explore}, online in {config.env.id!r} (perturb {config.env.perturb!r}, kwargs {dict(config.env.kwargs)})",
         f"  presets {list(config.presets) or ['paper (defaults)']}, device {config.device}; {r.steps} env steps, "
         f"{r.prefill} random prefill steps, train ratio {r.train_ratio} (batch {config.batch_size}x{config.batch_length})",
         f"  {'resuming' if has_checkpoint(args.out) else 'writing'} {args.out}/: checkpoint/ (safetensors + checkpoint.json), replay/ (episodes), "
@@ -54,6 +75,33 @@ def main(argv: list[str] | None = None) -> int:
         f"  eval return {ev.get('return_mean', float('nan')):.2f} +- {ev.get('return_std', float('nan')):.2f} over {ev.get('episodes', 0)} episodes",
         f"  checkpoint: {args.out}/checkpoint ; next: calibrate --checkpoint {args.out} --data <target episodes> --out <dir>",
     ])
+    return 0
+
+
+def _offline(args) -> int:
+    from ..offline import OfflineError, default_updates, pretrain_offline
+
+    extra = {"explore": args.explore} if args.explore is not None else {}
+    if args.steps is not None:
+        extra["run.steps"] = args.steps
+    config = build_config(args, extra=extra)
+    updates = args.updates if args.updates is not None else default_updates(config)
+    say([
+        f"pretrain (offline): {config.model.upper()} world model + task actor-critic from the dataset {args.dataset} (no env), "
+        f"{updates} updates of batch {config.batch_size}x{config.batch_length}",
+        f"  presets {list(config.presets) or ['paper (defaults)']}, device {config.device}; evaluation: {args.eval_env or 'none'}",
+        f"  writing {args.out}/: checkpoint/, tb/ (if TensorBoard is installed), scalars.jsonl, summary.json",
+    ])
+    try:
+        summary = pretrain_offline(config, args.dataset, args.out, updates=updates, progress=not args.no_progress, resume=not args.fresh,
+                                   eval_env=args.eval_env, eval_perturb=args.perturb or "",
+                                   eval_kwargs=parse_kwargs(args.env_kwargs) if args.env_kwargs else None)
+    except (CheckpointError, OfflineError) as exc:
+        fail(str(exc))
+    ev = summary.get("eval") or {}
+    say([f"done: {summary['counters']['updates']} updates on {summary['dataset']['train_steps']} dataset steps in {summary['seconds']:.0f} s"]
+        + ([f"  eval return {ev['return_mean']:.2f} +- {ev['return_std']:.2f}"] if ev else [])
+        + [f"  checkpoint: {args.out}/checkpoint ; next: calibrate --checkpoint {args.out} --data <target episodes> --out <dir>"])
     return 0
 
 

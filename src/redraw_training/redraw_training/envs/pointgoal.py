@@ -70,6 +70,8 @@ PERTURBATIONS = {"reversed": False, "gain": True, "drift": True}
 
 class PointGoalEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    #: bounds of `position()` on both axes (for coverage measurements)
+    position_bounds = (-1.0, 1.0)
 
     def __init__(self, perturb: str = "", size: int = 32, max_steps: int = 50, speed: float = 0.15, goal: str = "center",
                  camera: str = "follow", vector: bool = False, render_mode: str | None = None):
@@ -180,6 +182,10 @@ class PointGoalEnv(gym.Env):
 
     def render(self):
         return self._render()
+
+    def position(self) -> np.ndarray:
+        """The robot's true position (x, y) in [-1, 1]^2: not an observation, for measuring data coverage."""
+        return self._pos.copy()
 
 
 def register() -> None:

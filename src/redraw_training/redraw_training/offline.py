@@ -1,0 +1,253 @@
+"""Offline pretraining: the world model and the task policy from a fixed, pre-collected dataset (no env).
+
+    pretrain_offline(config, "data/dt_explore", "runs/dt_offline", updates=20000)
+
+The dataset is a folder of episodes (redraw_common.episodes) WITH rewards (e.g. written by redraw_sim's
+`collect` with a scripted driver). Image shape, action and vector dims come from the episodes; preprocessing,
+control rate and env id from the folder's `dataset.json` when present (`env`, `env_settings.preprocess`,
+`env_settings.control_hz`, as redraw_sim's collect writes them), else the defaults for the image shape. Every
+update samples one batch from the dataset and runs the agent's ordinary `train_step` (world model + task
+actor-critic in imagination), so the checkpoint is an ordinary 'pretrain' checkpoint that calibrate, finetune,
+evaluate and export accept. Evaluation in an env is optional (`eval_env`); without one nothing here imports
+gymnasium, ROS or the simulators (the GPU-machine path: torch, numpy, PyYAML, safetensors, tqdm; TensorBoard and
+matplotlib are used when installed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from redraw_common.episodes import episode_paths
+
+from .agents import build_agent
+from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
+from .config import Config
+from .datasets import DatasetError, load_target_dataset
+
+
+class OfflineError(ValueError):
+    """The dataset or settings do not allow offline pretraining."""
+
+
+def setup_device(config: Config) -> torch.device:
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OfflineError(f"config device is {config.device!r}, but torch has no CUDA here (torch {torch.__version__})")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def batch_to(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in batch.items():
+        if key == "index":
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(value))
+        out[key] = (t.float() if t.dtype == torch.float64 else t).to(device, non_blocking=True)
+    return out
+
+
+def dataset_info(path: Path) -> dict[str, Any]:
+    """dataset.json of a dataset folder ({} when absent); a broken file is an error."""
+    meta = path / "dataset.json"
+    if not meta.is_file():
+        return {}
+    try:
+        data = json.loads(meta.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OfflineError(f"{meta} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise OfflineError(f"{meta}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def check_rewards(path: Path) -> None:
+    """Every episode file must carry 'reward' (pretraining learns the reward head; calibration data has none)."""
+    if not path.is_dir():
+        return
+    paths = [p for p in path.glob("*.npz") if not p.name.startswith(".")]
+    if not paths:
+        return
+    missing = []
+    for p in episode_paths(path):
+        with np.load(p, allow_pickle=False) as f:
+            if "reward" not in f.files:
+                missing.append(p.name)
+    if missing:
+        raise OfflineError(f"{path}: {len(missing)} episode(s) have no 'reward' (e.g. {missing[:3]}); pretraining learns the reward "
+                           "head, so it needs a dataset recorded with rewards (reward-free data is for calibrate/finetune)")
+
+
+def preprocessing_of(info: dict[str, Any], image_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """dataset.json's env_settings.preprocess, else the default for the image shape (as envs.default_preprocessing)."""
+    pre = (info.get("env_settings") or {}).get("preprocess")
+    if isinstance(pre, dict) and pre:
+        return dict(pre)
+    h, w, c = image_shape
+    try:
+        from redraw_common.preprocessing import PreprocessConfig
+    except ImportError:  # redraw_common.preprocessing needs OpenCV; the export falls back to the same default
+        return {}
+    return PreprocessConfig(mode="lane_mask" if c == 2 else "rgb", height=int(h), width=int(w)).to_dict()
+
+
+class _JsonlLogger:
+    """Logger without TensorBoard (when it is not installed): scalars.jsonl and a tqdm bar."""
+
+    def __init__(self, logdir: Path, total: int, desc: str, unit: str, initial: int, progress: bool):
+        import sys
+
+        from tqdm import tqdm
+
+        self.jsonl = open(logdir / "scalars.jsonl", "a")
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not progress, file=sys.stderr, mininterval=1.0)
+        self.last: dict[str, float] = {}
+
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        clean = {k: float(v) for k, v in metrics.items()}
+        self.jsonl.write(json.dumps({"step": step, **clean}) + "\n")
+        self.jsonl.flush()
+        self.last.update(clean)
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.jsonl.close()
+
+
+def make_logger(out: Path, total: int, desc: str, unit: str, initial: int, progress: bool):
+    try:
+        from .logger import Logger
+
+        return Logger(out, total=total, desc=desc, unit=unit, initial=initial, progress=progress)
+    except ImportError:
+        return _JsonlLogger(out, total, desc, unit, initial, progress)
+
+
+def default_updates(config: Config) -> int:
+    """The updates an online run of config.run.steps env steps would make (run.train_ratio / (B*T) per step)."""
+    return max(1, int(config.run.steps * config.run.train_ratio / (config.batch_size * config.batch_length)))
+
+
+def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updates: int | None = None, progress: bool = True,
+                     resume: bool = True, eval_env: str | None = None, eval_perturb: str = "", eval_kwargs: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Pretrain config's agent (DRAW or Dreamer, explore task) on a fixed dataset; returns the summary."""
+    from .logger import Mean
+
+    if config.explore == "plan2explore":
+        raise OfflineError("offline pretraining learns from a fixed dataset; Plan2Explore needs to collect its own data "
+                           "(use --explore task or scripted data collected beforehand)")
+    device = setup_device(config)
+    dataset, out = Path(dataset), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    updates = int(updates) if updates is not None else default_updates(config)
+    check_rewards(dataset)
+    info = dataset_info(dataset)
+    try:
+        data = load_target_dataset(dataset, holdout=0.0, seed=config.seed)
+    except DatasetError as exc:
+        raise OfflineError(str(exc)) from None
+    replay = data.train
+    arrays = replay.arrays
+    image_shape = tuple(int(s) for s in arrays["image"].shape[1:])
+    action_dim = int(arrays["action"].shape[1])
+    vector_dim = int(arrays["vector"].shape[1]) if "vector" in arrays else 0
+    if len(image_shape) != 3:
+        raise OfflineError(f"{dataset}: images must be (H, W, C), found {image_shape}")
+    batch_size, length = config.batch_size, config.batch_length
+    if len(replay) < length:
+        raise OfflineError(f"{dataset}: {len(replay)} steps, fewer than one training sequence of {length}")
+    preprocessing = preprocessing_of(info, image_shape)
+    settings = info.get("env_settings") or {}
+    env_info = {"id": info.get("env") or "", "perturb": settings.get("perturb", ""), "kwargs": {}}
+    control_hz = float(settings.get("control_hz") or 10.0)
+
+    ckpt_dir = out / "checkpoint"
+    counters = {"updates": 0, "env_steps": 0, "episodes": 0}
+    if resume and _has_checkpoint(out):
+        _, manifest = read_manifest(out)
+        if manifest["kind"] != "pretrain" or manifest.get("data", {}).get("dataset", {}).get("sha256") != data.digest:
+            raise CheckpointError(f"{out} holds a checkpoint that was not pretrained on {dataset}; use another --out folder")
+        agent, manifest, _ = load_agent(out, device, optimizers=True, restore_rng=True,
+                                        overrides={"device": config.device, "threads": config.threads, "run": config.run.to_dict()})
+        counters.update(manifest["counters"])
+        if "replay" in manifest.get("rng", {}):
+            replay.set_rng_state(manifest["rng"]["replay"])
+    else:
+        torch.manual_seed(config.seed)
+        with torch.device(device):
+            agent = build_agent(config, image_shape, action_dim, vector_dim)
+    if config.compile:
+        agent.compile()
+    env = None
+    if eval_env:
+        from .envs import make_env
+
+        env = make_env(eval_env, eval_perturb, **(eval_kwargs or {}))
+    run = config.run
+    logger = make_logger(out, updates, "pretrain (offline)", "update", counters["updates"], progress)
+    mean = Mean()
+    last_eval: dict[str, Any] = {}
+    started = time.time()
+    data_info = {"dataset": data.describe(), "dataset_json": {k: v for k, v in info.items() if k not in ("episode_lengths", "episode_ends")}}
+
+    def evaluate_now() -> None:
+        nonlocal last_eval
+        if env is None:
+            return
+        from .evaluation import evaluate_agent
+
+        last_eval = evaluate_agent(agent, env, run.eval_eps, seed=10_000_000 + counters["updates"], device=device)
+        logger.write(counters["updates"], {"eval/return": last_eval["return_mean"], "eval/return_std": last_eval["return_std"]})
+
+    def save(final: bool = False) -> None:
+        save_checkpoint(ckpt_dir, agent, kind="pretrain", counters=counters,
+                        metrics={**logger.last, **{f"eval/{k}": v for k, v in last_eval.items() if k != "returns"}},
+                        data=data_info, preprocessing=preprocessing, rng={"replay": replay.rng_state()},
+                        extra={"env": env_info, "action_names": ["forward", "turn"] if action_dim == 2 else [f"a{i}" for i in range(action_dim)],
+                               "control_hz": control_hz, "offline": True, "final": final})
+
+    try:
+        while counters["updates"] < updates:
+            batch = batch_to(replay.sample(batch_size, length), device)
+            mean.add(agent.train_step(batch))
+            counters["updates"] += 1
+            logger.advance()
+            step = counters["updates"]
+            if step % max(1, run.log_every) == 0 or step == updates:
+                logger.write(step, {**mean.result(), "run/updates_per_s": step / max(1e-9, time.time() - started)})
+            if env is not None and run.eval_every and step % run.eval_every == 0 and step < updates:
+                evaluate_now()
+            if run.save_every and step % run.save_every == 0 and step < updates:
+                save()
+        if env is not None and run.eval_eps:
+            evaluate_now()
+        save(final=True)
+    finally:
+        logger.close()
+    summary = {"kind": "pretrain", "offline": True, "out": str(out), "counters": counters, "dataset": data.describe(),
+               "model": {"image_shape": list(image_shape), "action_dim": action_dim, "vector_dim": vector_dim},
+               "eval": last_eval, "last_metrics": logger.last, "seconds": time.time() - started}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    try:
+        resolve(folder)
+        return True
+    except CheckpointError:
+        return False
