@@ -29,6 +29,8 @@ setup(
             "evaluate = redraw_training.cli.evaluate:main",
             "export = redraw_training.cli.export:main",
             "collect = redraw_training.cli.collect:main",
+            "finetune = redraw_training.cli.finetune:main",
+            "compare = redraw_training.cli.compare:main",
         ],
     },
 )

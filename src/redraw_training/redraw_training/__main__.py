@@ -2,7 +2,7 @@
 
 import sys
 
-COMMANDS = ("pretrain", "calibrate", "evaluate", "export", "collect")
+COMMANDS = ("pretrain", "calibrate", "evaluate", "export", "collect", "finetune", "compare")
 
 
 def main() -> int:

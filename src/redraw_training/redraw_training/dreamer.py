@@ -215,11 +215,12 @@ class DreamerWorldModel(nn.Module):
     def cont_mode(self, feat: torch.Tensor) -> torch.Tensor:
         return (self.cont(feat).squeeze(-1) > 0).float()
 
-    def loss(self, batch: dict[str, torch.Tensor], scales: dict[str, float] | None = None):
+    def loss(self, batch: dict[str, torch.Tensor], scales: dict[str, float] | None = None, embed: torch.Tensor | None = None):
         """Total loss, states (h, z, post/prior logits, feat) and metrics. `scales` overrides loss scales
-        (a scale of 0 leaves the term out, e.g. reward for the finetune baseline)."""
+        (a scale of 0 leaves the term out, e.g. reward for the finetune baseline); `embed` replaces the encoder
+        pass (cached embeddings of a frozen encoder)."""
         scales = {**self.scales, **(scales or {})}
-        embed = self.embed(batch)
+        embed = self.embed(batch) if embed is None else embed
         states = self.rssm.observe(embed, batch["action"], batch["is_first"])
         feat = torch.cat([states["h"], states["z"]], -1)
         states["feat"] = feat
