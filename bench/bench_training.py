@@ -50,16 +50,19 @@ def _batch(config, size, device, torch):
 
 
 def _time(fn, warmup, repeats, sync):
+    """(median wall seconds, median process CPU seconds) per call. On a shared machine the CPU time of a
+    1-thread run is the better estimate of the work (wall time includes waiting for a core)."""
     for _ in range(warmup):
         fn()
     sync()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def worker(preset: str, threads: int, device: str, precision: str, compile_: bool, warmup: int, repeats: int) -> dict:
@@ -95,7 +98,7 @@ def worker(preset: str, threads: int, device: str, precision: str, compile_: boo
         out, _ = agent.wm.train_step(batch)
         states["out"] = out
 
-    result["wm_update_s"], result["wm_update_min_s"] = _time(wm_update, warmup, repeats, sync)
+    result["wm_update_s"], result["wm_update_cpu_s"] = _time(wm_update, warmup, repeats, sync)
     frames = config.batch_size * config.batch_length
     result["wm_frames_per_s"] = frames / result["wm_update_s"]
 
@@ -105,7 +108,7 @@ def worker(preset: str, threads: int, device: str, precision: str, compile_: boo
         def ac_update(start=start):
             agent.task.train_step(agent.wm, start)
 
-        result[label], _ = _time(ac_update, warmup, repeats, sync)
+        result[label], result[label.replace("_s", "_cpu_s")] = _time(ac_update, warmup, repeats, sync)
     result["imag_starts"] = config.imag_starts or frames
 
     # ReDRAW: residual update on cached posteriors, then the full calibration step (residual + AC on 1/3 starts)
@@ -118,8 +121,9 @@ def worker(preset: str, threads: int, device: str, precision: str, compile_: boo
         z, z_prev, a_prev, base, raw = agent.filter_with_residual(post, batch["action"], batch["is_first"])
         agent.res_opt.step(agent.residual_loss(post, z_prev, a_prev, base, batch["is_first"]))
 
-    result["residual_update_s"], _ = _time(residual_update, warmup, repeats, sync)
-    result["calibrate_step_s"], _ = _time(lambda: agent.calibrate_step(cal_batch), warmup, repeats, sync)
+    result["residual_update_s"], result["residual_update_cpu_s"] = _time(residual_update, warmup, repeats, sync)
+    result["calibrate_step_s"], result["calibrate_step_cpu_s"] = _time(lambda: agent.calibrate_step(cal_batch), warmup, repeats, sync)
+    result["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result["residual_params"] = sum(p.numel() for p in agent.residual.parameters())
     if dev.type == "cuda":
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -161,13 +165,15 @@ def main() -> int:
                 return proc.returncode
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
 
-    header = f"{'preset':7} {'thr':>3} {'dev':5} {'WM update':>10} {'frames/s':>9} {'AC update':>10} {'AC 1024':>9} {'residual':>9} {'calib step':>10} {'RSS MB':>7} {'WM params':>10}"
+    header = (f"{'preset':7} {'thr':>3} {'dev':5} {'WM update':>10} {'(cpu)':>8} {'frames/s':>9} {'AC update':>10} {'starts':>6} "
+              f"{'AC 1024':>9} {'(cpu)':>8} {'residual':>9} {'calib step':>10} {'RSS MB':>7} {'WM params':>10} {'load':>5}")
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r['preset']:7} {r['threads'] or '-':>3} {r['device'][:5]:5} {r['wm_update_s']:>9.3f}s {r['wm_frames_per_s']:>9.0f} "
-              f"{r['ac_update_s']:>9.3f}s {r['ac_update_1024_s']:>8.3f}s {r['residual_update_s']:>8.4f}s {r['calibrate_step_s']:>9.3f}s "
-              f"{r['peak_rss_mb']:>7.0f} {r['wm_params'] / 1e6:>9.2f}M")
+        print(f"{r['preset']:7} {r['threads'] or '-':>3} {r['device'][:5]:5} {r['wm_update_s']:>9.3f}s {r['wm_update_cpu_s']:>7.3f}s "
+              f"{r['wm_frames_per_s']:>9.0f} {r['ac_update_s']:>9.3f}s {r['imag_starts']:>6} {r['ac_update_1024_s']:>8.3f}s "
+              f"{r['ac_update_1024_cpu_s']:>7.3f}s {r['residual_update_s']:>8.4f}s {r['calibrate_step_s']:>9.3f}s "
+              f"{r['peak_rss_mb']:>7.0f} {r['wm_params'] / 1e6:>9.2f}M {r['load_average'] or 0:>5.1f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
