@@ -256,7 +256,8 @@ def pretrain(config: Config, out: str | Path, progress: bool = True, resume: boo
 
     def save(final: bool = False) -> None:
         save_checkpoint(ckpt_dir, agent, kind="pretrain", counters=counters, metrics={**logger.last, **{f"eval/{k}": v for k, v in last_eval.items() if k != "returns"}},
-                        data={"replay": {"folder": str(out / "replay"), "episodes": replay.episodes, "steps": replay.steps_added}},
+                        data={"replay": {"folder": str(out / "replay"), "episodes": replay.episodes, "steps": replay.steps_added,
+                                          "sha256": replay.digest()}},
                         preprocessing=preprocessing, rng={"replay": replay.rng_state()},
                         extra={"updates_due": updates_due, "env": {"id": config.env.id, "perturb": config.env.perturb,
                                "kwargs": dict(config.env.kwargs)}, "action_names": _action_names(env, spec["action_dim"]),

@@ -12,6 +12,7 @@ per-step caches (e.g. the posterior logits of a fixed dataset) can be gathered a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class Replay:
         self.head = 0          # physical index of the next write
         self.episodes = 0      # episodes added in total
         self.steps_added = 0   # steps added in total
+        self._digest = hashlib.sha256()  # over (file name, file sha256) of every episode file written or loaded
 
     def __len__(self) -> int:
         return self.size
@@ -80,8 +82,20 @@ class Replay:
         if save and self.directory is not None:
             fname = name or f"ep_{self.episodes:07d}_{length}.npz"
             path = save_episode(self.directory / fname, ep)
+            self._hash_file(path)
         self._append(ep, length)
         return path
+
+    def _hash_file(self, path: Path) -> None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        self._digest.update(path.name.encode() + b"\0" + h.hexdigest().encode() + b"\n")
+
+    def digest(self) -> str:
+        """sha256 fingerprint of the episode files added so far (in order)."""
+        return self._digest.copy().hexdigest()
 
     def _append(self, ep: Mapping[str, np.ndarray], length: int) -> None:
         spec = self._spec(ep)
@@ -105,6 +119,7 @@ class Replay:
         paths = episode_paths(self.directory)
         for path in paths:
             ep = load_episode(path)
+            self._hash_file(path)
             self._append(ep, len(ep["image"]))
         return len(paths)
 

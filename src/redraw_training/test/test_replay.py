@@ -58,6 +58,9 @@ def test_reload_from_disk_and_errors(tmp_path):
     again = Replay(1000, tmp_path, seed=0)
     assert again.load_directory() == 3 and len(again) == 45
     assert np.array_equal(again.ordered("image"), replay.ordered("image"))
+    assert again.digest() == replay.digest() and len(replay.digest()) == 64   # fingerprint of the episode files
+    again.add_episode(_episode(15, 99))
+    assert again.digest() != replay.digest()
     with pytest.raises(ReplayError, match="does not match"):
         again.add_episode(_episode(15, 0, shape=(8, 8, 2)))
     with pytest.raises(ReplayError, match="fewer than one sequence"):
