@@ -44,6 +44,7 @@ def main() -> int:
 
     from redraw_common.recording import Sidecar
     from redraw_recorder.bagwriter import redraw_typestore
+    from redraw_training.bags import estimate_camera_drops
 
     run = Path(args.run_dir)
     bag = run / "recording"
@@ -80,13 +81,14 @@ def main() -> int:
 
     side = Sidecar.read(bag)
     store = redraw_typestore()
-    seqs, sizes, cmd = [], [], 0
+    seqs, sizes, stamps, cmd = [], [], [], 0
     for part in side.parts:
         with Reader(bag / part.name) as reader:
             for conn, _, raw in reader.messages():
                 if conn.msgtype == "sensor_msgs/msg/CompressedImage":
                     msg = store.deserialize_cdr(raw, conn.msgtype)
                     seqs.append(int(msg.header.frame_id.rsplit(":", 1)[1]))
+                    stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
                     sizes.append(len(msg.data))
                 elif conn.msgtype == "redraw_msgs/msg/DriveAction":
                     cmd += 1
@@ -107,7 +109,10 @@ def main() -> int:
         "frames_published_in_span": expected,
         "frames_lost": int(lost),
         "loss_percent": round(100.0 * lost / expected, 4),
+        # gaps in the camera stamps, as the recorder and the converter see them: frames lost in transport plus
+        # camera slots the (loaded) publisher never filled; the latter = this - frames_lost
         "recorder_estimated_drops": side.stats.get("camera_drops_estimated"),
+        "stamp_gap_drops_in_bag": estimate_camera_drops(np.array(sorted(stamps)))[0],
         "actions_recorded": cmd,
         "recorder_cpu_percent_of_one_core": {"mean": round(cpu_total, 1), "p50": round(float(np.percentile(cpu, 50)), 1),
                                              "p95": round(float(np.percentile(cpu, 95)), 1), "max": round(float(cpu.max()), 1)},
