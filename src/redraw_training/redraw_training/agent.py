@@ -52,9 +52,12 @@ class Agent(nn.Module):
         return opts
 
     def compile(self) -> None:
+        """torch.compile the per-step prior and the conv nets. The methods are replaced, not the modules, so
+        parameter names (and checkpoints) stay the same as without compilation."""
         self.wm.draw.compile_step()
-        self.wm.encoder.cnn = torch.compile(self.wm.encoder.cnn, dynamic=False)
-        self.wm.decoder.image = torch.compile(self.wm.decoder.image, dynamic=False)
+        cnn, dec = self.wm.encoder.cnn, self.wm.decoder.image
+        cnn.forward = torch.compile(cnn.forward, dynamic=False)
+        dec.centered = torch.compile(dec.centered, dynamic=False)
 
     # ------------------------------------------------------------------------------------------------------
     # acting

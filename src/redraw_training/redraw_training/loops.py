@@ -30,7 +30,7 @@ from .agents import build_agent
 from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
 from .collectors import Collector
 from .config import Config
-from .datasets import load_target_dataset
+from .datasets import DatasetError, load_target_dataset
 from .envs import env_spec, make_env, preprocess_config_of
 from .evaluation import evaluate_agent
 from .logger import Logger, Mean
@@ -428,9 +428,14 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
     if config.compile:
         agent.wm.draw.compile_step()
     batch_size, length = config.batch_size, config.batch_length
+    if len(dataset.train) < length:
+        raise DatasetError(f"{data}: the training part has {len(dataset.train)} steps, fewer than one sequence of "
+                           f"batch_length={length}; record more data or lower batch_length")
     agent.wm.eval()
     cache = posterior_cache(agent, dataset.train, device)
-    holdout = HoldoutKL(agent, dataset.holdout, device, length, seed=config.seed) if dataset.holdout is not None else None
+    holdout = None
+    if dataset.holdout is not None and len(dataset.holdout) >= length:
+        holdout = HoldoutKL(agent, dataset.holdout, device, length, seed=config.seed)
     kl_sim = holdout(agent, residual=False) if holdout is not None else None
     env = make_env(eval_env, perturb, **(eval_kwargs or {})) if eval_env else None
     logger = Logger(out, total=cal.updates, desc="calibrate", unit="update", initial=counters["updates"], progress=progress)
