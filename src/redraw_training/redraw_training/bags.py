@@ -861,6 +861,43 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def is_bag_input(path: str | Path) -> bool:
+    """True if `path` is something convert_bags reads (a recording, a rosbag2 bag, an .mcap/.db3 file, or a
+    folder of those), False if it is a dataset folder of episodes (.npz) or anything else."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path.suffix in (".mcap", ".db3")
+    if not path.is_dir() or any(path.glob("*.npz")):
+        return False
+    try:
+        discover(path)
+    except BagError:
+        return False
+    return True
+
+
+def dataset_from_bags(bag_paths: str | Path | Sequence[str | Path], cache_root: str | Path, preprocess_config: PreprocessConfig,
+                      control_hz: float = 10.0, **options: Any) -> tuple[Path, dict[str, Any]]:
+    """The dataset of these bags for this preprocessing, converted once and cached under `cache_root` (for CLIs
+    such as `calibrate` that accept bag folders directly). The cache key covers the bags' files (paths, sizes,
+    modification times), the preprocessing, the control rate and the options. Returns (folder, report)."""
+    import hashlib
+
+    if isinstance(bag_paths, (str, Path)):
+        bag_paths = [bag_paths]
+    files = []
+    for src in [s for p in bag_paths for s in discover(p)]:
+        for f in sorted(x for x in src.path.rglob("*") if x.is_file()) if src.path.is_dir() else [src.path]:
+            st = f.stat()
+            files.append(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    key = json.dumps({"files": files, "pre": preprocess_config.to_dict(), "hz": control_hz, "options": options}, sort_keys=True, default=str)
+    folder = Path(cache_root).expanduser() / f"bags-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    if (folder / REPORT).is_file():
+        return folder, json.loads((folder / REPORT).read_text())
+    report = convert_bags(bag_paths, folder, preprocess_config, control_hz, **options)
+    return folder, report
+
+
 def load_preprocess_config(path: str | Path) -> PreprocessConfig:
     """Preprocessing settings from a model manifest (its 'preprocessing'), or a JSON/YAML file of them."""
     path = Path(path)

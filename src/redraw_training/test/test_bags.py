@@ -20,7 +20,7 @@ from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg
 from redraw_common.recording import RecordingInfo
-from redraw_training.bags import control_ticks, convert_bags, main
+from redraw_training.bags import control_ticks, convert_bags, dataset_from_bags, is_bag_input, main
 
 MSG_DIR = Path(__file__).resolve().parents[2] / "redraw_msgs" / "msg"
 CFG = PreprocessConfig(mode="rgb", height=8, width=8, horizon_crop=0.0)
@@ -291,3 +291,16 @@ def test_many_bags_and_recording_folders_and_the_cli(tmp_path, capsys):
     assert "transitions 40 in 2 episodes" in out and "clean" in out
     assert main([str(root), "--out", str(tmp_path / "ds")]) == 2
     assert "exists already" in capsys.readouterr().err
+
+
+def test_dataset_from_bags_converts_once_and_caches(tmp_path):
+    frames, actions = stream(seconds=2.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions)
+    assert is_bag_input(bag) and not is_bag_input(tmp_path / "nothing")
+    folder, report = dataset_from_bags(bag, tmp_path / "cache", CFG, verbose=False)
+    assert report["transitions"] == 20 and not is_bag_input(folder)
+    mtime = (folder / "report.json").stat().st_mtime_ns
+    again, report2 = dataset_from_bags(bag, tmp_path / "cache", CFG, verbose=False)
+    assert again == folder and report2 == report and (folder / "report.json").stat().st_mtime_ns == mtime
+    other, _ = dataset_from_bags(bag, tmp_path / "cache", PreprocessConfig(mode="rgb", height=16, width=16, horizon_crop=0.0), verbose=False)
+    assert other != folder  # another model's preprocessing: another dataset
