@@ -83,6 +83,7 @@ CAUSES = {
     "camera_loss": ({"mode": "none", "seconds": 1.5}, 1),
     "estop": ({"mode": "road", "seconds": 1.5, "estop": True}, 4),
     "nan_output": ({"mode": "white", "seconds": 1.5}, 2),
+    "model_error": ({"mode": "black", "seconds": 1.5}, 3),
 }
 
 
@@ -93,7 +94,7 @@ def test_safety_stops_within_200_ms_and_recovers(tmp_path, model, cause):
     assert data["warmed_up"], log
     before, fault, after = data["phases"]
     assert any(moving(w) for w in data["wheels"] if before["t_start"] <= w[0] < before["t_end"])
-    # the cause: the last frame before the camera went silent, the e-stop message, the first white frame
+    # the cause: the last frame before the camera went silent, the e-stop message, the first white / black frame
     t_cause = fault["last_frame_before"] if cause == "camera_loss" else fault["t_start"]
     zeros = [w for w in data["wheels"] if w[0] >= t_cause and not moving(w)]
     assert zeros, f"wheels never stopped\n{log}"

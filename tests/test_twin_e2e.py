@@ -130,7 +130,7 @@ def test_reversed_actions_flip_the_measured_motion(recorded):
 
 
 def test_policy_node_drives_the_twin_at_the_control_rate(tmp_path):
-    model = build_policy(tmp_path / "model", CFG)
+    model = build_policy(tmp_path / "model", CFG, error_when_black=False)  # a view without lane markings must not stop it
     out = tmp_path / "probe.json"
     with NodeGroup(tmp_path) as group:
         nodes = start_launch(group, TWIN_DRIVE, {"robot": ROBOT, "model": str(model), "use_sim_time": "true", "real_time_factor": RTF},

@@ -7,8 +7,10 @@ The model reads the observation `obs` uint8 (1, H, W, C), averages each channel 
     turn    = tanh(2 * (m_0 - m_last))         (yellow vs white balance)
     nan_gate: with nan_when_white, both are NaN when the last channel is fully covered (m_last == 1, an
               all-white camera frame in lane_mask mode) - a model that fails on demand
+    error:    with error_when_black, inference raises (a Reshape to an impossible shape) when the observation
+              is almost empty (mean < 1 of 255: an all-black camera frame) - a model error on demand
 
-    build_policy(folder, preprocessing=PreprocessConfig(), nan_when_white=True) -> path of policy.onnx
+    build_policy(folder, preprocessing=PreprocessConfig(), nan_when_white=True, error_when_black=True) -> policy.onnx
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from redraw_common.manifest import ActionSpec, ModelManifest, TensorSpec, manife
 from redraw_common.preprocessing import PreprocessConfig
 
 
-def _graph(shape: tuple[int, int, int, int], nan_when_white: bool) -> onnx.ModelProto:
+def _graph(shape: tuple[int, int, int, int], nan_when_white: bool, error_when_black: bool = False) -> onnx.ModelProto:
     _, h, w, c = shape
     f32 = TensorProto.FLOAT
     nodes = [
@@ -51,13 +53,35 @@ def _graph(shape: tuple[int, int, int, int], nan_when_white: bool) -> onnx.Model
         ]
     else:
         nodes.append(helper.make_node("Identity", ["a0"], ["a1"]))
-    nodes.append(helper.make_node("Unsqueeze", ["a1", "axes0"], ["action"]))
+    if error_when_black:
+        # k = 1 normally, 7 when the observation is (almost) empty; H*W*C is not a multiple of 7, so the
+        # Reshape to (k, -1) fails at run time exactly then; the result joins the output as + 0
+        assert (h * w * c) % 7, "error_when_black needs H*W*C not divisible by 7"
+        nodes += [
+            helper.make_node("ReduceMean", ["x"], ["mall"], keepdims=0),
+            helper.make_node("Less", ["mall", "c1"], ["dark"]),
+            helper.make_node("Cast", ["dark"], ["darki"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["darki", "i6"], ["k6"]),
+            helper.make_node("Add", ["k6", "i1"], ["k"]),
+            helper.make_node("Unsqueeze", ["k", "axes0"], ["k1"]),
+            helper.make_node("Concat", ["k1", "minus1"], ["shape2"], axis=0),
+            helper.make_node("Reshape", ["x", "shape2"], ["r"]),
+            helper.make_node("ReduceSum", ["r"], ["rs"], keepdims=0),
+            helper.make_node("Mul", ["rs", "c0"], ["zero"]),
+            helper.make_node("Add", ["a1", "zero"], ["a2"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Identity", ["a1"], ["a2"]))
+    nodes.append(helper.make_node("Unsqueeze", ["a2", "axes0"], ["action"]))
     consts = [
         helper.make_tensor("axes_hw", TensorProto.INT64, [2], [1, 2]),
         helper.make_tensor("axes0", TensorProto.INT64, [1], [0]),
         helper.make_tensor("i0", TensorProto.INT64, [], [0]),
         helper.make_tensor("ilast", TensorProto.INT64, [], [c - 1]),
         *(helper.make_tensor(n, f32, [], [v]) for n, v in (("c255", 255.0), ("c04", 0.4), ("c03", 0.3), ("c2", 2.0), ("c1", 1.0), ("c0", 0.0))),
+        helper.make_tensor("i6", TensorProto.INT64, [], [6]),
+        helper.make_tensor("i1", TensorProto.INT64, [], [1]),
+        helper.make_tensor("minus1", TensorProto.INT64, [1], [-1]),
     ]
     graph = helper.make_graph(
         nodes, "tiny_policy",
@@ -77,7 +101,7 @@ def reference_action(obs: np.ndarray) -> np.ndarray:
     return np.array([0.3 + 0.4 * m[0], np.tanh(2 * (m[0] - m[-1]))], np.float32)
 
 
-def build_policy(folder: str | Path, preprocessing: PreprocessConfig | None = None, *, nan_when_white: bool = True,
+def build_policy(folder: str | Path, preprocessing: PreprocessConfig | None = None, *, nan_when_white: bool = True, error_when_black: bool = True,
                  input_shape: tuple[int, ...] | None = None, manifest_input_shape: tuple[int, ...] | None = None,
                  model_id: str = "tiny-test-policy", control_hz: float = 10.0) -> Path:
     """Write policy.onnx + policy.manifest.json into `folder`. `input_shape` overrides the ONNX input shape
@@ -88,7 +112,7 @@ def build_policy(folder: str | Path, preprocessing: PreprocessConfig | None = No
     folder.mkdir(parents=True, exist_ok=True)
     shape = tuple(input_shape or (1, *cfg.shape))
     path = folder / "policy.onnx"
-    onnx.save(_graph(shape, nan_when_white), path)
+    onnx.save(_graph(shape, nan_when_white, error_when_black and (shape[1] * shape[2] * shape[3]) % 7 != 0), path)
     manifest = ModelManifest(
         model_id=model_id, model_file=path.name, sha256=sha256_file(path), preprocessing=cfg,
         inputs=(TensorSpec("obs", tuple(manifest_input_shape or shape), "uint8"),),

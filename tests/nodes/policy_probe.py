@@ -6,7 +6,7 @@ receives. Writes JSON and exits 0.
     python policy_probe.py --robot db --out probe.json --script '[{"mode": "road", "seconds": 2},
         {"mode": "none", "seconds": 1.5}, {"mode": "road", "seconds": 2}]'
 
-Phase modes: road (synthetic road frames), white (all-white frames), none (no frames); "estop": true
+Phase modes: road (synthetic road frames), white (all-white frames), black (all-black frames), none (no frames); "estop": true
 publishes redraw/estop = true at the phase start and false at its end. Before the script, a warm-up phase
 of road frames lasts until the first non-zero wheel command (or --warmup-timeout seconds: then the JSON
 says warmed_up = false). With --script '[]' it only listens for --listen seconds (a refused model).
@@ -35,7 +35,8 @@ class Probe(Node):
         super().__init__("policy_probe", namespace=args.robot)
         rng = np.random.default_rng(1)
         self.frames = {"road": encode_jpeg(road(args.width, args.height, 0.0, rng), args.quality),
-                       "white": encode_jpeg(np.full((args.height, args.width, 3), 255, np.uint8), 90)}
+                       "white": encode_jpeg(np.full((args.height, args.width, 3), 255, np.uint8), 90),
+                       "black": encode_jpeg(np.zeros((args.height, args.width, 3), np.uint8), 90)}
         self.script = json.loads(args.script)
         self.args = args
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)

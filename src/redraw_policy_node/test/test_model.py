@@ -30,6 +30,8 @@ def test_runs_the_manifests_preprocessing_and_matches_the_reference(tmp_path, rn
     assert np.isnan(white).all()
     with pytest.raises(ValueError, match="non-finite action"):
         model.to_drive(white)
+    with pytest.raises(Exception, match="(?i)reshape"):  # the test model's error on demand: an all-black frame
+        model.infer(model.observe(np.zeros((48, 64, 3), np.uint8)))
 
 
 @pytest.mark.parametrize(
