@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from helpers.launchfile import LaunchArg, declared_arguments, declared_nodes, resolve
 
 EXAMPLE = Path(__file__).parent / "data" / "example.launch.py"
@@ -23,3 +24,16 @@ def test_every_repo_launch_file_is_readable():
     for f in files:
         for node in declared_nodes(f):
             assert node.package and node.executable, f
+
+
+def test_variables_are_refused_not_read_as_strings(tmp_path):
+    f = tmp_path / "var.launch.py"
+    f.write_text(
+        "from launch.substitutions import LaunchConfiguration\n"
+        "from launch_ros.actions import Node\n"
+        "robot = LaunchConfiguration('robot')\n"
+        "def generate_launch_description():\n"
+        "    return [Node(package='p', executable='e', namespace=robot)]\n"
+    )
+    with pytest.raises(ValueError, match="cannot read 'robot' statically"):
+        declared_nodes(f)

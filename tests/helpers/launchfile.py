@@ -64,7 +64,10 @@ def _value(node: ast.AST) -> Any:
         return [_value(e) for e in node.elts]
     if isinstance(node, ast.Dict):
         return {_value(k): _value(v) for k, v in zip(node.keys, node.values)}
-    return ast.unparse(node)
+    raise ValueError(
+        f"line {getattr(node, 'lineno', '?')}: cannot read {ast.unparse(node)!r} statically; expected a constant or "
+        "LaunchConfiguration('name') written inline (variables and other expressions are not followed)"
+    )
 
 
 def _param_file(node: ast.AST) -> tuple[str, str] | None:
