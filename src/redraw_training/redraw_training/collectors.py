@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .agents import is_recurrent
-from .scripted import scripted_driver
+from .scripted import driver_input, scripted_driver
 
 COVERAGE_CELLS = 10
 
@@ -90,8 +90,7 @@ class Collector:
         if prefill:
             return self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
         if self.driver is not None:
-            wants_state = getattr(self.driver, "input", "none") == "state"
-            return np.asarray(self.driver.act(self.env.unwrapped.lane_state() if wants_state else obs), np.float32)
+            return np.asarray(self.driver.act(driver_input(self.env, self.driver, obs)), np.float32)
         return self.runner(obs)
 
     def episode_end(self) -> None:

@@ -148,7 +148,7 @@ def data_stage(s: CompareSettings, perturb: str, seed: int, log: Callable[[str],
 
     from .envs import make_env
     from .loops import run_episodes
-    from .scripted import scripted_driver
+    from .scripted import driver_input, scripted_driver
 
     root = s.out / "data" / f"{slug(perturb)}_seed{seed}"
     full = root / "all"
@@ -165,10 +165,9 @@ def data_stage(s: CompareSettings, perturb: str, seed: int, log: Callable[[str],
                 return rng.uniform(-1.0, 1.0, dim)
         else:
             driver = scripted_driver(env, data_seed)
-            wants_state = getattr(driver, "input", "none") == "state"
 
             def act(obs):
-                return driver.act(env.unwrapped.lane_state() if wants_state else obs)
+                return driver.act(driver_input(env, driver, obs))
         for old in full.glob("*.npz") if full.is_dir() else []:
             old.unlink()
         transitions, i, returns = 0, 0, []

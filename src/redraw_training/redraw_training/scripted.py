@@ -2,8 +2,9 @@
 `input`, `reset(seed)`, `act(obs_or_state) -> action`).
 
 `scripted_driver(env, seed)` asks the env's package: envs with a lane state (redraw_sim's Duckietown envs) get
-redraw_sim's ExploreDriver (noisy lane keeping with drifts, stops and reverses); every other env, including the
-synthetic PointGoal env of this package, gets `PersistentExplorer`.
+redraw_sim's ExploreDriver (noisy lane keeping with drifts, stops and reverses); the synthetic PointGoal env of this
+package gets `WaypointExplorer` (reads the true position); any other env gets `PersistentExplorer` (reads nothing).
+`driver_input(env, driver, obs)` gives a driver what its `input` asks for.
 """
 
 from __future__ import annotations
@@ -58,10 +59,55 @@ class PersistentExplorer:
         return np.clip(self.direction + self.noise, -1.0, 1.0).astype(np.float32)
 
 
+class WaypointExplorer:
+    """Reward-free exploration of a point robot that knows its position (PointGoal's `position()`): draw a waypoint
+    uniformly in the bounds, drive towards it at a random speed with a little noise until it is reached or a
+    timeout passes, then draw the next one. Covers the whole arena instead of sticking to walls."""
+
+    input = "position"
+
+    def __init__(self, bounds: tuple[float, float] = (-1.0, 1.0), seed: int | None = None, speed: tuple[float, float] = (0.5, 1.0),
+                 reach: float = 0.1, timeout: int = 25, noise: float = 0.15, gain: float = 5.0):
+        self.low, self.high = float(bounds[0]), float(bounds[1])
+        self.speed, self.reach, self.timeout, self.noise, self.gain = speed, reach, timeout, noise, gain
+        self.rng = np.random.default_rng(seed)
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.target: np.ndarray | None = None
+        self.left = 0
+        self.max_speed = 1.0
+
+    def act(self, position: Any) -> np.ndarray:
+        pos = np.asarray(position, np.float64).reshape(2)
+        if self.target is None or self.left <= 0 or np.linalg.norm(self.target - pos) < self.reach:
+            self.target = self.rng.uniform(self.low, self.high, 2)
+            self.left = self.timeout
+            self.max_speed = float(self.rng.uniform(*self.speed))
+        self.left -= 1
+        command = np.clip(self.gain * (self.target - pos), -self.max_speed, self.max_speed)
+        return np.clip(command + self.noise * self.rng.standard_normal(2), -1.0, 1.0).astype(np.float32)
+
+
 def scripted_driver(env, seed: int | None = None):
     """The env package's exploration driver for `env` (see the module docstring)."""
     if hasattr(env.unwrapped, "lane_state"):
         from redraw_sim.collect import make_driver
 
         return make_driver("explore", env, seed=seed)
+    bounds = getattr(env.unwrapped, "position_bounds", None)
+    if hasattr(env.unwrapped, "position") and bounds is not None and int(np.prod(env.action_space.shape)) == 2:
+        return WaypointExplorer(tuple(bounds), seed=seed)
     return PersistentExplorer(int(np.prod(env.action_space.shape)), seed=seed)
+
+
+def driver_input(env, driver, obs: Any) -> Any:
+    """What `driver.act` reads: the lane state ('state'), the true position ('position') or the observation."""
+    kind = getattr(driver, "input", "none")
+    if kind == "state":
+        return env.unwrapped.lane_state()
+    if kind == "position":
+        return env.unwrapped.position()
+    return obs

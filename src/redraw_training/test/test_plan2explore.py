@@ -1,0 +1,260 @@
+"""Plan2Explore pretraining, the scripted explorer and offline pretraining (tiny preset, synthetic PointGoal env).
+
+The module fixture `p2e` pretrains DRAW with Plan2Explore once (random prefill, then the exploration policy
+collects the data while the task policy trains alongside); the learning tests reuse it and state their margins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from redraw_training.collectors import PolicyRunner, coverage
+from redraw_training.plan2explore import Disagreement, member_std
+
+P2E_STEPS = 560        # 300 random prefill steps, then 260 exploration steps with one update each
+P2E_PREFILL = 300
+
+
+# ----------------------------------------------------------------------------------------------------------
+# units (fast)
+
+
+def test_disagreement_shapes_loss_and_reward():
+    """Every member predicts (M, ..., out); the ensemble fits a fixed mapping (loss falls by 90 %); the intrinsic
+    reward is the mean over dims of the member std, 0 when all members agree."""
+    torch.manual_seed(0)
+    ens = Disagreement(6, 4, members=8, layers=1, units=32, lr=3e-3, eps=1e-5, clip=100.0)
+    x = torch.randn(5, 7, 6)
+    assert ens(x).shape == (8, 5, 7, 4)
+    assert ens.intrinsic(x).shape == (5, 7)
+    pred = torch.randn(8, 3, 4)
+    assert torch.allclose(member_std(pred), pred.std(0, unbiased=False).mean(-1), atol=1e-6)
+    assert torch.all(member_std(pred[:1].expand(8, 3, 4)) < 1e-6)
+    target = torch.tanh(x @ torch.randn(6, 4))
+    first = float(ens.loss(x, target).detach())
+    for _ in range(300):
+        ens.train_step(x, target)
+    assert float(ens.loss(x, target).detach()) < 0.1 * first
+    mask = torch.zeros(5, 7, dtype=torch.bool)
+    mask[:, :3] = True  # masked pairs do not count
+    assert torch.isclose(ens.loss(x, target, mask), ens.loss(x[:, :3], target[:, :3]), rtol=1e-5)
+
+
+def test_coverage_counts_cells_and_entropy():
+    pos = np.array([[-0.95, -0.95], [-0.95, -0.94], [0.95, 0.95]])
+    c = coverage(pos, -1.0, 1.0, cells=10)
+    assert c["coverage"] == pytest.approx(0.02) and c["positions"] == 3
+    uniform = np.stack(np.meshgrid(np.linspace(-0.95, 0.95, 10), np.linspace(-0.95, 0.95, 10)), -1).reshape(-1, 2)
+    assert coverage(uniform, -1.0, 1.0, cells=10) == {"coverage": 1.0, "visit_entropy": pytest.approx(1.0), "positions": 100}
+
+
+def test_scripted_explorer_covers_more_than_random_actions():
+    """Per episode (50 steps, 20 episodes), the PointGoal scripted explorer (random waypoints) visits at least
+    1.5 x as many of the 100 arena cells as uniform random actions, which jitter around the start."""
+    from redraw_training.envs import make_env
+    from redraw_training.loops import run_episodes
+    from redraw_training.scripted import WaypointExplorer, driver_input, scripted_driver
+
+    env = make_env("redraw/PointGoal-v0")
+    driver = scripted_driver(env, seed=3)
+    assert isinstance(driver, WaypointExplorer)
+    rng = np.random.default_rng(3)
+
+    def per_episode(act) -> float:
+        values = []
+        for i in range(20):
+            pos: list[np.ndarray] = []
+
+            def wrapped(obs, pos=pos):
+                pos.append(env.unwrapped.position())
+                return act(obs)
+
+            run_episodes(env, wrapped, 1, seed=100 + i)
+            values.append(coverage(np.stack(pos), -1.0, 1.0)["coverage"])
+        return float(np.mean(values))
+
+    scripted = per_episode(lambda obs: driver.act(driver_input(env, driver, obs)))
+    rand = per_episode(lambda obs: rng.uniform(-1, 1, 2))
+    assert scripted >= 1.5 * rand, (scripted, rand)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Plan2Explore pretraining
+
+
+@pytest.fixture(scope="module")
+def p2e(tmp_path_factory):
+    from redraw_training.config import load_config
+    from redraw_training.loops import pretrain
+
+    root = tmp_path_factory.mktemp("p2e")
+    config = load_config(["tiny", "plan2explore"], {
+        "seed": 0, "threads": 1, "run.steps": P2E_STEPS, "run.prefill": P2E_PREFILL, "run.eval_every": 0, "run.eval_eps": 0,
+        "run.log_every": 100, "run.save_every": 0, "imag_starts": 64, "expl.units": 64,
+    })
+    summary = pretrain(config, root / "run", progress=False)
+    return root / "run", summary
+
+
+def _episodes_batch(perturb: str = "", episodes: int = 6, seed: int = 0, **env_kwargs) -> dict[str, torch.Tensor]:
+    from redraw_training.envs import make_env
+    from redraw_training.loops import run_episodes
+
+    env = make_env("redraw/PointGoal-v0", perturb, **env_kwargs)
+    rng = np.random.default_rng(seed)
+    _, eps = run_episodes(env, lambda obs: rng.uniform(-1, 1, 2), episodes, seed=seed, keep=True)
+    keys = ("image", "action", "is_first", "is_terminal")
+    return {k: torch.from_numpy(np.stack([ep[k] for ep in eps])) for k in keys}
+
+
+@pytest.mark.slow
+def test_p2e_intrinsic_reward_higher_on_novel_transitions(p2e):
+    """The trained ensemble disagrees more on novel transitions than on familiar ones: with the goal drawn at random
+    (never seen: pretraining had it fixed at the centre) the mean intrinsic reward is at least 1.3 x that of fresh
+    random-action episodes of the pretraining env."""
+    from redraw_training.checkpoint import load_agent
+
+    agent, _, _ = load_agent(p2e[0], optimizers=False)
+    agent.eval()
+    familiar = agent.intrinsic_reward(_episodes_batch(seed=11))
+    novel = agent.intrinsic_reward(_episodes_batch(seed=11, goal="random"))
+    assert float(novel.mean()) >= 1.3 * float(familiar.mean()), (float(novel.mean()), float(familiar.mean()))
+
+
+@pytest.mark.slow
+def test_p2e_data_covers_more_than_task_policy(p2e):
+    """Over the same 20 episodes x 50 steps in the pretraining env, the exploration policy visits at least 8 more
+    of the 100 arena cells than the task policy trained alongside it (which heads for the goal), with a higher
+    visit entropy. The pretraining summary reports the coverage of the data it collected."""
+    from redraw_training.checkpoint import load_agent
+    from redraw_training.envs import make_env
+    from redraw_training.loops import run_episodes
+
+    run, summary = p2e
+    col = summary["collection"]
+    assert col["explore"] == "plan2explore" and col["steps"] == {"prefill": P2E_PREFILL, "plan2explore": P2E_STEPS - P2E_PREFILL}
+    assert 0.0 < col["coverage_plan2explore"]["coverage"] <= 1.0
+    agent, _, _ = load_agent(run, optimizers=False)
+    env = make_env("redraw/PointGoal-v0")
+    result = {}
+    for behavior in ("expl", "task"):
+        torch.manual_seed(0)
+        runner = PolicyRunner(agent, torch.device("cpu"), behavior=behavior)
+        pos: list[np.ndarray] = []
+
+        def act(obs, pos=pos, runner=runner):
+            pos.append(env.unwrapped.position())
+            return runner(obs)
+
+        run_episodes(env, act, 20, seed=500)
+        result[behavior] = coverage(np.stack(pos), -1.0, 1.0)
+    assert result["expl"]["coverage"] >= result["task"]["coverage"] + 0.08, result
+    assert result["expl"]["visit_entropy"] > result["task"]["visit_entropy"], result
+
+
+@pytest.mark.slow
+def test_p2e_checkpoint_holds_exploration_parts_and_calibration_drops_them(p2e):
+    from safetensors.torch import load_file
+
+    from redraw_training.checkpoint import load_agent
+    from redraw_training.plan2explore import P2EAgent
+
+    run, summary = p2e
+    weights = load_file(str(run / "checkpoint" / "weights.safetensors"))
+    assert any(k.startswith("disag.") for k in weights) and any(k.startswith("expl_behavior.actor.") for k in weights)
+    agent, manifest, _ = load_agent(run, optimizers=True)
+    assert isinstance(agent, P2EAgent) and manifest["config"]["explore"] == "plan2explore"
+    assert {"disag", "expl_actor", "expl_critic", "model", "actor", "critic"} <= set(agent.optimizers())
+    assert agent.task.retnorm.max == 100.0 and agent.expl_behavior.retnorm.max == 100.0  # METHOD.md 4
+    agent.start_calibration()
+    assert agent.disag is None and agent.expl_behavior is None and agent.task.retnorm.max == 1.0
+    assert not any(k.startswith(("disag.", "expl_behavior.")) for k in agent.state_dict())
+    assert summary["last_metrics"]["disag/loss"] > 0 and "expl_actor/loss" in summary["last_metrics"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pretrain CLI: --explore scripted, --dataset (offline, no env)
+
+
+def test_pretrain_cli_scripted_explore(tmp_path):
+    from redraw_training.cli.pretrain import main
+
+    out = tmp_path / "scripted"
+    assert main(["--env", "redraw/PointGoal-v0", "--preset", "tiny", "--explore", "scripted", "--steps", "130", "--set", "run.prefill=100",
+                 "--set", "run.eval_eps=1", "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["collection"]["explore"] == "scripted"
+    assert summary["collection"]["steps"] == {"prefill": 100, "scripted": 30}
+    manifest = json.loads((out / "checkpoint" / "checkpoint.json").read_text())
+    assert manifest["config"]["explore"] == "scripted" and manifest["extra"]["collection"]["explore"] == "scripted"
+
+
+def _write_dataset(folder: Path, episodes: int, reward: bool = True, dataset_json: dict | None = None) -> None:
+    from redraw_training.loops import collect
+
+    collect("redraw/PointGoal-v0", folder, episodes, "random", seed=4, keep_reward=reward)
+    if dataset_json is not None:
+        (folder / "dataset.json").write_text(json.dumps(dataset_json))
+
+
+def test_offline_pretrain_needs_no_env(tmp_path):
+    """`pretrain --dataset` runs in a Python where importing gymnasium fails; image shape, action dim and
+    preprocessing come from the dataset and its dataset.json; the model trains (loss falls); the checkpoint loads."""
+    data = tmp_path / "data"
+    pre = {"mode": "rgb", "height": 32, "width": 32, "horizon_crop": 0.0}
+    _write_dataset(data, 4, dataset_json={"env": "redraw/PointGoal-v0", "env_settings": {"preprocess": pre, "control_hz": 12.5}})
+    out = tmp_path / "offline"
+    code = ("import sys; sys.modules['gymnasium'] = None\n"
+            "from redraw_training.cli.pretrain import main\n"
+            f"rc = main(['--dataset', {str(data)!r}, '--preset', 'tiny', '--updates', '40', '--threads', '1', '--no-progress',"
+            f" '--set', 'run.log_every=20', '--set', 'imag_starts=32', '--out', {str(out)!r}])\n"
+            "assert 'gymnasium' not in sys.modules or sys.modules['gymnasium'] is None\n"
+            "raise SystemExit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "checkpoint" / "checkpoint.json").read_text())
+    assert manifest["kind"] == "pretrain" and manifest["model"]["image_shape"] == [32, 32, 3] and manifest["model"]["action_dim"] == 2
+    assert manifest["preprocessing"] == pre and manifest["extra"]["control_hz"] == 12.5 and manifest["extra"]["offline"] is True
+    assert manifest["extra"]["env"]["id"] == "redraw/PointGoal-v0" and manifest["counters"]["updates"] == 40
+    rows = [json.loads(line) for line in (out / "scalars.jsonl").read_text().splitlines()]
+    losses = [r["model/loss"] for r in rows if "model/loss" in r]
+    assert len(losses) == 2 and losses[-1] < 0.7 * losses[0], losses
+
+    from redraw_training.checkpoint import load_agent
+
+    agent, _, _ = load_agent(out, optimizers=True)
+    assert agent.config.model == "draw"
+
+
+def test_offline_pretrain_dreamer_and_resume(tmp_path):
+    """The Dreamer model pretrains offline the same way; a second call with more updates resumes the checkpoint."""
+    from redraw_training.config import load_config
+    from redraw_training.offline import pretrain_offline
+
+    data = tmp_path / "data"
+    _write_dataset(data, 3)
+    config = load_config(["tiny", "dreamer"], {"threads": 1, "imag_starts": 32, "run.log_every": 10})
+    first = pretrain_offline(config, data, tmp_path / "out", updates=10, progress=False)
+    assert first["counters"]["updates"] == 10 and first["model"]["image_shape"] == [32, 32, 3]
+    second = pretrain_offline(config, data, tmp_path / "out", updates=15, progress=False)
+    assert second["counters"]["updates"] == 15
+    steps = [json.loads(line)["step"] for line in (tmp_path / "out" / "scalars.jsonl").read_text().splitlines()]
+    assert steps == [10, 15]
+
+
+def test_offline_pretrain_refuses_reward_free_data(tmp_path):
+    from redraw_training.config import load_config
+    from redraw_training.offline import OfflineError, pretrain_offline
+
+    data = tmp_path / "data"
+    _write_dataset(data, 2, reward=False)
+    with pytest.raises(OfflineError, match="no 'reward'"):
+        pretrain_offline(load_config(["tiny"]), data, tmp_path / "out", updates=1, progress=False)
+    with pytest.raises(OfflineError, match="Plan2Explore"):
+        pretrain_offline(load_config(["tiny", "plan2explore"]), data, tmp_path / "out", updates=1, progress=False)
