@@ -140,8 +140,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the per-step prior and the conv nets")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "training.json"))
     parser.add_argument("--worker", nargs=2, metavar=("PRESET", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +181,37 @@ def main() -> int:
                         "repeats": args.repeats}, "results": results}
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
+    png = _plot(results, out.with_suffix(".png"))
+    if png:
+        print(f"wrote {png}")
     return 0
+
+
+def _plot(results: list[dict], path: Path) -> Path | None:
+    """Seconds per update by preset and setting (log scale); skipped where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    keys = [("wm_update_s", "WM update"), ("ac_update_1024_s", "AC update (1024 starts)"), ("residual_update_s", "residual update"),
+            ("calibrate_step_s", "calibration step")]
+    labels = [f"{r['preset']}\n{r['device']}" + (f" {r['threads']}t" if r["threads"] else "") for r in results]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(results)), 4), dpi=100)
+    width = 0.8 / len(keys)
+    for i, (key, name) in enumerate(keys):
+        ax.bar([j + i * width for j in range(len(results))], [r[key] for r in results], width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(results))], labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds per update (median wall time)")
+    ax.set_title("redraw_training throughput (lower is better)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":
