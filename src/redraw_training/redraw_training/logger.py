@@ -41,11 +41,15 @@ class Mean:
 
 class Logger:
     def __init__(self, logdir: str | Path, total: int, desc: str, unit: str = "step", initial: int = 0, progress: bool = True):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(self.logdir / "tb"))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # e.g. a bare GPU machine: scalars.jsonl still has every number
+            print("logger: tensorboard is not installed; writing scalars.jsonl only", file=sys.stderr)
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(str(self.logdir / "tb"))
         self.jsonl = open(self.logdir / "scalars.jsonl", "a")
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, disable=not progress,
                         file=sys.stderr, mininterval=1.0)
@@ -55,12 +59,13 @@ class Logger:
         clean = {}
         for key, value in metrics.items():
             value = float(value)
-            if math.isfinite(value):
+            if math.isfinite(value) and self.writer is not None:
                 self.writer.add_scalar(key, value, step)
             clean[key] = value
         self.jsonl.write(json.dumps({"step": step, **clean}) + "\n")
         self.jsonl.flush()
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
         self.last.update(clean)
         shown = {short: f"{self.last[k]:.3g}" for k, short in BAR_KEYS.items() if k in self.last}
         self.bar.set_postfix(shown, refresh=False)
@@ -70,5 +75,6 @@ class Logger:
 
     def close(self) -> None:
         self.bar.close()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         self.jsonl.close()
