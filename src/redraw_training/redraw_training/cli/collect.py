@@ -11,7 +11,7 @@ import argparse
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
 from ..loops import collect
-from .common import fail, parse_kwargs, say, write_json
+from .common import fail, parse_kwargs, say, set_threads, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reward", action="store_true", help="leave out rewards (as real calibration data has none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="dataset folder to write ep_*.npz into")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: single-frame inference gains nothing from more, and loses a lot on a busy machine)")
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     say([f"collect: {args.episodes} episodes of policy {args.policy!r} in {args.env} (perturb {args.perturb!r})",
          f"  writing {args.out}/ep_*.npz and {args.out}/collect.json; look: cat {args.out}/collect.json"])
     try:

@@ -25,6 +25,13 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress bar (logs and TensorBoard are still written)")
 
 
+def set_threads(threads: int) -> None:
+    if threads and threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def runtime(args: argparse.Namespace) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if args.device is not None:

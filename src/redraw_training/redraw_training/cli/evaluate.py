@@ -10,7 +10,7 @@ import argparse
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
 from ..loops import evaluate
-from .common import fail, parse_kwargs, say, write_json
+from .common import fail, parse_kwargs, say, set_threads, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
                         "default: sample both, as the paper's evaluation does")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True, help="metrics JSON file to write")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: single-frame inference gains nothing from more, and loses a lot on a busy machine)")
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     say([
         f"evaluate: {args.episodes} episodes of the policy in {args.checkpoint} in {args.env or '(its pretraining env)'} "
         f"with perturb {args.perturb!r}, actions {'mean' if args.mean else 'sampled'}",

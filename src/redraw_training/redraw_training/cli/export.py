@@ -10,7 +10,7 @@ import argparse
 
 from ..checkpoint import CheckpointError
 from ..export import export_policy
-from .common import fail, say
+from .common import fail, say, set_threads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for policy.onnx and policy.manifest.json")
     parser.add_argument("--model-id", default=None, help="model id recorded in the manifest (default: redraw-<kind>-<time>)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="fail if ONNX and torch differ by more than this")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: single-frame inference gains nothing from more, and loses a lot on a busy machine)")
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     say([
         f"export: encoder + actor of {args.checkpoint} -> ONNX (uint8 obs (1,H,W,C) -> action (1,A); posterior mode, actor mean)",
         f"  writing {args.out}/policy.onnx and {args.out}/policy.manifest.json; checks onnxruntime against torch",
