@@ -5,6 +5,11 @@ trains a fresh policy in imagination under the corrected dynamics, with the sim 
 
     calibrate --checkpoint runs/pg_tiny --data data/pg_reversed --out runs/pg_redraw \\
               --eval-env redraw/PointGoal-v0 --perturb reversed --updates 1000
+    calibrate --checkpoint models/duckietown_draw --data bags/db1_reversed --out runs/db1_redraw
+
+--data takes a dataset folder of .npz episodes, or rosbag2 recordings (a recording folder, a bag, or a folder
+of those): bags are converted first with the checkpoint's preprocessing settings (redraw_training.bags), once,
+into OUT/dataset/, and the conversion report is printed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .common import add_config_args, build_config, fail, parse_kwargs, say
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="pretrained run folder or checkpoint folder")
-    parser.add_argument("--data", required=True, help="target dataset folder (.npz episodes; reward not needed)")
+    parser.add_argument("--data", required=True, help="target dataset folder (.npz episodes; reward not needed) or rosbag2 recording(s)")
     parser.add_argument("--out", required=True, help="output run folder (resumed if it already holds a calibration checkpoint)")
     parser.add_argument("--updates", type=int, default=None, help="offline updates (default: config calibrate.updates)")
     parser.add_argument("--eval-env", default=None, help="gymnasium id of the target env for periodic evaluation (optional)")
@@ -40,16 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     src_env = src.get("extra", {}).get("env", {})
     eval_kwargs = parse_kwargs(args.env_kwargs) if args.env_kwargs else (dict(src_env.get("kwargs", {})) if args.eval_env == src_env.get("id") else {})
     cal = config.calibrate
+    data = _dataset_folder(args.data, args.out, src)
     say([
         f"calibrate: ReDRAW residual ({config.residual.members} member(s), {config.residual.units} units, lr {config.residual.lr}) "
         f"+ fresh actor-critic, {cal.updates} updates of batch {config.batch_size}x{config.batch_length}",
-        f"  frozen world model from {src_dir} (presets {src.get('presets', [])}); target data {args.data} ({cal.holdout:.0%} of episodes held out for KL)",
+        f"  frozen world model from {src_dir} (presets {src.get('presets', [])}); target data {data} ({cal.holdout:.0%} of episodes held out for KL)",
         f"  evaluation: {args.eval_env + ' perturb ' + repr(args.perturb) + f' every {cal.eval_every} updates' if args.eval_env else 'none (no --eval-env)'}",
         f"  {'resuming' if has_checkpoint(args.out) else 'writing'} {args.out}/: checkpoint/, tb/, scalars.jsonl, report.png (ReDRAW vs sim model), summary.json",
         f"  look: tensorboard --logdir {args.out}/tb ; open {args.out}/report.png ; cat {args.out}/summary.json",
     ])
     try:
-        summary = run_calibrate(config, src_dir, args.data, args.out, eval_env=args.eval_env, perturb=args.perturb,
+        summary = run_calibrate(config, src_dir, data, args.out, eval_env=args.eval_env, perturb=args.perturb,
                                 eval_kwargs=eval_kwargs, progress=not args.no_progress)
     except (CheckpointError, DatasetError) as exc:
         fail(str(exc))
@@ -63,6 +69,30 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"  next: export --checkpoint {args.out} --out <dir>  (ONNX for the robot)")
     say(lines)
     return 0
+
+
+def _dataset_folder(data: str, out: str, manifest: dict) -> str:
+    """`data` itself if it is a dataset folder; for rosbag2 input, the converted dataset (cached in OUT/dataset)."""
+    from ..bags import BagError, dataset_from_bags, format_report, is_bag_input
+
+    if not is_bag_input(data):
+        return data
+    from pathlib import Path
+
+    from redraw_common.preprocessing import PreprocessConfig
+
+    pre = manifest.get("preprocessing") or {}
+    if not pre:
+        fail(f"{data} holds rosbag2 recordings, but the checkpoint records no preprocessing settings to convert them with")
+    control_hz = float(manifest.get("extra", {}).get("control_hz", 10.0))
+    say([f"converting rosbag2 input {data} with the checkpoint's preprocessing ({pre.get('mode')}, "
+         f"{pre.get('height')}x{pre.get('width')}) at {control_hz:g} Hz -> {out}/dataset/"])
+    try:
+        folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz)
+    except BagError as exc:
+        fail(str(exc))
+    say([format_report(report)])
+    return str(folder)
 
 
 if __name__ == "__main__":
