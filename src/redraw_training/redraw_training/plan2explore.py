@@ -73,12 +73,14 @@ class Disagreement(nn.Module):
         return member_std(self(x))
 
     def loss(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T', inp), target (B, T', out), mask (B, T') -> sum_m mean_{b,t} sum_d (pred - target)^2."""
-        err = ((self(x.detach()).float() - target.detach().float()[None]) ** 2).sum(-1)   # (M, B, T')
+        """x (..., inp), target (..., out), mask (...) -> sum over members of the mean over (...) of the summed
+        squared error (masked entries left out)."""
+        m = self.members
+        err = ((self(x.detach()).float() - target.detach().float()[None]) ** 2).sum(-1).reshape(m, -1)   # (M, N)
         if mask is None:
-            return err.mean((1, 2)).sum()
-        mask = mask.float()
-        return ((err * mask).sum((1, 2)) / mask.sum().clamp(min=1)).sum()
+            return err.mean(1).sum()
+        mask = mask.float().reshape(1, -1)
+        return ((err * mask).sum(1) / mask.sum().clamp(min=1)).sum()
 
     def train_step(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         loss = self.loss(x, target, mask)
