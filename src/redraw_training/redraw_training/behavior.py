@@ -118,7 +118,7 @@ class ImagActorCritic(nn.Module):
 
         self.updates += 1
         sc = cfg.slow_critic
-        if int(self.updates) % sc.every == 0:
+        if sc.every <= 1 or int(self.updates) % sc.every == 0:  # (no host sync in the default every=1)
             with torch.no_grad():
                 for slow_p, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
                     slow_p.lerp_(p, sc.fraction)

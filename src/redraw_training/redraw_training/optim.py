@@ -21,21 +21,32 @@ class Optimizer:
         if not self.params:
             raise ValueError(f"optimizer {name!r} got no trainable parameters")
         self.clip = clip
-        fused = all(p.device.type in ("cuda", "cpu") for p in self.params)
+        self.fused = all(p.device.type in ("cuda", "cpu") for p in self.params)
         try:
-            self.opt = torch.optim.Adam(self.params, lr=lr, eps=eps, fused=fused)
+            self.opt = torch.optim.Adam(self.params, lr=lr, eps=eps, fused=self.fused)
         except (RuntimeError, TypeError):
+            self.fused = False
             self.opt = torch.optim.Adam(self.params, lr=lr, eps=eps, foreach=True)
-        self.skipped = 0
+        self._skipped = torch.zeros((), device=self.params[0].device)
+
+    @property
+    def skipped(self) -> int:
+        """Steps skipped because the gradient norm was not finite."""
+        return int(self._skipped)
 
     def step(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
-        if torch.isfinite(norm):
+        bad = (~torch.isfinite(norm)).to(torch.float32)
+        self._skipped += bad
+        if self.fused:
+            # fused Adam skips the whole update (moments and step count too) where found_inf is 1, on the device:
+            # no host synchronisation per step
+            self.opt.found_inf = bad
             self.opt.step()
-        else:
-            self.skipped += 1
+        elif not bool(bad):
+            self.opt.step()
         return {f"{self.name}/loss": loss.detach(), f"{self.name}/grad_norm": norm.detach()}
 
     # ------------------------------------------------------------------------------------------------------
@@ -65,4 +76,4 @@ class Optimizer:
                     raise ValueError(f"optimizer {self.name!r}: state {idx}.{key} has shape {tuple(entry[key].shape)}, "
                                      f"parameter has {tuple(ref.shape)}")
         self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        self.skipped = int(meta.get("skipped", 0))
+        self._skipped.fill_(float(meta.get("skipped", 0)))

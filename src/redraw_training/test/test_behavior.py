@@ -96,3 +96,21 @@ def test_actor_critic_update_moves_policy_towards_rewarded_actions():
     moved_fast = sum(float((a.detach() - b).abs().sum()) for a, b in zip(task.critic.parameters(), critic_before))
     assert 0 < moved_slow < moved_fast
     assert int(task.updates) == 30
+
+
+def test_optimizer_clips_and_skips_non_finite_steps():
+    from redraw_training.optim import Optimizer
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2)
+    opt = Optimizer("t", lin.parameters(), 1e-2, 1e-8, clip=0.5)
+    x = torch.randn(4, 3)
+    metrics = opt.step((lin(x) * 100).pow(2).sum())
+    assert float(metrics["t/grad_norm"]) > 0.5        # reported before clipping
+    before = [p.detach().clone() for p in lin.parameters()]
+    moments = {k: v.clone() for k, v in opt.opt.state[opt.params[0]].items()}
+    opt.step(lin(x).sum() * float("nan"))
+    assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters())) and opt.skipped == 1
+    assert all(torch.equal(v, opt.opt.state[opt.params[0]][k]) for k, v in moments.items())
+    opt.step(lin(x).pow(2).sum())
+    assert not torch.equal(before[0], lin.weight) and opt.skipped == 1
