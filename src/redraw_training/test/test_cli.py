@@ -14,6 +14,7 @@ import pytest
 from redraw_training.cli import calibrate, collect, evaluate, export, pretrain
 
 
+@pytest.mark.slow
 def test_evaluate_and_export_clis(redraw_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert evaluate.main(["--checkpoint", str(redraw_run.calibrate_dir), "--perturb", "reversed", "--episodes", "2", "--out", str(out)]) == 0
@@ -27,6 +28,7 @@ def test_evaluate_and_export_clis(redraw_run, tmp_path, capsys):
     assert "max |onnx - torch|" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_errors_are_clear(redraw_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         pretrain.main(["--preset", "huge", "--out", str(tmp_path / "x")])
