@@ -21,6 +21,11 @@ if [ -f "$_redraw_root/install/setup.bash" ]; then
   COLCON_CURRENT_PREFIX="$_redraw_root/install" . "$_redraw_root/install/setup.bash"
   [ "$_redraw_had_u" = 1 ] && set -u
 fi
+# the packages' executables (what `ros2 run <pkg> <exe>` would find) as plain commands: calibrate, twin_node, ...
+for _redraw_lib in "$_redraw_root"/install/*/lib/redraw_*; do
+  [ -d "$_redraw_lib" ] && case ":$PATH:" in *":$_redraw_lib:"*) ;; *) PATH="$_redraw_lib:$PATH";; esac
+done
+export PATH
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export REDRAW_RUN_DIR="${REDRAW_RUN_DIR:-$_redraw_root/.run}"
 export ROS_HOME="${ROS_HOME_OVERRIDE:-$REDRAW_RUN_DIR/ros_home}"
@@ -30,4 +35,4 @@ export MUJOCO_GL=egl
 export PYOPENGL_PLATFORM=egl
 export PYGLET_HEADLESS=1
 export REDRAW_ROOT="$_redraw_root"
-unset _redraw_root _redraw_had_u
+unset _redraw_root _redraw_had_u _redraw_lib

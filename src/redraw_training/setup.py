@@ -28,7 +28,7 @@ setup(
             "calibrate = redraw_training.cli.calibrate:main",
             "evaluate = redraw_training.cli.evaluate:main",
             "export = redraw_training.cli.export:main",
-            "collect = redraw_training.cli.collect:main",
+            "rollout = redraw_training.cli.rollout:main",
             "finetune = redraw_training.cli.finetune:main",
             "compare = redraw_training.cli.compare:main",
         ],

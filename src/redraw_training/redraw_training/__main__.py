@@ -2,7 +2,7 @@
 
 import sys
 
-COMMANDS = ("pretrain", "calibrate", "evaluate", "export", "collect", "finetune", "compare")
+COMMANDS = ("pretrain", "calibrate", "evaluate", "export", "rollout", "finetune", "compare")
 
 
 def main() -> int:

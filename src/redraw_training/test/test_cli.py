@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from redraw_training.cli import calibrate, collect, evaluate, export, pretrain
+from redraw_training.cli import calibrate, evaluate, export, pretrain, rollout
 
 
 @pytest.mark.slow
@@ -51,8 +51,8 @@ def test_cli_errors_are_clear(redraw_run, tmp_path, capsys):
     assert exc.value.code == 2 and "no checkpoint at" in capsys.readouterr().err
 
 
-def test_collect_cli_writes_reward_free_episodes(tmp_path, capsys):
-    assert collect.main(["--env", "redraw/PointGoal-v0", "--perturb", "gain:0.5", "--episodes", "2", "--no-reward",
+def test_rollout_cli_writes_reward_free_episodes(tmp_path, capsys):
+    assert rollout.main(["--env", "redraw/PointGoal-v0", "--perturb", "gain:0.5", "--episodes", "2", "--no-reward",
                          "--out", str(tmp_path / "data")]) == 0
     files = sorted((tmp_path / "data").glob("*.npz"))
     assert len(files) == 2 and json.loads((tmp_path / "data" / "collect.json").read_text())["steps"] == 102

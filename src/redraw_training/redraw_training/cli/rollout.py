@@ -1,7 +1,8 @@
-"""collect: write episodes of a policy in an env to a dataset folder (the episode format of redraw_common).
+"""rollout: write episodes of a policy (random or a checkpoint's) in an env to a dataset folder (the episode format of redraw_common).
 
-    collect --env redraw/PointGoal-v0 --perturb reversed --episodes 40 --policy random --out data/pg_reversed
-Use it to make target datasets for `calibrate` from the synthetic env or a simulator.
+    rollout --env redraw/PointGoal-v0 --perturb reversed --episodes 40 --policy random --out data/pg_reversed
+Use it to make target datasets for `calibrate` from the synthetic env or a simulator. (Scripted drivers of the
+simulators, such as the Duckietown explorer, record with redraw_sim's `collect`.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .common import fail, parse_kwargs, say, set_threads, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="collect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="rollout", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", required=True, help="gymnasium env id")
     parser.add_argument("--perturb", default="", help="dynamics perturbation, e.g. reversed")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env kwargs, e.g. '{size: 32}'")
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default 1: single-frame inference gains nothing from more, and loses a lot on a busy machine)")
     args = parser.parse_args(argv)
     set_threads(args.threads)
-    say([f"collect: {args.episodes} episodes of policy {args.policy!r} in {args.env} (perturb {args.perturb!r})",
+    say([f"rollout: {args.episodes} episodes of policy {args.policy!r} in {args.env} (perturb {args.perturb!r})",
          f"  writing {args.out}/ep_*.npz and {args.out}/collect.json; look: cat {args.out}/collect.json"])
     try:
         metrics = collect(args.env, args.out, args.episodes, args.policy, args.perturb, args.seed, parse_kwargs(args.env_kwargs),
