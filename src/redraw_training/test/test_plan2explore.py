@@ -84,6 +84,23 @@ def test_scripted_explorer_covers_more_than_random_actions():
     assert scripted >= 1.5 * rand, (scripted, rand)
 
 
+def test_persistent_explorer_is_seeded_and_bounded():
+    """The fallback explorer for envs without a position: same seed, same actions; actions in [-1, 1]; it holds a
+    direction for several steps (consecutive actions are closer than independent draws)."""
+    from redraw_training.scripted import PersistentExplorer
+
+    def actions(seed):
+        d = PersistentExplorer(3, seed=seed)
+        return np.stack([d.act(None) for _ in range(200)])
+
+    a, b = actions(5), actions(5)
+    assert np.array_equal(a, b) and not np.array_equal(a, actions(6))
+    assert a.shape == (200, 3) and np.all(np.abs(a) <= 1.0)
+    assert np.mean(np.abs(np.diff(a, axis=0))) < 0.5 * np.mean(np.abs(a[:, None] - a[None]))
+    with pytest.raises(ValueError, match="hold"):
+        PersistentExplorer(2, hold=(0, 3))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Plan2Explore pretraining
 
