@@ -325,7 +325,8 @@ def table_markdown(summary: list[dict[str, Any]], s: CompareSettings, note: str 
             f"{s.eval_episodes} evaluation episodes with sampled actions). Pretraining: presets {s.presets}, explore {s.explore}, "
             f"{s.pretrain_steps if s.pretrain_steps is not None else 'config run.steps'} env steps in perturb "
             f"{s.source_perturb or 'nominal'!r}; offline methods: {s.updates if s.updates is not None else 'config calibrate.updates'} "
-            f"updates on reward-free {s.target_driver}-driver target data.\n\n")
+            f"updates on reward-free {s.target_driver}-driver target data, of which calibrate.holdout of the episodes (at least one) "
+            f"are held out for the KL metric and not trained on.\n\n")
     return text + "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
@@ -350,7 +351,9 @@ def plot(summary: list[dict[str, Any]], s: CompareSettings, path: Path) -> None:
                 style = "--" if m.endswith("zeroshot") else "-"
                 ax.errorbar(x, y, yerr=e, fmt="o" + style, color=colors[m], label=LABELS[m], capsize=3, ms=4)
             ax.set_xscale("log")
-            ax.set_xlabel("target transitions")
+            ax.set_xticks(sizes, [str(n) for n in sizes])
+            ax.minorticks_off()
+            ax.set_xlabel("target transitions (collected)")
         else:
             vals = [next((d for d in summary if d["method"] == m and d["perturb"] == perturb), None) for m in methods]
             x = np.arange(len(methods))
