@@ -86,6 +86,11 @@ def export_policy(checkpoint: str | Path, out: str | Path, model_id: str | None 
                   seed: int = 0, parity_feeds: list[dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
     """Write out/policy.onnx and out/policy.manifest.json; check ONNX against torch. Returns a summary."""
     agent, manifest, directory = load_agent(checkpoint, "cpu", optimizers=False)
+    model = manifest.get("config", {}).get("model", "draw")
+    if model != "draw":
+        raise ValueError(f"{checkpoint}: export takes DRAW / ReDRAW checkpoints (a policy of the current frame only), "
+                         f"found model {model!r}, whose policy is recurrent (it needs the previous state); evaluate it in "
+                         "simulation with `evaluate` instead")
     agent.eval()
     graph = PolicyGraph(agent).eval()
     h, w, c = agent.image_shape

@@ -252,3 +252,11 @@ def test_compare_one_command_all_methods(tmp_path):
     assert main(args) == 0
     assert (out / "runs" / "redraw" / "reversed_n60" / "seed0" / "checkpoint" / "checkpoint.json").stat().st_mtime == stamp
     assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+
+
+def test_export_refuses_a_dreamer_checkpoint_with_a_clear_error(dreamer_ckpt, tmp_path):
+    from redraw_training.export import export_policy
+
+    with pytest.raises(ValueError, match="export takes DRAW / ReDRAW checkpoints .* found model 'dreamer'"):
+        export_policy(dreamer_ckpt, tmp_path / "out")
+    assert not (tmp_path / "out" / "policy.onnx").exists()
