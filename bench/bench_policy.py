@@ -128,6 +128,36 @@ def bench_node(model: Path, seconds: float, run: Path) -> dict:
             "node_frame_to_publish_ms": stats(np.array(e2e)), "node_inference_ms": stats(np.array(inf))}
 
 
+def bench_node_in_twin(model: Path, seconds: float, run: Path) -> dict:
+    """The policy node driving the digital twin (launch/twin_drive.launch.py as declared, nominal twin, real
+    time, 640x480 JPEG camera at 30 Hz): camera-to-wheels from the node's own PolicyStatus (frame stamp ->
+    command publish) and at a subscriber (command receive time - frame stamp)."""
+    out_json = run / "probe.json"
+    with NodeGroup(run) as group:
+        start_launch(group, REPO / "launch" / "twin_drive.launch.py", {"robot": "benchbot", "model": str(model), "perturb": ""})
+        probe = group.start_python(REPO / "tests" / "nodes" / "policy_probe.py", [
+            "--robot", "benchbot", "--out", str(out_json), "--script", "[]", "--listen", str(seconds + 8)])
+        probe.wait(timeout=seconds + 90)
+    data = json.loads(out_json.read_text())
+    t_end = max(w[0] for w in data["wheels"])
+    t_start = t_end - seconds
+    status = {s[5]: s for s in data["status"] if s[0] >= t_start and s[1] == 0}
+    c2w, e2e, inf = [], [], []
+    wheels = [w for w in data["wheels"] if w[0] >= t_start]
+    for w in wheels:
+        s = status.get(w[3])
+        if s is None:
+            continue
+        c2w.append((w[4] - (s[5] - s[2] * 1e6)) / 1e6)
+        e2e.append(s[2])
+        inf.append(s[3])
+    if not c2w:
+        raise RuntimeError(f"no driving commands from the policy node in the twin; logs in {run}")
+    return {"model": str(model), "seconds": seconds, "camera": "digital twin, nominal, 640x480 JPEG at 30 Hz, real time",
+            "commands_per_s": round(len(wheels) / seconds, 2), "camera_to_wheels_ms": stats(np.array(c2w)),
+            "node_frame_to_publish_ms": stats(np.array(e2e)), "node_inference_ms": stats(np.array(inf))}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--onnx", nargs="*", default=[], help="exported policies (policy.onnx with manifest) to time")
@@ -135,6 +165,7 @@ def main() -> int:
     p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--latency-model", default="", help="model for the node benchmark (default: the 'small' preset, else the tiny test policy)")
     p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument("--no-twin", action="store_true", help="skip the node latency measured in the digital twin")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "policy.json"))
     args = p.parse_args()
 
@@ -159,6 +190,9 @@ def main() -> int:
     latency_model = Path(args.latency_model) if args.latency_model else models.get("preset:small", models["tiny-test-policy"])
     print(f"node latency with {latency_model} for {args.latency_seconds:g} s ...", flush=True)
     result["node"] = bench_node(latency_model, args.latency_seconds, work / "node")
+    if not args.no_twin:
+        print(f"node latency in the digital twin with {latency_model} for {args.latency_seconds:g} s ...", flush=True)
+        result["node_in_twin"] = bench_node_in_twin(latency_model, args.latency_seconds, work / "twin")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
