@@ -36,33 +36,10 @@ from .evaluation import evaluate_agent
 from .logger import Logger, Mean
 from .replay import Replay
 from .report import write_report
+from .runtime import setup_torch, to_torch
 
 #: config sections that define the world model: a calibration may not change them
 MODEL_KEYS = ("encoder", "decoder", "rssm", "reward_head", "cont_head")
-
-
-def setup_torch(config: Config) -> torch.device:
-    if config.threads:
-        torch.set_num_threads(int(config.threads))
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"config device is {config.device!r}, but torch has no CUDA here (torch {torch.__version__})")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return device
-
-
-def to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in batch.items():
-        if key == "index":
-            continue
-        t = torch.from_numpy(np.ascontiguousarray(value))
-        if t.dtype == torch.float64:
-            t = t.float()
-        out[key] = t.to(device, non_blocking=True)
-    return out
 
 
 def obs_to_torch(obs: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:

@@ -29,32 +29,11 @@ from .agents import build_agent
 from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
 from .config import Config
 from .datasets import DatasetError, load_target_dataset
+from .runtime import DeviceError, setup_torch, to_torch
 
 
 class OfflineError(ValueError):
     """The dataset or settings do not allow offline pretraining."""
-
-
-def setup_device(config: Config) -> torch.device:
-    if config.threads:
-        torch.set_num_threads(int(config.threads))
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OfflineError(f"config device is {config.device!r}, but torch has no CUDA here (torch {torch.__version__})")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return device
-
-
-def batch_to(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in batch.items():
-        if key == "index":
-            continue
-        t = torch.from_numpy(np.ascontiguousarray(value))
-        out[key] = (t.float() if t.dtype == torch.float64 else t).to(device, non_blocking=True)
-    return out
 
 
 def dataset_info(path: Path) -> dict[str, Any]:
@@ -150,7 +129,10 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
     if config.explore == "plan2explore":
         raise OfflineError("offline pretraining learns from a fixed dataset; Plan2Explore needs to collect its own data "
                            "(use --explore task or scripted data collected beforehand)")
-    device = setup_device(config)
+    try:
+        device = setup_torch(config)
+    except DeviceError as exc:
+        raise OfflineError(str(exc)) from None
     dataset, out = Path(dataset), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     updates = int(updates) if updates is not None else default_updates(config)
@@ -222,7 +204,7 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
 
     try:
         while counters["updates"] < updates:
-            batch = batch_to(replay.sample(batch_size, length), device)
+            batch = to_torch(replay.sample(batch_size, length), device)
             mean.add(agent.train_step(batch))
             counters["updates"] += 1
             logger.advance()
