@@ -2,6 +2,7 @@
 
 CAMERA = "camera_node/image/compressed"       # sensor_msgs/CompressedImage (JPEG)
 WHEELS_CMD = "wheels_driver_node/wheels_cmd"  # redraw_msgs/WheelsCmdStamped
+ODOM_VELOCITY = "deadreckoning_node/velocity"  # geometry_msgs/TwistStamped: measured linear.x m/s, angular.z rad/s
 ACTION = "redraw/action"                      # redraw_msgs/DriveAction
 EPISODE = "redraw/episode"                    # redraw_msgs/EpisodeEvent
 POLICY_STATUS = "redraw/policy_status"        # redraw_msgs/PolicyStatus

@@ -7,6 +7,11 @@ default, RGB (64x64x3) with obs_mode="rgb"; the frame is the simulator camera at
 camera_height (160x120 by default: 1.9x the env throughput of 320x240 and 3.6x that of 640x480, while its
 64x64 lane masks differ from a 640x480 camera's by about 1 uint8 level on average, as much as a JPEG q90
 round trip changes them; bench/bench_sim.py measures both).
+Observation "vector" (with velocity_obs=True, the default): the robot's measured (forward speed m/s, yaw rate
+rad/s) after the last control step, as wheel-encoder odometry reports it on a real Duckiebot
+(redraw_common.topics.ODOM_VELOCITY). A single frame does not show how fast the robot moves, and the
+progress reward depends on it, so a model without a recurrent state needs it in its observation (the
+paper's Duckiebot config encodes `yaw_and_forward_vel` the same way, ../shared/docs/METHOD.md section 8.2).
 Action: (forward, turn) in [-1, 1]^2 -> redraw_common.kinematics.action_to_wheels -> wheel commands, held
 for `sim_hz / control_hz` simulator steps (3 at 10 Hz). Reward and metrics: duckietown_sim.LaneSim.
 Episodes end when the robot leaves its lane (terminated) or after `time_limit` steps (truncated); the
@@ -61,6 +66,7 @@ class DuckietownLaneEnv(gym.Env):
         start: StartConfig | dict | None = None,
         seed: int | None = None,
         render_mode: str | None = None,
+        velocity_obs: bool = True,
     ):
         if preprocess_config is None:
             preprocess_config = PreprocessConfig(mode=obs_mode, height=obs_size, width=obs_size)
@@ -81,9 +87,11 @@ class DuckietownLaneEnv(gym.Env):
             map_name, perturb, camera_width, camera_height, domain_rand,
             reward=_config(RewardConfig, reward, "reward"), start=_config(StartConfig, start, "start"), seed=seed,
         )
-        self.observation_space = spaces.Dict(
-            {"image": spaces.Box(0, 255, self.preprocess_config.shape, dtype=np.uint8)}
-        )
+        obs_spaces = {"image": spaces.Box(0, 255, self.preprocess_config.shape, dtype=np.uint8)}
+        self.velocity_obs = bool(velocity_obs)
+        if self.velocity_obs:
+            obs_spaces["vector"] = spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)
+        self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
         self.frame: np.ndarray | None = None     # the camera frame behind the last observation
         self._steps = 0
@@ -128,7 +136,10 @@ class DuckietownLaneEnv(gym.Env):
     # helpers -----------------------------------------------------------------------------------------------
     def _observe(self) -> dict[str, np.ndarray]:
         self.frame = self.lane.render()
-        return {"image": preprocess(self.frame, self.preprocess_config)}
+        obs = {"image": preprocess(self.frame, self.preprocess_config)}
+        if self.velocity_obs:
+            obs["vector"] = np.asarray(self.lane.sim.velocities(), dtype=np.float32)
+        return obs
 
     def lane_state(self) -> dict[str, float]:
         """Ground-truth lane pose for state-based drivers (the expert P-controller): offset m, heading rad."""
@@ -148,6 +159,7 @@ class DuckietownLaneEnv(gym.Env):
             "camera": [self.lane.sim.camera_width, self.lane.sim.camera_height],
             "time_limit": self.time_limit,
             "preprocess": self.preprocess_config.to_dict(),
+            "velocity_obs": self.velocity_obs,
             "kinematics": self.kinematics_config.to_dict(),
             "reward": asdict(self.lane.reward_config),
         }
