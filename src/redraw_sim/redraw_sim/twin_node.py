@@ -4,6 +4,11 @@
 
 Publishes (relative to the namespace)
     camera_node/image/compressed   sensor_msgs/CompressedImage, JPEG, `camera_hz` (30) at camera_width x camera_height
+    deadreckoning_node/velocity    geometry_msgs/TwistStamped, the measured velocity (twist.linear.x forward m/s,
+                                   twist.angular.z yaw rate rad/s) as wheel-encoder odometry reports it: the
+                                   Duckietown env's "vector" observation (LaneSim.sim.velocities(), after the
+                                   perturbation), at every camera tick of simulated time (also when a frame is
+                                   skipped), and stamped like the frame it goes with; off with publish_odometry:=false
     redraw/episode                 redraw_msgs/EpisodeEvent: START at the start and after every reset, END (LEFT_LANE
                                    when the robot leaves its lane, TIMEOUT after `episode_timeout` s) before it
     redraw_sim/ground_truth        redraw_msgs/GroundTruth (fields: redraw_sim.ground_truth), every
@@ -32,6 +37,7 @@ import time
 
 import rclpy
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -76,6 +82,8 @@ class TwinNode(Node):
         self.max_catchup = int(param("max_catchup_steps", 15, "most simulator steps one tick may run to catch up with the wall clock"))
         log_every = float(param("log_every", 10.0, "seconds (wall) between status lines"))
         self.frame_id = param("frame_id", "", "frame_id of the camera frames (empty: the robot name)") or self.get_namespace().strip("/")
+        publish_odometry = bool(param("publish_odometry", True, "publish the measured velocity on deadreckoning_node/velocity (false: a robot without odometry)"))
+        self.odom_frame_id = f"{self.get_namespace().strip('/') or 'twin'}/base_link"
         self.check(camera_hz, width, height)
         self.camera_every = int(round(SIM_HZ / camera_hz))
 
@@ -86,6 +94,8 @@ class TwinNode(Node):
         self.camera_pub = self.create_publisher(CompressedImage, topics.CAMERA, reliable)
         self.episode_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, reliable)
         self.truth_pub = self.create_publisher(GroundTruth, topics.GROUND_TRUTH, reliable)
+        self.odom_pub = self.create_publisher(TwistStamped, topics.ODOM_VELOCITY, reliable) if publish_odometry else None
+        self.odom_step = -1                 # simulator step of the last odometry message
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", reliable) if self.publish_clock else None
         self.create_subscription(WheelsCmdStamped, topics.WHEELS_CMD, self.on_wheels, reliable)
 
@@ -95,7 +105,7 @@ class TwinNode(Node):
         self.episode = 0
         self.episode_start = 0.0
         self.episode_laps = 0
-        self.counts = {"frames": 0, "episodes": 1, "left_lane": 0, "timeouts": 0, "commands": 0, "skipped_frames": 0, "laps": 0}
+        self.counts = {"frames": 0, "odometry": 0, "episodes": 1, "left_lane": 0, "timeouts": 0, "commands": 0, "skipped_frames": 0, "laps": 0}
         self.t0_ros = self.get_clock().now().nanoseconds
         self.t0_wall = time.monotonic()
         self.last_log = self.t0_wall
@@ -152,6 +162,7 @@ class TwinNode(Node):
             self.physics_step()
             if self.steps % self.camera_every == 0:
                 frames_due += 1
+                self.publish_odometry()
         if frames_due:
             self.counts["skipped_frames"] += frames_due - 1
             self.publish_frame()
@@ -193,9 +204,25 @@ class TwinNode(Node):
 
     # publishing ---------------------------------------------------------------------------------------------
     def publish_frame(self) -> None:
+        if self.odom_step != self.steps:    # a frame rendered off the camera grid still gets its own odometry
+            self.publish_odometry()
         msg = rgb_to_compressed(self.lane.render(), stamp=self.stamp(), frame_id=self.frame_id, quality=self.quality)
         self.camera_pub.publish(msg)
         self.counts["frames"] += 1
+
+    def publish_odometry(self) -> None:
+        """The velocity the Duckietown env would observe now (its 'vector'), stamped like a frame taken now."""
+        if self.odom_pub is None:
+            return
+        forward, yaw_rate = self.lane.sim.velocities()
+        msg = TwistStamped()
+        msg.header.stamp = self.stamp()
+        msg.header.frame_id = self.odom_frame_id
+        msg.twist.linear.x = float(forward)
+        msg.twist.angular.z = float(yaw_rate)
+        self.odom_pub.publish(msg)
+        self.odom_step = self.steps
+        self.counts["odometry"] += 1
 
     def publish_event(self, event: int, reason: int) -> None:
         msg = EpisodeEvent()
@@ -220,7 +247,7 @@ class TwinNode(Node):
         c = self.counts
         self.get_logger().info(
             f"t_sim {self.sim_time:.1f} s ({self.sim_time / max(wall, 1e-9):.2f}x real time), {c['frames']} frames "
-            f"({c['frames'] / max(self.sim_time, 1e-9):.1f}/s simulated, {c['skipped_frames']} skipped), {c['commands']} commands, "
+            f"({c['frames'] / max(self.sim_time, 1e-9):.1f}/s simulated, {c['skipped_frames']} skipped), {c['odometry']} odometry, {c['commands']} commands, "
             f"episode {self.episode} ({c['left_lane']} left the lane, {c['timeouts']} timed out), {c['laps']} laps"
         )
         self.last_log = now
