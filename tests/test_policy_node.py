@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from helpers.launchstart import start_launch
 from helpers.rosproc import NodeGroup
-from helpers.tiny_policy import build_policy, reference_action, tamper_hash
+from helpers.tiny_policy import build_policy, reference_action, tamper_hash, with_manifest
 
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
-from redraw_common.manifest import manifest_path_for
+from redraw_common.manifest import TensorSpec, manifest_path_for
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg, preprocess
 
 pytestmark = pytest.mark.ros
@@ -27,13 +27,13 @@ CFG = PreprocessConfig(height=32, width=32)
 STOP_WITHIN = 0.2  # seconds: the issue's bound from cause to zero wheels
 
 
-def run(tmp_path, model, script, listen=3.0, timeout=60):
+def run(tmp_path, model, script, listen=3.0, timeout=60, probe_args=()):
     """Start the policy node (as the launch file declares it) and the probe; return (probe JSON, node process, node log)."""
     out = tmp_path / "probe.json"
     with NodeGroup(tmp_path) as group:
         node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model)})["policy_node"]
         probe = group.start_python(NODES / "policy_probe.py", ["--robot", ROBOT, "--out", str(out), "--script", json.dumps(script),
-                                                              "--listen", str(listen)])
+                                                              "--listen", str(listen), *probe_args])
         try:
             probe.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -44,13 +44,17 @@ def run(tmp_path, model, script, listen=3.0, timeout=60):
         return data, node, node.output()
 
 
-def road_action():
-    """The wheel command the tiny policy must send for the probe's road frame."""
+def road_obs():
+    """The observation of the probe's road frame (160x120 JPEG q90), as the node preprocesses it."""
     spec = importlib.util.spec_from_file_location("fake_robot", NODES / "fake_robot.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    jpeg = encode_jpeg(mod.road(160, 120, 0.0, np.random.default_rng(1)), 90)
-    forward, turn = reference_action(preprocess(jpeg, CFG))
+    return preprocess(encode_jpeg(mod.road(160, 120, 0.0, np.random.default_rng(1)), 90), CFG)
+
+
+def road_action():
+    """The wheel command the tiny policy must send for the probe's road frame."""
+    forward, turn = reference_action(road_obs())
     return action_to_wheels(float(forward), float(turn), KinematicsConfig())
 
 
@@ -112,6 +116,7 @@ def test_safety_stops_within_200_ms_and_recovers(tmp_path, model, cause):
     ("wrong_hash", "sha256 mismatch"),
     ("wrong_input_size", "input 'obs' must be uint8 [1, 32, 32, 2]"),
     ("missing_manifest", "model manifest not found"),
+    ("wrong_vector_shape", "input 'vector' must be float32 [1, 2]"),
 ])
 def test_refuses_a_bad_model_and_never_moves_the_wheels(tmp_path, case, message):
     if case == "wrong_input_size":
@@ -122,8 +127,83 @@ def test_refuses_a_bad_model_and_never_moves_the_wheels(tmp_path, case, message)
         tamper_hash(path)
     elif case == "missing_manifest":
         manifest_path_for(path).unlink()
+    elif case == "wrong_vector_shape":
+        with_manifest(path, inputs=(TensorSpec("obs", (1, *CFG.shape), "uint8"), TensorSpec("vector", (1, 3), "float32")))
     data, node, log = run(tmp_path, path, [], listen=4.0)
     assert not node.alive() and node.proc.returncode == 2
     out = log
     assert "refusing the model" in out and message in out and "No wheel command was sent" in out, out
     assert data["wheels"] == [] and data["status"] == []
+
+
+# --- models with a vector input: the measured velocity (deadreckoning_node/velocity) ------------------------------
+ODOM_TIMEOUT = 0.2  # drive.yaml
+
+
+@pytest.fixture(scope="module")
+def vector_model(tmp_path_factory):
+    """A tiny agent that encodes the velocity, exported by the learning core (untrained: its action still depends
+    on the vector)."""
+    torch = pytest.importorskip("torch")
+    from redraw_training.agent import Agent
+    from redraw_training.checkpoint import save_checkpoint
+    from redraw_training.config import load_config
+    from redraw_training.export import export_policy
+
+    folder = tmp_path_factory.mktemp("vector_model")
+    torch.manual_seed(0)
+    agent = Agent(load_config(["tiny"]), CFG.shape, 2, vector_dim=2)
+    save_checkpoint(folder / "ckpt", agent, kind="pretrain", counters={}, preprocessing=CFG.to_dict())
+    return Path(export_policy(folder / "ckpt", folder / "model", model_id="tiny-vector-policy", verify_samples=2)["model"])
+
+
+def vector_wheels(model, velocity):
+    """The wheel command the exported model must give for the probe's road frame and this velocity (onnxruntime
+    directly, manifest action range [-1, 1])."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    raw = session.run(["action"], {"obs": road_obs()[None], "vector": np.array([velocity], np.float32)})[0][0]
+    forward, turn = np.clip(raw, -1.0, 1.0)
+    return action_to_wheels(float(forward), float(turn), KinematicsConfig())
+
+
+def test_vector_model_stops_without_fresh_odometry_and_resumes(tmp_path, vector_model):
+    go = [0.2, 0.0]
+    script = [{"mode": "road", "odom": None, "seconds": 1.0}, {"mode": "road", "odom": go, "seconds": 1.5},
+              {"mode": "road", "odom": None, "seconds": 1.0}, {"mode": "road", "odom": go, "seconds": 1.5}]
+    data, node, log = run(tmp_path, vector_model, script, probe_args=["--warmup-until", "status"])
+    assert data["warmed_up"], log
+    never, first, lost, back = data["phases"]
+    # never received: camera frames arrive, odometry never did -> wheels at zero, the status says why (6)
+    assert not any(moving(w) for w in data["wheels"] if w[0] <= never["t_end"]), "moved before any odometry"
+    assert {s[1] for s in data["status"] if never["t_start"] + 0.2 <= s[0] <= never["t_end"]} == {6}, log
+    started = [w for w in data["wheels"] if w[0] >= first["t_start"] and moving(w)]
+    assert started and started[0][0] - first["t_start"] <= 1.0, "did not start within 1 s of the first odometry"
+    # odometry lost: zero within the timeout + 100 ms, held while it lasts, status 6
+    t_cause = lost["last_odom_before"]
+    zeros = [w for w in data["wheels"] if w[0] >= t_cause and not moving(w)]
+    assert zeros, f"wheels never stopped\n{log}"
+    assert zeros[0][0] - t_cause <= ODOM_TIMEOUT + 0.1, f"stopped {1e3 * (zeros[0][0] - t_cause):.0f} ms after the last odometry"
+    assert not any(moving(w) for w in data["wheels"] if zeros[0][0] <= w[0] <= lost["t_end"]), "moved while odometry was lost"
+    assert 6 in {s[1] for s in data["status"] if lost["t_start"] <= s[0] <= lost["t_end"]}
+    resumed = [w for w in data["wheels"] if w[0] >= back["t_start"] and moving(w)]
+    assert resumed and resumed[0][0] - back["t_start"] <= 1.0, "did not resume within 1 s of odometry returning"
+    assert "odometry" in log and "stale_odometry cleared" in log, log
+
+
+def test_vector_model_drives_with_the_measured_velocity(tmp_path, vector_model):
+    slow, fast = [0.0, 0.0], [0.25, -1.5]
+    expect = {tuple(v): vector_wheels(vector_model, v) for v in (slow, fast)}
+    a, b = (np.array([e.left, e.right]) for e in expect.values())
+    assert np.abs(a - b).max() > 0.05, f"the test model hardly depends on the velocity: {a} vs {b}"
+    script = [{"mode": "road", "odom": slow, "seconds": 1.5}, {"mode": "road", "odom": fast, "seconds": 1.5}]
+    data, node, log = run(tmp_path, vector_model, script, probe_args=["--odom", json.dumps(slow)])
+    assert data["warmed_up"], log
+    for phase in data["phases"]:
+        # skip the first 0.2 s of a phase: a command may still come from the previous velocity
+        wheels = [w[1:3] for w in data["wheels"] if phase["t_start"] + 0.2 <= w[0] <= phase["t_end"]]
+        e = expect[tuple(phase["odom"])]
+        assert len(wheels) >= 8, f"{len(wheels)} commands in {phase['seconds']} s"
+        np.testing.assert_allclose(wheels, [[e.left, e.right]] * len(wheels), atol=2e-3)
+    assert {s[4] for s in data["status"]} == {"tiny-vector-policy"}

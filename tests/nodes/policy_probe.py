@@ -1,15 +1,20 @@
 """Test node: plays a camera and an e-stop for the policy node, following a script of phases, and records
 every wheel command (monotonic receive time, left, right, header stamp ns, ROS receive time ns) and policy
 status (monotonic receive time, watchdog state, end-to-end ms, inference ms, model id, header stamp ns) it
-receives. Writes JSON and exits 0.
+receives; with --camera-listen also every camera frame on the topic (monotonic receive time, header stamp ns,
+ROS receive time ns), e.g. the twin's. Writes JSON and exits 0.
 
     python policy_probe.py --robot db --out probe.json --script '[{"mode": "road", "seconds": 2},
         {"mode": "none", "seconds": 1.5}, {"mode": "road", "seconds": 2}]'
 
 Phase modes: road (synthetic road frames), white (all-white frames), black (all-black frames), none (no frames); "estop": true
-publishes redraw/estop = true at the phase start and false at its end. Before the script, a warm-up phase
-of road frames lasts until the first non-zero wheel command (or --warmup-timeout seconds: then the JSON
-says warmed_up = false). With --script '[]' it only listens for --listen seconds (a refused model).
+publishes redraw/estop = true at the phase start and false at its end. Odometry: with every camera tick the
+probe publishes the measured velocity [forward m/s, yaw rate rad/s] on deadreckoning_node/velocity
+(geometry_msgs/TwistStamped) - the phase's "odom" ([v, w], or null = silent), else --odom (default null);
+each phase records the time of the last odometry message before it. Before the script, a warm-up phase of
+road frames (and --odom) lasts until the first non-zero wheel command (--warmup-until moving) or the first
+policy status (--warmup-until status: the node is up), or --warmup-timeout seconds: then the JSON says
+warmed_up = false. With --script '[]' it only listens for --listen seconds (a refused model; a twin).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 import numpy as np
 import rclpy
 from fake_robot import road  # tests/nodes is the script folder, on sys.path
+from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
@@ -44,7 +50,13 @@ class Probe(Node):
         self.estop = self.create_publisher(Bool, "redraw/estop", reliable)
         self.create_subscription(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", self.on_wheels, reliable)
         self.create_subscription(PolicyStatus, "redraw/policy_status", self.on_status, reliable)
-        self.wheels, self.status, self.phases = [], [], []
+        self.odom = self.create_publisher(TwistStamped, "deadreckoning_node/velocity", 10)
+        self.default_odom = json.loads(args.odom)
+        if args.camera_listen:
+            self.create_subscription(CompressedImage, "camera_node/image/compressed", self.on_camera,
+                                     QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.wheels, self.status, self.phases, self.camera = [], [], [], []
+        self.last_odom_t = None
         self.t0 = time.monotonic()
         self.phase = -1  # warm-up
         self.phase_start = self.t0
@@ -57,6 +69,11 @@ class Probe(Node):
         if not self.script:
             return "none"
         return "road" if self.phase < 0 else self.script[self.phase]["mode"]
+
+    def velocity(self):
+        if self.phase < 0 or "odom" not in self.script[self.phase]:
+            return self.default_odom
+        return self.script[self.phase]["odom"]
 
     def tick(self):
         now = time.monotonic()
@@ -78,6 +95,13 @@ class Probe(Node):
             msg.data = self.frames[mode]
             self.cam.publish(msg)
             self.last_frame_t = time.monotonic()
+        velocity = self.velocity()
+        if velocity is not None:
+            odom = TwistStamped()
+            odom.header.stamp = self.get_clock().now().to_msg()
+            odom.twist.linear.x, odom.twist.angular.z = float(velocity[0]), float(velocity[1])
+            self.odom.publish(odom)
+            self.last_odom_t = time.monotonic()
 
     def next_phase(self, now):
         if self.phase >= 0:
@@ -91,7 +115,7 @@ class Probe(Node):
             return
         self.phase_start = now
         spec = self.script[self.phase]
-        self.phases.append({**spec, "t_start": now, "last_frame_before": self.last_frame_t})
+        self.phases.append({**spec, "t_start": now, "last_frame_before": self.last_frame_t, "last_odom_before": self.last_odom_t})
         if spec.get("estop"):
             self.estop.publish(Bool(data=True))
             self.phases[-1]["t_start"] = time.monotonic()
@@ -100,12 +124,18 @@ class Probe(Node):
         recv = self.get_clock().now().nanoseconds
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.wheels.append((time.monotonic(), msg.vel_left, msg.vel_right, stamp, recv))
-        if msg.vel_left != 0.0 or msg.vel_right != 0.0:
+        if self.args.warmup_until == "moving" and (msg.vel_left != 0.0 or msg.vel_right != 0.0):
             self.warmed_up = True
 
     def on_status(self, msg):
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.status.append((time.monotonic(), int(msg.watchdog_state), float(msg.end_to_end_latency_ms), float(msg.inference_ms), msg.model_id, stamp))
+        if self.args.warmup_until == "status":
+            self.warmed_up = True
+
+    def on_camera(self, msg):
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.camera.append((time.monotonic(), stamp, self.get_clock().now().nanoseconds))
 
 
 def main():
@@ -119,6 +149,9 @@ def main():
     p.add_argument("--warmup-timeout", type=float, default=15.0)
     p.add_argument("--listen", type=float, default=3.0)
     p.add_argument("--quality", type=int, default=90)
+    p.add_argument("--odom", default="null", help="velocity [v, w] published with every camera tick (JSON; null = none)")
+    p.add_argument("--warmup-until", choices=("moving", "status"), default="moving")
+    p.add_argument("--camera-listen", action="store_true", help="record the camera frames on the topic (receive times, stamps)")
     args = p.parse_args()
     rclpy.init()
     node = Probe(args)
@@ -130,7 +163,8 @@ def main():
             rclpy.spin_once(node, timeout_sec=0.01)
     finally:
         with open(args.out, "w") as f:
-            json.dump({"warmed_up": node.warmed_up, "phases": node.phases, "wheels": node.wheels, "status": node.status}, f)
+            json.dump({"warmed_up": node.warmed_up, "phases": node.phases, "wheels": node.wheels, "status": node.status,
+                       "camera": node.camera}, f)
         node.destroy_node()
         rclpy.try_shutdown()
     print("PROBE DONE", flush=True)

@@ -3,11 +3,15 @@
     model = PolicyModel("/models/policy.onnx", threads=1)   # raises ManifestError on any mismatch
     obs = model.observe(jpeg_bytes)                         # the manifest's preprocessing (redraw_common)
     raw = model.infer(obs)                                  # (A,) float32, exactly what the network said
+    raw = model.infer(obs, [0.2, 0.5])                      # a model with a `vector` input (model.uses_vector):
+                                                            # measured [forward m/s, yaw rate rad/s]
     forward, turn = model.to_drive(raw)                     # policy space [-1, 1]; raises on non-finite
 
 Checks, each with an error that says what was expected and what was found:
     the manifest exists next to the model, is valid, names this file and matches its sha256;
     the manifest's input `obs` is uint8 (1, H, W, C) with (H, W, C) = the preprocessing's output shape;
+    an optional input `vector` is float32 (1, 2): the robot's measured velocity [forward m/s, yaw rate rad/s]
+    (wheel odometry, redraw_common.topics.ODOM_VELOCITY), the Duckietown env's vector observation;
     the ONNX graph's inputs and outputs are exactly the manifest's (names, dtypes, fixed dimensions);
     the output `action` is float32 (1, A) with A = the manifest's action names, which include forward, turn.
 
@@ -20,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from redraw_common import topics
 from redraw_common.errors import ManifestError
 from redraw_common.manifest import ModelManifest, TensorSpec, load_verified
 from redraw_common.preprocessing import preprocess
 
 OBS_INPUT = "obs"
+VECTOR_INPUT = "vector"
+VECTOR_SHAPE = (1, 2)  # [forward m/s, yaw rate rad/s]: what the robot measures and the Duckietown env observes
 ACTION_OUTPUT = "action"
 _ORT_DTYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
 
@@ -49,10 +56,17 @@ class PolicyModel:
         inputs = {t.name: t for t in m.inputs}
         if OBS_INPUT not in inputs:
             raise ManifestError(f"manifest inputs {sorted(inputs)} lack '{OBS_INPUT}', the camera observation the node feeds")
-        extra = sorted(set(inputs) - {OBS_INPUT})
+        extra = sorted(set(inputs) - {OBS_INPUT, VECTOR_INPUT})
         if extra:
             raise ManifestError(
-                f"model inputs {extra} are not supported by the policy node: it feeds only the camera observation '{OBS_INPUT}'"
+                f"model inputs {extra} are not supported by the policy node: it feeds the camera observation '{OBS_INPUT}' "
+                f"and optionally the measured velocity '{VECTOR_INPUT}'"
+            )
+        vector = inputs.get(VECTOR_INPUT)
+        if vector is not None and (vector.dtype != "float32" or tuple(vector.shape) != VECTOR_SHAPE):
+            raise ManifestError(
+                f"input '{VECTOR_INPUT}' must be float32 {list(VECTOR_SHAPE)} (the measured velocity [forward m/s, yaw rate rad/s] "
+                f"from {topics.ODOM_VELOCITY}), the manifest says {vector.dtype} {list(vector.shape)}"
             )
         obs = inputs[OBS_INPUT]
         expected = (1, *cfg.shape)
@@ -90,8 +104,11 @@ class PolicyModel:
         if ACTION_OUTPUT not in graph_outputs:
             raise ManifestError(f"the ONNX model has outputs {sorted(graph_outputs)}, not '{ACTION_OUTPUT}'")
         _check_spec("input", obs, graph_inputs[OBS_INPUT])
+        if vector is not None:
+            _check_spec("input", vector, graph_inputs[VECTOR_INPUT])
         _check_spec("output", act, graph_outputs[ACTION_OUTPUT])
         self.obs_shape = expected
+        self.uses_vector = vector is not None
 
     @property
     def model_id(self) -> str:
@@ -101,9 +118,17 @@ class PolicyModel:
         """Camera frame (JPEG bytes or RGB array) -> the model's observation, with the manifest's settings."""
         return preprocess(frame, self.manifest.preprocessing)
 
-    def infer(self, obs: np.ndarray) -> np.ndarray:
-        """(H, W, C) uint8 observation -> raw action (A,) float32, unchecked."""
-        (out,) = self.session.run([ACTION_OUTPUT], {OBS_INPUT: obs.reshape(self.obs_shape)})
+    def infer(self, obs: np.ndarray, vector=None) -> np.ndarray:
+        """(H, W, C) uint8 observation (+ the measured velocity [forward, yaw rate] for a model with a vector
+        input) -> raw action (A,) float32, unchecked."""
+        feeds = {OBS_INPUT: obs.reshape(self.obs_shape)}
+        if self.uses_vector:
+            if vector is None:
+                raise ValueError(f"this model reads '{VECTOR_INPUT}' {list(VECTOR_SHAPE)} (measured velocity), none was given")
+            feeds[VECTOR_INPUT] = np.asarray(vector, np.float32).reshape(VECTOR_SHAPE)
+        elif vector is not None:
+            raise ValueError(f"this model has no '{VECTOR_INPUT}' input; found a vector {np.asarray(vector).tolist()}")
+        (out,) = self.session.run([ACTION_OUTPUT], feeds)
         return np.asarray(out, np.float32).reshape(-1)
 
     def to_drive(self, raw: np.ndarray) -> tuple[float, float]:

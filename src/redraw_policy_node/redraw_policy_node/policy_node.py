@@ -1,26 +1,39 @@
 """Policy node: drives a Duckiebot (or the digital twin) in closed loop with an exported ONNX policy.
 
-At the control rate (the manifest's, 10 Hz by default) it preprocesses the freshest camera frame with the
-manifest's settings, runs onnxruntime, and publishes the action (redraw/action, DriveAction source POLICY),
-the wheel command (wheels_driver_node/wheels_cmd, through the robot's kinematics) and its status
-(redraw/policy_status: model id, inference time, camera-to-command latency, watchdog state).
+Event-driven: the arrival of a camera frame triggers the work - preprocessing with the manifest's settings,
+onnxruntime, and publishing the action (redraw/action, DriveAction source POLICY), the wheel command
+(wheels_driver_node/wheels_cmd, through the robot's kinematics) and the status (redraw/policy_status: model
+id, inference time, camera-to-command latency, watchdog state) - so a command is never computed from a frame
+that waited for a timer. It acts at the control rate (the manifest's, 10 Hz by default): on the first frame
+that arrives at least 1/control_hz - control_slack after the last action (ROS time, so it follows /clock
+with use_sim_time); the frames in between are dropped undecoded. A 30 Hz camera thus gives 10 Hz commands.
 
-Safety (redraw_policy_node.watchdog): no fresh frame within `frame_timeout`, a non-finite action, an
+A model whose manifest lists a `vector` input float32 (1, 2) also reads the robot's measured velocity
+(deadreckoning_node/velocity, geometry_msgs/TwistStamped): [twist.linear.x m/s, twist.angular.z rad/s], the
+freshest message at the frame's arrival. Models without it do not subscribe.
+
+Safety (redraw_policy_node.watchdog): no fresh frame within `frame_timeout`, no fresh odometry within
+`odom_timeout` (models with a vector input; also before the first message), a non-finite action, an
 inference error, or redraw/estop = true put the wheels at zero at once - published the moment the cause is
-seen, not at the next tick - and keep them there until frames are fresh again, the model gives a finite
-action again, or the e-stop is released. A model whose manifest is missing or does not match (hash, input
-shape, preprocessing) is refused at start: the node exits with an error and never publishes a wheel command.
-On SIGINT/SIGTERM it sends a last zero command before exiting.
+seen, by the frame that meets it or by the watchdog timer (`watchdog_hz`, on the steady clock, so it runs
+even when /clock stops) - and keep them there until frames (and odometry) are fresh again, the model gives a
+finite action again, or the e-stop is released. While stopped, a zero command and the status saying why go
+out at the control rate. A model whose manifest is missing or does not match (hash, input shapes,
+preprocessing) is refused at start: the node exits with code 2 and never publishes a wheel command. On
+SIGINT/SIGTERM it sends a last zero command before exiting.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import time
 
 import rclpy
+from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -37,6 +50,8 @@ from . import watchdog as wd
 from .model import PolicyModel
 
 EXIT_OK, EXIT_REFUSED = 0, 2
+STOP_WARNINGS = {wd.STALE_CAMERA: "camera frames stale: wheels to zero",
+                 wd.STALE_ODOMETRY: f"odometry ({topics.ODOM_VELOCITY}) missing or stale: wheels to zero"}
 
 
 class PolicyNode(Node):
@@ -49,43 +64,73 @@ class PolicyNode(Node):
         model_path = param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it")
         threads = int(param("threads", 1, "onnxruntime intra-op threads"))
         control_hz = float(param("control_hz", 0.0, "control rate in Hz (0 = the manifest's control_hz)"))
+        slack = float(param("control_slack", 0.02, "a frame may trigger the next action this many seconds before a full "
+                                                   "control period has passed since the last one (absorbs camera jitter)"))
         frame_timeout = float(param("frame_timeout", 0.1, "seconds without a camera frame before the wheels stop"))
-        watchdog_hz = float(param("watchdog_hz", 50.0, "how often the camera timeout is checked, Hz"))
+        odom_timeout = float(param("odom_timeout", 0.2, "seconds without odometry before the wheels stop (models with a vector input)"))
+        watchdog_hz = float(param("watchdog_hz", 50.0, "how often the input timeouts are checked, Hz (steady clock)"))
         self.kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
         if not model_path:
             raise ManifestError("parameter model_path is empty; expected the path of an exported policy .onnx")
         # load and verify before anything can reach the wheels
         self.model = PolicyModel(model_path, threads=threads)
         self.control_hz = control_hz or self.model.manifest.control_hz
-        self.watchdog = wd.Watchdog(frame_timeout)
+        period = 1.0 / self.control_hz
+        if not 0.0 <= slack < period:
+            raise RedrawInputError(f"control_slack must be in [0, {period:g}) s (the control period), found {slack}")
+        if watchdog_hz <= 0:
+            raise RedrawInputError(f"watchdog_hz must be > 0, found {watchdog_hz}")
+        self.period_ns = int(period * 1e9)
+        self.min_interval_ns = int((period - slack) * 1e9)
+        self.watchdog = wd.Watchdog(frame_timeout, odom_timeout if self.model.uses_vector else None)
 
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        latest = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.wheels_pub = self.create_publisher(WheelsCmdStamped, topics.WHEELS_CMD, reliable)
         self.action_pub = self.create_publisher(DriveAction, topics.ACTION, reliable)
         self.status_pub = self.create_publisher(PolicyStatus, topics.POLICY_STATUS, reliable)
-        camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(CompressedImage, topics.CAMERA, self.on_frame, camera_qos)
+        self.create_subscription(CompressedImage, topics.CAMERA, self.on_frame, latest)
         self.create_subscription(Bool, topics.ESTOP, self.on_estop, reliable)
+        if self.model.uses_vector:
+            self.create_subscription(TwistStamped, topics.ODOM_VELOCITY, self.on_odom, latest)
 
-        self.frame: CompressedImage | None = None
-        self.frame_received_ns = 0
-        self.driving = False          # last wheel command sent was non-zero
+        self.velocity: tuple[float, float] | None = None  # measured (forward m/s, yaw rate rad/s), models with a vector input
+        self.last_action_ns: int | None = None  # ROS time of the last inference
+        self.last_publish = -math.inf           # monotonic time of the last command
+        self.driving = False                    # last wheel command sent was non-zero
         self.last_state = wd.WAITING
         self.last_inference_ms = 0.0
-        self.ticks = 0
-        self.create_timer(1.0 / self.control_hz, self.on_tick)
-        self.create_timer(1.0 / watchdog_hz, self.on_watchdog)
+        self.create_timer(1.0 / watchdog_hz, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         m = self.model.manifest
+        odom = f"; odometry from {topics.ODOM_VELOCITY}, timeout {odom_timeout:g} s" if self.model.uses_vector else ""
         self.get_logger().info(
             f"model '{m.model_id}' ({self.model.path.name}, sha256 {m.sha256[:12]}...) verified; preprocessing {m.preprocessing.mode} "
-            f"{m.preprocessing.height}x{m.preprocessing.width}; control {self.control_hz:g} Hz; camera timeout {frame_timeout:g} s"
+            f"{m.preprocessing.height}x{m.preprocessing.width}; control {self.control_hz:g} Hz on camera frames; "
+            f"camera timeout {frame_timeout:g} s{odom}"
         )
 
     # ---------------------------------------------------------------------------------------------
     def on_frame(self, msg: CompressedImage) -> None:
-        self.frame = msg
-        self.frame_received_ns = self.get_clock().now().nanoseconds
-        self.watchdog.frame(time.monotonic())
+        received = self.get_clock().now().nanoseconds
+        now = time.monotonic()
+        self.watchdog.frame(now)
+        if self.last_action_ns is not None and 0 <= received - self.last_action_ns < self.min_interval_ns:
+            return  # not due yet: the frame is dropped undecoded
+        state = self.watchdog.state(now)
+        if state in wd.BLOCKING:
+            if state != self.last_state:
+                self.stop(state)  # the watchdog timer repeats it at the control rate
+            return
+        self.last_action_ns = received
+        self.act(msg, received)
+
+    def on_odom(self, msg: TwistStamped) -> None:
+        forward, yaw_rate = float(msg.twist.linear.x), float(msg.twist.angular.z)
+        if not (math.isfinite(forward) and math.isfinite(yaw_rate)):
+            self.get_logger().warning(f"ignoring non-finite odometry ({forward}, {yaw_rate})", throttle_duration_sec=5.0)
+            return
+        self.velocity = (forward, yaw_rate)
+        self.watchdog.odom(time.monotonic())
 
     def on_estop(self, msg: Bool) -> None:
         engaged = bool(msg.data)
@@ -96,20 +141,18 @@ class PolicyNode(Node):
             self.stop(wd.ESTOP)
 
     def on_watchdog(self) -> None:
-        state = self.watchdog.state(time.monotonic())
-        if state in (wd.STALE_CAMERA, wd.ESTOP) and (self.driving or self.last_state != state):
+        now = time.monotonic()
+        state = self.watchdog.state(now)
+        if state not in wd.BLOCKING:
+            return  # frames drive the commands (and report model errors / bad outputs themselves)
+        if self.driving or state != self.last_state or now - self.last_publish >= self.period_ns / 1e9:
             self.stop(state)
 
-    def on_tick(self) -> None:
-        self.ticks += 1
-        state = self.watchdog.state(time.monotonic())
-        if state in (wd.ESTOP, wd.WAITING, wd.STALE_CAMERA):
-            self.stop(state)
-            return
-        frame = self.frame
+    def act(self, frame: CompressedImage, received_ns: int) -> None:
+        """Preprocess, infer, publish: the work one camera frame triggers at the control rate."""
         t0 = time.perf_counter()
         try:
-            raw = self.model.infer(self.model.observe(bytes(frame.data)))
+            raw = self.model.infer(self.model.observe(bytes(frame.data)), self.velocity if self.model.uses_vector else None)
         except Exception as exc:  # any failure of preprocessing or onnxruntime stops the robot
             self.last_inference_ms = (time.perf_counter() - t0) * 1e3
             self.watchdog.inference(wd.MODEL_ERROR)
@@ -129,16 +172,16 @@ class PolicyNode(Node):
         self.watchdog.inference(wd.OK)
         if self.last_state != wd.OK:
             self.get_logger().info(f"driving ({wd.NAMES[self.last_state]} cleared)")
-        self.publish(forward, turn, wd.OK, frame)
+        self.publish(forward, turn, wd.OK, frame, received_ns)
 
     # ---------------------------------------------------------------------------------------------
     def stop(self, state: int) -> None:
         """Wheels to zero now."""
-        if self.last_state != state and state in (wd.STALE_CAMERA,):
-            self.get_logger().warning("camera frames stale: wheels to zero")
+        if self.last_state != state and state in STOP_WARNINGS:
+            self.get_logger().warning(STOP_WARNINGS[state])
         self.publish(0.0, 0.0, state, None)
 
-    def publish(self, forward: float, turn: float, state: int, frame: CompressedImage | None) -> None:
+    def publish(self, forward: float, turn: float, state: int, frame: CompressedImage | None, received_ns: int = 0) -> None:
         now = self.get_clock().now()
         stamp = now.to_msg()
         wheels = action_to_wheels(forward, turn, self.kinematics, strict=False)
@@ -156,13 +199,14 @@ class PolicyNode(Node):
         status.model_id = self.model.model_id
         status.inference_ms = float(self.last_inference_ms if state in (wd.OK, wd.BAD_OUTPUT, wd.MODEL_ERROR) else 0.0)
         if frame is not None:
-            captured = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec or self.frame_received_ns
+            captured = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec or received_ns
             status.end_to_end_latency_ms = float((now.nanoseconds - captured) / 1e6)
         status.watchdog_state = state
         status.last_forward, status.last_turn = float(forward), float(turn)
         self.status_pub.publish(status)
         self.driving = state == wd.OK and (wheels.left != 0.0 or wheels.right != 0.0)
         self.last_state = state
+        self.last_publish = time.monotonic()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -4,11 +4,13 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from helpers.tiny_policy import build_policy, reference_action, tamper_hash, with_manifest
+from onnx import TensorProto, helper
 
 from redraw_common.errors import ManifestError
-from redraw_common.manifest import ActionSpec, TensorSpec, manifest_path_for
+from redraw_common.manifest import ActionSpec, TensorSpec, manifest_path_for, sha256_file
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg, preprocess
 from redraw_policy_node import watchdog as wd
 from redraw_policy_node.model import PolicyModel
@@ -42,7 +44,12 @@ def test_runs_the_manifests_preprocessing_and_matches_the_reference(tmp_path, rn
         ("no_model", r"model file not found"),
         ("onnx_input_size", r"input 'obs': the manifest says shape \[1, 16, 16, 2\], the ONNX model has \[1, 32, 32, 2\]"),
         ("manifest_input_size", r"input 'obs' must be uint8 \[1, 16, 16, 2\] \(batch 1 \+ the preprocessing output lane_mask 16x16x2\), the manifest says uint8 \[1, 32, 32, 2\]"),
-        ("extra_input", r"model inputs \['vector'\] are not supported by the policy node"),
+        ("extra_input", r"model inputs \['depth'\] are not supported by the policy node: it feeds the camera observation 'obs' "
+                        r"and optionally the measured velocity 'vector'"),
+        ("vector_shape", r"input 'vector' must be float32 \[1, 2\] \(the measured velocity \[forward m/s, yaw rate rad/s\] from "
+                         r"deadreckoning_node/velocity\), the manifest says float32 \[1, 4\]"),
+        ("vector_dtype", r"input 'vector' must be float32 \[1, 2\] .*the manifest says float16 \[1, 2\]"),
+        ("onnx_vector_shape", r"input 'vector': the manifest says shape \[1, 2\], the ONNX model has \[1, 3\]"),
         ("action_names", r"action names \['forward', 'steer'\] lack \['turn'\]"),
     ],
 )
@@ -60,11 +67,87 @@ def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
     elif case == "no_model":
         path = tmp_path / "other.onnx"
     elif case == "extra_input":
+        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("depth", (1, 4), "float32")))
+    elif case == "vector_shape":
         with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 4), "float32")))
+    elif case == "vector_dtype":
+        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 2), "float16")))
+    elif case == "onnx_vector_shape":
+        path = build_vector_policy(tmp_path / "v", CFG, vector_dim=3)
+        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 2), "float32")))
     elif case == "action_names":
         with_manifest(path, action=ActionSpec(names=("forward", "steer")))
     with pytest.raises(ManifestError, match=match):
         PolicyModel(path)
+
+
+def build_vector_policy(folder: Path, cfg: PreprocessConfig, vector_dim: int = 2) -> Path:
+    """A policy that reads the camera and the measured velocity: action = tanh(vector * (1, 0.5) + mean(obs) / 255)."""
+    f32 = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Cast", ["obs"], ["x"], to=f32),
+        helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
+        helper.make_node("Div", ["m", "c255"], ["m1"]),
+        helper.make_node("Mul", ["vector", "scale"], ["v"]),
+        helper.make_node("Add", ["v", "m1"], ["a"]),
+        helper.make_node("Tanh", ["a"], ["action"]),
+    ]
+    consts = [helper.make_tensor("c255", f32, [], [255.0]), helper.make_tensor("scale", f32, [vector_dim], [1.0, 0.5, 1.0][:vector_dim])]
+    graph = helper.make_graph(nodes, "vector_policy",
+                              [helper.make_tensor_value_info("obs", TensorProto.UINT8, [1, *cfg.shape]),
+                               helper.make_tensor_value_info("vector", f32, [1, vector_dim])],
+                              [helper.make_tensor_value_info("action", f32, [1, vector_dim])], initializer=consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="redraw-tests")
+    model.ir_version = 9
+    path = build_policy(folder, cfg)  # the manifest of a camera-only policy, then this graph and its inputs
+    onnx.save(model, path)
+    with_manifest(path, sha256=sha256_file(path),
+                  inputs=(TensorSpec("obs", (1, *cfg.shape), "uint8"), TensorSpec("vector", (1, vector_dim), "float32")))
+    return path
+
+
+def test_feeds_the_measured_velocity_to_a_model_with_a_vector_input(tmp_path, rng_frame):
+    model = PolicyModel(build_vector_policy(tmp_path, CFG))
+    assert model.uses_vector
+    obs = model.observe(encode_jpeg(rng_frame))
+    m = obs.astype(np.float64).mean() / 255.0
+    for velocity in ([0.0, 0.0], [0.25, 1.5], [-0.2, -3.0]):
+        raw = model.infer(obs, velocity)
+        np.testing.assert_allclose(raw, np.tanh(np.array(velocity) * (1.0, 0.5) + m), atol=1e-6)
+    assert not np.allclose(model.infer(obs, [0.0, 0.0]), model.infer(obs, [0.25, 1.5]), atol=0.1)
+    with pytest.raises(ValueError, match=r"this model reads 'vector' \[1, 2\] \(measured velocity\), none was given"):
+        model.infer(obs)
+    plain = PolicyModel(build_policy(tmp_path / "plain", CFG))
+    assert not plain.uses_vector
+    with pytest.raises(ValueError, match="this model has no 'vector' input"):
+        plain.infer(obs, [0.0, 0.0])
+
+
+def test_watchdog_odometry_for_models_with_a_vector_input():
+    w = wd.Watchdog(frame_timeout=0.1, odom_timeout=0.2)
+    w.frame(1.0)
+    assert w.state(1.0) == wd.STALE_ODOMETRY          # never received
+    w.odom(1.0)
+    assert w.state(1.05) == wd.OK
+    w.frame(1.25)
+    assert w.state(1.3) == wd.STALE_ODOMETRY           # 0.3 s since the last odometry
+    w.odom(1.3)
+    assert w.state(1.3) == wd.OK                       # resumes
+    assert w.state(1.45) == wd.STALE_CAMERA            # the camera outranks odometry
+    w.set_estop(True)
+    assert w.state(1.45) == wd.ESTOP
+    plain = wd.Watchdog(frame_timeout=0.1)             # a model without a vector input ignores odometry
+    plain.frame(1.0)
+    assert plain.state(1.0) == wd.OK
+    with pytest.raises(ValueError, match="odom_timeout must be > 0 s"):
+        wd.Watchdog(0.1, odom_timeout=0.0)
+
+
+def test_watchdog_states_are_the_status_message_constants():
+    from redraw_msgs.msg import PolicyStatus
+
+    for value, name in wd.NAMES.items():
+        assert getattr(PolicyStatus, f"WATCHDOG_{name.upper()}") == value
 
 
 def test_watchdog_priorities_and_recovery():
