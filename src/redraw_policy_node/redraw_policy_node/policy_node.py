@@ -21,6 +21,10 @@ finite action again, or the e-stop is released. While stopped, a zero command an
 out at the control rate. A model whose manifest is missing or does not match (hash, input shapes,
 preprocessing) is refused at start: the node exits with code 2 and never publishes a wheel command. On
 SIGINT/SIGTERM it sends a last zero command before exiting.
+
+Time: the timeouts and the control period count in the node's time base - the steady clock, or with
+use_sim_time the simulated time on /clock, so a twin running slower than real time is not mistaken for a
+stalled camera (its wheels stop by themselves when its simulated time stops: a wheels driver's timeout).
 """
 
 from __future__ import annotations
@@ -96,10 +100,11 @@ class PolicyNode(Node):
 
         self.velocity: tuple[float, float] | None = None  # measured (forward m/s, yaw rate rad/s), models with a vector input
         self.last_action_ns: int | None = None  # ROS time of the last inference
-        self.last_publish = -math.inf           # monotonic time of the last command
+        self.last_publish = -math.inf           # time (self.now()) of the last command
         self.driving = False                    # last wheel command sent was non-zero
         self.last_state = wd.WAITING
         self.last_inference_ms = 0.0
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self.create_timer(1.0 / watchdog_hz, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         m = self.model.manifest
         odom = f"; odometry from {topics.ODOM_VELOCITY}, timeout {odom_timeout:g} s" if self.model.uses_vector else ""
@@ -110,9 +115,13 @@ class PolicyNode(Node):
         )
 
     # ---------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Seconds in the time base of the timeouts: simulated time with use_sim_time, else the steady clock."""
+        return self.get_clock().now().nanoseconds / 1e9 if self.sim_time else time.monotonic()
+
     def on_frame(self, msg: CompressedImage) -> None:
         received = self.get_clock().now().nanoseconds
-        now = time.monotonic()
+        now = self.now()
         self.watchdog.frame(now)
         if self.last_action_ns is not None and 0 <= received - self.last_action_ns < self.min_interval_ns:
             return  # not due yet: the frame is dropped undecoded
@@ -130,7 +139,7 @@ class PolicyNode(Node):
             self.get_logger().warning(f"ignoring non-finite odometry ({forward}, {yaw_rate})", throttle_duration_sec=5.0)
             return
         self.velocity = (forward, yaw_rate)
-        self.watchdog.odom(time.monotonic())
+        self.watchdog.odom(self.now())
 
     def on_estop(self, msg: Bool) -> None:
         engaged = bool(msg.data)
@@ -141,7 +150,7 @@ class PolicyNode(Node):
             self.stop(wd.ESTOP)
 
     def on_watchdog(self) -> None:
-        now = time.monotonic()
+        now = self.now()
         state = self.watchdog.state(now)
         if state not in wd.BLOCKING:
             return  # frames drive the commands (and report model errors / bad outputs themselves)
@@ -206,7 +215,7 @@ class PolicyNode(Node):
         self.status_pub.publish(status)
         self.driving = state == wd.OK and (wheels.left != 0.0 or wheels.right != 0.0)
         self.last_state = state
-        self.last_publish = time.monotonic()
+        self.last_publish = self.now()
 
 
 def main(args: list[str] | None = None) -> int:
