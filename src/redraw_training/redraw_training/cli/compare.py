@@ -4,12 +4,18 @@
             --pretrain-steps 3000 --updates 1000 --sizes 2000
     compare --env redraw/PointGoal-v0 --target-perturb reversed,gain:0.5 --methods draw_finetune,redraw \\
             --sizes 500,1000,3000,10000 --seeds 3 --out runs/sweep           (dataset-size sweep)
+    compare --draw-checkpoint models/duckietown_draw --dreamer-checkpoint models/duckietown_dreamer \\
+            --target-perturb nominal,reversed,trim:0.1,gain:0.5 --seeds 3 --sizes 10000 --updates 3000 --out results/duckietown
 
 Methods: dreamer_zeroshot, dreamer_finetune, draw_zeroshot, draw_finetune, redraw. Per seed it pretrains a DRAW and a
-DreamerV3 model in the source env (with --explore, Plan2Explore by default), collects reward-free target data, runs
-calibration / finetuning with the same budget on the same data, and evaluates every policy in the target env the
-same way. Writes OUT/results.json, OUT/table.md (mean ± SEM over seeds) and OUT/plot.png; rerunning the same
-command resumes (finished stages are skipped).
+DreamerV3 model in the source env (with --explore, Plan2Explore by default), or takes the given --draw-checkpoint /
+--dreamer-checkpoint for every seed (then the seeds vary the target data, the calibration / finetune seed and the
+evaluation episodes, not the pretraining); collects reward-free target data in each target condition ('nominal' =
+the unmodified env, the paper's "unmodified real"; the exploration driver for lane envs, random actions otherwise);
+runs calibration / finetuning with the same budget on the same data, and evaluates every policy in the target env the
+same way. Writes OUT/results.json, OUT/table.md (mean ± SEM over seeds; for lane envs the paper's Duckiebot table:
+dense reward per step, lap time, centre offset, laps) and OUT/plot.png; rerunning the same command resumes
+(finished stages are skipped).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 from ..config import ConfigError, preset_names
 from .common import fail, parse_kwargs, say
 
+NOMINAL = ("nominal", "none")
+
 
 def _ints(text: str, what: str) -> list[int]:
     try:
@@ -29,25 +37,47 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
+def parse_conditions(values: list[str]) -> list[str]:
+    """--target-perturb values -> perturbation strings: comma-separated conditions, 'nominal' (or 'none') = "",
+    '+' joins the parts of one compound perturbation (trim:0.1+delay:0.1 -> "trim:0.1,delay:0.1")."""
+    out = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            out.append("" if item.lower() in NOMINAL else ",".join(p.strip() for p in item.split("+") if p.strip()))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    from ..compare import METHODS, TARGET_DRIVERS, CompareError, CompareSettings, compare
+    from ..compare import METHODS, TARGET_DRIVERS, CompareError, CompareSettings, checkpoint_env, compare
 
     parser = argparse.ArgumentParser(prog="compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", required=True, help="gymnasium env id (source and target)")
-    parser.add_argument("--target-perturb", required=True, help="target condition(s), comma-separated perturbations, e.g. reversed")
+    parser.add_argument("--env", default=None, help="gymnasium env id (source and target); default: the env of --draw-checkpoint "
+                        "(or --dreamer-checkpoint) with its env kwargs")
+    parser.add_argument("--target-perturb", action="append", required=True, metavar="CONDITIONS",
+                        help="target condition(s), comma-separated, e.g. nominal,reversed,trim:0.1 ('nominal' = unmodified; "
+                        "'+' joins a compound perturbation: trim:0.1+delay:0.1); repeatable")
     parser.add_argument("--source-perturb", default="", help="perturbation of the source (pretraining) env (default: nominal)")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env kwargs for source and target")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--seeds", default="3", help="number of seeds (0..N-1) or a comma-separated list, e.g. 0,1,2")
     parser.add_argument("--out", required=True, help="output folder (resumed when it holds finished stages)")
+    parser.add_argument("--draw-checkpoint", default=None, metavar="DIR",
+                        help="pretrained DRAW checkpoint (run or checkpoint folder) for every seed instead of pretraining one per seed")
+    parser.add_argument("--dreamer-checkpoint", default=None, metavar="DIR",
+                        help="pretrained Dreamer checkpoint for every seed instead of pretraining one per seed")
     parser.add_argument("--preset", action="append", default=[], metavar="NAME",
-                        help=f"size preset(s) for every model (default tiny); one of {preset_names()}")
+                        help=f"size preset(s) for the models pretrained here (default tiny); one of {preset_names()}")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="config override for every stage")
     parser.add_argument("--explore", default="plan2explore", choices=("task", "plan2explore", "scripted"), help="pretraining data collection")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="env steps of pretraining (default: config run.steps)")
     parser.add_argument("--updates", type=int, default=None, help="offline updates of ReDRAW and the finetunes (default: calibrate.updates)")
     parser.add_argument("--sizes", default="2000", help="target dataset size(s) in transitions, comma-separated (a sweep when several)")
-    parser.add_argument("--target-driver", default="random", choices=TARGET_DRIVERS, help="who collects the target data")
+    parser.add_argument("--target-driver", default="auto", choices=TARGET_DRIVERS,
+                        help="who collects the target data: auto = the exploration driver (redraw_sim ExploreDriver) for lane envs, "
+                        "random actions otherwise")
     parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per policy and seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per job")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
@@ -55,22 +85,48 @@ def main(argv: list[str] | None = None) -> int:
     seeds = _ints(args.seeds, "--seeds")
     if len(seeds) == 1 and "," not in args.seeds:
         seeds = list(range(seeds[0]))
+    env, env_kwargs = args.env, parse_kwargs(args.env_kwargs)
+    given = args.draw_checkpoint or args.dreamer_checkpoint
+    for flag, path in (("--draw-checkpoint", args.draw_checkpoint), ("--dreamer-checkpoint", args.dreamer_checkpoint)):
+        if path is not None and not Path(path).exists():
+            fail(f"{flag} {path}: no such folder")
+    if env is None:
+        if not given:
+            fail("give --env, or a pretrained --draw-checkpoint / --dreamer-checkpoint to take the env from")
+        try:
+            env, from_ckpt = checkpoint_env(given)
+        except (OSError, ValueError, KeyError) as exc:
+            fail(f"cannot read the env of {given}: {exc}")
+        if args.env_kwargs is None:
+            env_kwargs = from_ckpt
     settings = CompareSettings(
-        env=args.env, target_perturbs=[p.strip() for p in args.target_perturb.split(",") if p.strip()], out=Path(args.out),
+        env=env, target_perturbs=parse_conditions(args.target_perturb), out=Path(args.out),
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], seeds=seeds,
         presets=[p for name in (args.preset or ["tiny"]) for p in name.split(",") if p], overrides=args.overrides,
-        explore=args.explore, source_perturb=args.source_perturb, env_kwargs=parse_kwargs(args.env_kwargs),
+        explore=args.explore, source_perturb=args.source_perturb, env_kwargs=env_kwargs,
         pretrain_steps=args.pretrain_steps, updates=args.updates, sizes=_ints(args.sizes, "--sizes"),
-        target_driver=args.target_driver, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs)
+        target_driver=args.target_driver, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
+        draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint, progress=args.jobs == 1)
     try:
         settings.check()
     except CompareError as exc:
         fail(str(exc))
+    conditions = [p or "nominal" for p in settings.target_perturbs]
+    pretraining = []
+    for model, path in (("DRAW", settings.draw_checkpoint), ("Dreamer", settings.dreamer_checkpoint)):
+        if path:
+            pretraining.append(f"{model}: {path} for every seed")
+    if len(pretraining) < 2:
+        pretraining.append(f"{'others' if pretraining else 'all'}: pretrained per seed, presets {settings.presets}, explore {settings.explore}, "
+                           f"{settings.pretrain_steps or 'config'} env steps")
     say([
-        f"compare: {', '.join(settings.methods)} in {settings.env}, target {settings.target_perturbs}, seeds {settings.seeds}, "
+        f"compare: {', '.join(settings.methods)} in {settings.env}, target conditions {conditions}, seeds {settings.seeds}, "
         f"dataset sizes {settings.sizes}",
-        f"  pretraining: presets {settings.presets}, explore {settings.explore}, {settings.pretrain_steps or 'config'} env steps; "
-        f"offline: {settings.updates or 'config'} updates; evaluation: {settings.eval_episodes} episodes per policy",
+        f"  pretrained models: {'; '.join(pretraining)}",
+        *(["  (given checkpoints: the seeds vary the target data collection, the calibration / finetune seed and the evaluation "
+           "episodes' seeds, not the pretraining)"] if given else []),
+        f"  offline: {settings.updates or 'config'} updates on {settings.target_driver}-driver target data; evaluation: "
+        f"{settings.eval_episodes} episodes per policy",
         f"  writing {args.out}/: pretrain/, data/, runs/, results.json, table.md, plot.png; look: cat {args.out}/table.md",
     ])
     try:
