@@ -5,8 +5,10 @@ onnxruntime, and publishing the action (redraw/action, DriveAction source POLICY
 (wheels_driver_node/wheels_cmd, through the robot's kinematics) and the status (redraw/policy_status: model
 id, inference time, camera-to-command latency, watchdog state) - so a command is never computed from a frame
 that waited for a timer. It acts at the control rate (the manifest's, 10 Hz by default): on the first frame
-that arrives at least 1/control_hz - control_slack after the last action (ROS time, so it follows /clock
-with use_sim_time); the frames in between are dropped undecoded. A 30 Hz camera thus gives 10 Hz commands.
+taken at least 1/control_hz - control_slack after the frame of the last action, by the frames' stamps (the
+capture time: regular even when frames arrive with jitter, and simulated time in the twin; the arrival time
+for unstamped frames); the frames in between are dropped undecoded. A 30 Hz camera thus gives 10 Hz
+commands, each from a frame that has just arrived.
 
 A model whose manifest lists a `vector` input float32 (1, 2) also reads the robot's measured velocity
 (deadreckoning_node/velocity, geometry_msgs/TwistStamped): [twist.linear.x m/s, twist.angular.z rad/s], the
@@ -22,9 +24,10 @@ out at the control rate. A model whose manifest is missing or does not match (ha
 preprocessing) is refused at start: the node exits with code 2 and never publishes a wheel command. On
 SIGINT/SIGTERM it sends a last zero command before exiting.
 
-Time: the timeouts and the control period count in the node's time base - the steady clock, or with
-use_sim_time the simulated time on /clock, so a twin running slower than real time is not mistaken for a
-stalled camera (its wheels stop by themselves when its simulated time stops: a wheels driver's timeout).
+Time: the timeouts (and the zero commands' rate while stopped) count in the node's time base - the steady
+clock, or with use_sim_time the simulated time on /clock, so a twin running slower than real time is not
+mistaken for a stalled camera (its wheels stop by themselves when its simulated time stops: a wheels
+driver's timeout). The control period counts in frame stamps, simulated time in a twin with /clock.
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class PolicyNode(Node):
         model_path = param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it")
         threads = int(param("threads", 1, "onnxruntime intra-op threads"))
         control_hz = float(param("control_hz", 0.0, "control rate in Hz (0 = the manifest's control_hz)"))
-        slack = float(param("control_slack", 0.02, "a frame may trigger the next action this many seconds before a full "
-                                                   "control period has passed since the last one (absorbs camera jitter)"))
+        slack = float(param("control_slack", 0.02, "a frame taken this many seconds short of a control period after the frame "
+                                                   "of the last action may trigger the next one (absorbs camera jitter)"))
         frame_timeout = float(param("frame_timeout", 0.1, "seconds without a camera frame before the wheels stop"))
         odom_timeout = float(param("odom_timeout", 0.2, "seconds without odometry before the wheels stop (models with a vector input)"))
         watchdog_hz = float(param("watchdog_hz", 50.0, "how often the input timeouts are checked, Hz (steady clock)"))
@@ -99,7 +102,7 @@ class PolicyNode(Node):
             self.create_subscription(TwistStamped, topics.ODOM_VELOCITY, self.on_odom, latest)
 
         self.velocity: tuple[float, float] | None = None  # measured (forward m/s, yaw rate rad/s), models with a vector input
-        self.last_action_ns: int | None = None  # ROS time of the last inference
+        self.last_action_ns: int | None = None  # stamp (else arrival time) of the frame of the last inference
         self.last_publish = -math.inf           # time (self.now()) of the last command
         self.driving = False                    # last wheel command sent was non-zero
         self.last_state = wd.WAITING
@@ -123,15 +126,16 @@ class PolicyNode(Node):
         received = self.get_clock().now().nanoseconds
         now = self.now()
         self.watchdog.frame(now)
-        if self.last_action_ns is not None and 0 <= received - self.last_action_ns < self.min_interval_ns:
-            return  # not due yet: the frame is dropped undecoded
+        taken = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec or received
+        if self.last_action_ns is not None and 0 <= taken - self.last_action_ns < self.min_interval_ns:
+            return  # not due yet: the frame is dropped undecoded (a stamp going back, e.g. a restarted twin, resyncs)
         state = self.watchdog.state(now)
         if state in wd.BLOCKING:
             if state != self.last_state:
                 self.stop(state)  # the watchdog timer repeats it at the control rate
             return
-        self.last_action_ns = received
-        self.act(msg, received)
+        self.last_action_ns = taken
+        self.act(msg, taken)
 
     def on_odom(self, msg: TwistStamped) -> None:
         forward, yaw_rate = float(msg.twist.linear.x), float(msg.twist.angular.z)
@@ -157,7 +161,7 @@ class PolicyNode(Node):
         if self.driving or state != self.last_state or now - self.last_publish >= self.period_ns / 1e9:
             self.stop(state)
 
-    def act(self, frame: CompressedImage, received_ns: int) -> None:
+    def act(self, frame: CompressedImage, taken_ns: int) -> None:
         """Preprocess, infer, publish: the work one camera frame triggers at the control rate."""
         t0 = time.perf_counter()
         try:
@@ -181,7 +185,7 @@ class PolicyNode(Node):
         self.watchdog.inference(wd.OK)
         if self.last_state != wd.OK:
             self.get_logger().info(f"driving ({wd.NAMES[self.last_state]} cleared)")
-        self.publish(forward, turn, wd.OK, frame, received_ns)
+        self.publish(forward, turn, wd.OK, frame, taken_ns)
 
     # ---------------------------------------------------------------------------------------------
     def stop(self, state: int) -> None:
@@ -190,7 +194,7 @@ class PolicyNode(Node):
             self.get_logger().warning(STOP_WARNINGS[state])
         self.publish(0.0, 0.0, state, None)
 
-    def publish(self, forward: float, turn: float, state: int, frame: CompressedImage | None, received_ns: int = 0) -> None:
+    def publish(self, forward: float, turn: float, state: int, frame: CompressedImage | None, taken_ns: int = 0) -> None:
         now = self.get_clock().now()
         stamp = now.to_msg()
         wheels = action_to_wheels(forward, turn, self.kinematics, strict=False)
@@ -208,8 +212,7 @@ class PolicyNode(Node):
         status.model_id = self.model.model_id
         status.inference_ms = float(self.last_inference_ms if state in (wd.OK, wd.BAD_OUTPUT, wd.MODEL_ERROR) else 0.0)
         if frame is not None:
-            captured = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec or received_ns
-            status.end_to_end_latency_ms = float((now.nanoseconds - captured) / 1e6)
+            status.end_to_end_latency_ms = float((now.nanoseconds - taken_ns) / 1e6)
         status.watchdog_state = state
         status.last_forward, status.last_turn = float(forward), float(turn)
         self.status_pub.publish(status)
