@@ -207,3 +207,35 @@ def test_vector_model_drives_with_the_measured_velocity(tmp_path, vector_model):
         assert len(wheels) >= 8, f"{len(wheels)} commands in {phase['seconds']} s"
         np.testing.assert_allclose(wheels, [[e.left, e.right]] * len(wheels), atol=2e-3)
     assert {s[4] for s in data["status"]} == {"tiny-vector-policy"}
+
+
+@pytest.mark.parametrize("odometry", [True, False], ids=["twin_odometry", "no_odometry"])
+def test_vector_model_drives_the_twin_on_its_odometry(tmp_path, vector_model, odometry):
+    """twin_drive.launch.py as declared (a third of real time, small camera, every node on the twin's /clock): the
+    twin's deadreckoning_node/velocity feeds the model and it drives at the control rate; a twin without
+    odometry (publish_odometry false, a robot without encoders) never moves and the status says why."""
+    out = tmp_path / "probe.json"
+    twin_drive = REPO / "launch" / "twin_drive.launch.py"
+    with NodeGroup(tmp_path) as group:
+        nodes = start_launch(group, twin_drive, {"robot": ROBOT, "model": str(vector_model), "use_sim_time": "true", "real_time_factor": "0.35"},
+                             overrides={"twin_node": {"camera_width": 160, "camera_height": 120, "publish_odometry": odometry}})
+        probe = group.start_python(NODES / "drive_probe.py", ["--robot", ROBOT, "--out", str(out), "--duration", "10"])
+        try:
+            probe.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"probe did not finish:\n{nodes['twin_node'].output()[-3000:]}\n{nodes['policy_node'].output()[-3000:]}")
+        log = nodes["policy_node"].output()
+    seen = json.loads(out.read_text())
+    assert seen["warmed_up"], log
+    start = seen["t_first_frame"] + 2.0
+    wheels = [w for w in seen["wheels"] if w[0] >= start]
+    status = [s[1] for s in seen["status"] if s[0] >= start]
+    if not odometry:
+        assert wheels and not any(moving(w) for w in seen["wheels"]), "moved without odometry"
+        assert set(status) == {6}, log
+        return
+    stamps = np.array([w[3] for w in wheels]) / 1e9
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])  # simulated time, which the node follows
+    assert 8.5 <= rate <= 11.5, f"{rate:.1f} Hz"
+    assert status.count(0) >= 0.9 * len(status), f"states {sorted(set(status))}\n{log[-3000:]}"
+    assert np.mean([moving(w) for w in wheels]) > 0.9
