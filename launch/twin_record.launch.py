@@ -4,6 +4,8 @@
     ros2 launch launch/twin_record.launch.py ... use_sim_time:=true real_time_factor:=2.0     # faster than real time
 
 Every node follows the twin's /clock when use_sim_time is true, so the recording is the same at any speed.
+The twin publishes its measured velocity (deadreckoning_node/velocity) like a robot's wheel odometry; the recorder
+records it with the camera, for models whose observation includes it.
 """
 
 from launch import LaunchDescription

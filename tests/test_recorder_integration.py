@@ -1,6 +1,6 @@
 """The recorder as a real process, started as record.launch.py declares it, recording a synthetic robot
-(camera 30 Hz JPEG, actions and wheel commands 10 Hz, episode events) over DDS on loopback; the bag is read
-back with rosbags and converted into a dataset."""
+(camera 30 Hz JPEG, actions and wheel commands 10 Hz, episode events; no wheel odometry) over DDS on loopback;
+the bag is read back with rosbags and converted into a dataset."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ NODES = Path(__file__).parent / "nodes"
 RECORD = REPO / "src" / "redraw_recorder" / "launch" / "record.launch.py"
 ROBOT = "rbot"
 CFG = PreprocessConfig(height=32, width=32)
-TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode")}
+TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode",
+                                     "deadreckoning_node/velocity")}
+ODOMETRY = f"/{ROBOT}/deadreckoning_node/velocity"
 
 
 def start(group, out, episode_every=0.0, split_duration=None, **args):
@@ -55,18 +57,23 @@ def test_records_the_requested_transitions_and_converts_clean(tmp_path):
         assert wait_exit(rec, 40) == 0, rec.output()
         log = rec.output()
     assert "reached max_transitions=60" in log and "transitions (" in log and "GiB free" in log
+    # the synthetic robot has no odometry: recorded all the same, and said so in the progress and closing lines
+    assert f"NO ODOMETRY on {ODOMETRY} (geometry_msgs/msg/TwistStamped)" in log.split("closed ")[-1]
+    assert log.count("NO ODOMETRY") >= 2
     (part,) = parts(out)
     with Reader(part) as reader:
         info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
         counts = {c.topic: c.msgcount for c in reader.connections}
         assert reader.storage.metadata.ros_distro == "rosbags"
         assert {c.msgtype for c in reader.connections} == {"sensor_msgs/msg/CompressedImage", "redraw_msgs/msg/WheelsCmdStamped",
-                                                          "redraw_msgs/msg/DriveAction", "redraw_msgs/msg/EpisodeEvent"}
+                                                          "redraw_msgs/msg/DriveAction", "redraw_msgs/msg/EpisodeEvent",
+                                                          "geometry_msgs/msg/TwistStamped"}
     assert info.robot == ROBOT and set(info.topics.values()) == TOPICS == set(counts)
     assert counts[f"/{ROBOT}/redraw/action"] >= 60 and counts[f"/{ROBOT}/camera_node/image/compressed"] >= 170
-    assert counts[f"/{ROBOT}/redraw/episode"] >= 2
+    assert counts[f"/{ROBOT}/redraw/episode"] >= 2 and counts[ODOMETRY] == 0
     side = Sidecar.read(out)
     assert side.state == "finished" and side.stats["transitions"] >= 60 and side.stats["camera_drops_estimated"] == 0
+    assert side.stats["missing_topics"] == {"odometry": ODOMETRY}
 
     report = convert_bags([out], tmp_path / "ds", CFG, 10, verbose=False)
     assert report["clean"], json.dumps(report, indent=1)

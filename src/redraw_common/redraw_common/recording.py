@@ -37,7 +37,7 @@ from .preprocessing import PreprocessConfig
 FORMAT_VERSION = 1
 SIDECAR = "recording.json"
 PREFIX = "redraw."
-ROLES = ("camera", "wheels_cmd", "action", "episode")
+ROLES = ("camera", "wheels_cmd", "action", "episode", "odometry")  # odometry: measured velocity (topics.ODOM_VELOCITY), optional
 
 PART_OPEN = "open"        # being written (or the recorder died while writing it)
 PART_CLOSED = "closed"    # closed cleanly: metadata.yaml and an indexed storage file exist

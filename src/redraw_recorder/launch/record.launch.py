@@ -1,4 +1,4 @@
-"""Record one robot: camera, wheel commands, actions and episode events -> a recording (rosbag2, mcap).
+"""Record one robot: camera, wheel commands, actions, episode events and odometry -> a recording (rosbag2, mcap).
 
     ros2 launch redraw_recorder record.launch.py robot:=db1 output:=/data/bags/run1 max_transitions:=10000
 """

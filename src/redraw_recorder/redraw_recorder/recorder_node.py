@@ -1,5 +1,10 @@
-"""Recorder node: camera images, wheel commands, actions and episode events of one robot -> a recording
-(rosbag2 parts, mcap by default) for reward-free calibration.
+"""Recorder node: camera images, wheel commands, actions, episode events and wheel odometry of one robot -> a
+recording (rosbag2 parts, mcap by default) for reward-free calibration.
+
+Odometry (`deadreckoning_node/velocity`, geometry_msgs/TwistStamped: measured forward m/s and yaw rate rad/s) is
+what models with a velocity vector observe besides the camera. It is recorded by default (`record_odometry`);
+a robot without it still records, and every progress line, the closing line and the sidecar's stats
+(`missing_topics`) say that it is missing, so a conversion for such a model fails knowingly, not silently.
 
 Subscriptions are serialized (`raw=True`): bytes go straight into the bag, nothing is decoded. Topics are
 relative, so the node's namespace picks the robot (`--ros-args -r __ns:=/db1`, or the launch file's
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import rclpy
+from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -38,6 +44,8 @@ from . import __version__
 from .bagwriter import RecordingWriter, free_bytes
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_DISK_FULL = 0, 1, 2, 3
+ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
+OPTIONAL_ROLES = ("odometry",)  # recorded when the robot has them; their absence is reported, not fatal
 
 
 class TransitionCounter:
@@ -118,6 +126,8 @@ class Recorder(Node):
         progress_period = float(param("progress_period", 5.0, "seconds between progress log lines"))
         control_hz = float(param("control_hz", 10.0, "control rate, to count transitions"))
         camera_best_effort = bool(param("camera_best_effort", True, "subscribe to the camera best-effort (matches any publisher)"))
+        record_odometry = bool(param("record_odometry", True, "record the wheel odometry velocity (deadreckoning_node/velocity, "
+                                     "geometry_msgs/TwistStamped); a robot without it still records, reported as missing"))
         kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
         preprocessing = declare_config(self, "preprocessing", PreprocessConfig, "preprocessing of the robot's model:")
 
@@ -125,8 +135,10 @@ class Recorder(Node):
             folder = Path(output).expanduser()
         else:
             folder = Path(output_root).expanduser() / f"{robot}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-        resolved = {role: self.resolve_topic_name(name) for role, name in
-                    (("camera", topics.CAMERA), ("wheels_cmd", topics.WHEELS_CMD), ("action", topics.ACTION), ("episode", topics.EPISODE))}
+        types = {"camera": CompressedImage, "wheels_cmd": WheelsCmdStamped, "action": DriveAction, "episode": EpisodeEvent}
+        if record_odometry:
+            types["odometry"] = TwistStamped
+        resolved = {role: self.resolve_topic_name(topics_name(role)) for role in types}
         self.info = RecordingInfo(
             robot=robot, kinematics=kinematics, preprocessing=preprocessing, control_hz=control_hz, topics=resolved,
             recorder=f"redraw_recorder {__version__}", started=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -137,19 +149,21 @@ class Recorder(Node):
         )
         self.writer.open()  # raises BagError: output exists, disk nearly full
 
-        types = {"camera": CompressedImage, "wheels_cmd": WheelsCmdStamped, "action": DriveAction, "episode": EpisodeEvent}
+        self.resolved = resolved
         self.keys = {role: self.writer.add_topic(resolved[role], types[role].__module__.split(".")[0] + "/msg/" + types[role].__name__)
                      for role in types}
         self.counts = dict.fromkeys(types, 0)
-        self.drops = {role: DropEstimator() for role in ("camera",)}
+        self.drops = {role: DropEstimator() for role in ("camera", "odometry") if role in types}
         self.counter = TransitionCounter(control_hz)
         self.last_camera = -math.inf
         self.camera_fresh_s = max(0.5, 3.0 / control_hz)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
                                 reliability=ReliabilityPolicy.BEST_EFFORT if camera_best_effort else ReliabilityPolicy.RELIABLE)
+        # sensor streams best-effort (a best-effort subscription matches reliable and best-effort publishers alike)
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
         for role, msg_type in types.items():
-            qos = camera_qos if role == "camera" else reliable
+            qos = camera_qos if role == "camera" else sensor_qos if role == "odometry" else reliable
             self.create_subscription(msg_type, topics_name(role), self._callback(role), qos, raw=True)
 
         self.t0 = time.monotonic()
@@ -157,7 +171,7 @@ class Recorder(Node):
         self.done = False
         self.stop_reason = ""
         self.exit_code = EXIT_OK
-        self._last_progress = (self.t0, 0, 0)
+        self._last_progress = (self.t0, 0, 0, 0)
         self.create_timer(flush_period, self._flush)
         self.create_timer(progress_period, self._progress)
         limits = ", ".join(x for x in (f"{self.max_transitions} transitions" if self.max_transitions else "",
@@ -180,6 +194,8 @@ class Recorder(Node):
             if role == "camera":
                 self.last_camera = t
                 self.drops["camera"].stamp(cdr_header_stamp(raw))
+            elif role == "odometry":
+                self.drops["odometry"].stamp(cdr_header_stamp(raw))
             elif role == "action" or (role == "wheels_cmd" and self.counts["action"] == 0):
                 self.counter.command(t, t - self.last_camera <= self.camera_fresh_s)
                 if self.max_transitions and self.counter.transitions >= self.max_transitions:
@@ -198,32 +214,53 @@ class Recorder(Node):
         self.writer.flush()
         self._check_duration(self.get_clock().now().nanoseconds * 1e-9)
 
+    def missing_topics(self) -> dict[str, str]:
+        """role -> topic of the subscribed topics that have sent nothing yet while the camera flows ('odometry' for a
+        robot without wheel odometry); {} before the first frame."""
+        if not self.counts["camera"]:
+            return {}
+        return {role: self.resolved[role] for role in OPTIONAL_ROLES if role in self.counts and not self.counts[role]}
+
     def stats(self) -> dict:
         elapsed = time.monotonic() - self.t0
-        return {
+        stats = {
             "elapsed_s": round(elapsed, 3),
             "transitions": self.counter.transitions,
             "messages": dict(self.counts),
             "camera_drops_estimated": self.drops["camera"].drops,
             "camera_out_of_order": self.drops["camera"].out_of_order,
+            "missing_topics": self.missing_topics(),
             "bytes": self.writer.bytes,
             "parts": len(self.writer.parts),
         }
+        if "odometry" in self.drops:
+            stats["odometry_drops_estimated"] = self.drops["odometry"].drops
+        return stats
+
+    def _missing_note(self) -> str:
+        missing = self.missing_topics()
+        if "odometry" not in missing:
+            return ""
+        return (f"; NO ODOMETRY on {missing['odometry']} ({ODOMETRY_TYPE}): models with a velocity vector cannot calibrate "
+                f"on this recording (a robot without odometry: set record_odometry:=false)")
 
     def _progress(self) -> None:
         if self.done:
             return
         now = time.monotonic()
-        t_prev, cam_prev, tr_prev = self._last_progress
+        t_prev, cam_prev, tr_prev, odom_prev = self._last_progress
         dt = max(now - t_prev, 1e-6)
         free = free_bytes(self.writer.folder)
         s = self.stats()
-        self.get_logger().info(
-            f"{s['transitions']} transitions ({(s['transitions'] - tr_prev) / dt:.1f}/s), camera {(self.counts['camera'] - cam_prev) / dt:.1f} Hz, "
-            f"{s['camera_drops_estimated']} camera drops, {self.writer.bytes / 2**20:.1f} MiB in {s['parts']} part(s), "
+        odom = f", odometry {(self.counts['odometry'] - odom_prev) / dt:.1f} Hz" if "odometry" in self.counts else ""
+        line = (
+            f"{s['transitions']} transitions ({(s['transitions'] - tr_prev) / dt:.1f}/s), camera {(self.counts['camera'] - cam_prev) / dt:.1f} Hz"
+            f"{odom}, {s['camera_drops_estimated']} camera drops, {self.writer.bytes / 2**20:.1f} MiB in {s['parts']} part(s), "
             f"{free / 2**30:.1f} GiB free"
         )
-        self._last_progress = (now, self.counts["camera"], s["transitions"])
+        note = self._missing_note()
+        (self.get_logger().warning if note else self.get_logger().info)(line + note)
+        self._last_progress = (now, self.counts["camera"], s["transitions"], self.counts.get("odometry", 0))
         if free < self.min_free_mb * 2**20:
             self.exit_code = EXIT_DISK_FULL
             self._stop(f"disk nearly full: {free / 2**20:.0f} MiB free < min_free_mb={self.min_free_mb:g}")
@@ -239,7 +276,7 @@ class Recorder(Node):
         self.writer.close(reason, stats)
         line = (
             f"closed {self.writer.folder}: {stats['transitions']} transitions, {self.writer.messages} messages in "
-            f"{stats['parts']} part(s), {stats['camera_drops_estimated']} estimated camera drops; stopped: {reason}"
+            f"{stats['parts']} part(s), {stats['camera_drops_estimated']} estimated camera drops; stopped: {reason}{self._missing_note()}"
         )
         if rclpy.ok():
             self.get_logger().info(line)
@@ -248,7 +285,8 @@ class Recorder(Node):
 
 
 def topics_name(role: str) -> str:
-    return {"camera": topics.CAMERA, "wheels_cmd": topics.WHEELS_CMD, "action": topics.ACTION, "episode": topics.EPISODE}[role]
+    return {"camera": topics.CAMERA, "wheels_cmd": topics.WHEELS_CMD, "action": topics.ACTION, "episode": topics.EPISODE,
+            "odometry": topics.ODOM_VELOCITY}[role]
 
 
 def main(args: list[str] | None = None) -> int:
