@@ -15,6 +15,12 @@ What it does, per recording (a recording folder with its parts, or any rosbag2 b
    seconds of it (a driver slower than the control rate); a longer silence ends the episode.
 3. Each tick's observation is the freshest camera frame stamped at or before the tick, at most
    `max_frame_age` old (default one control period): row t = (frame, action chosen after seeing it).
+   For a model whose observation has a vector (`vector_dim=2`: the measured forward speed m/s and yaw rate
+   rad/s, the Duckietown env's "vector"), each step's vector is the latest wheel-odometry message
+   (geometry_msgs/TwistStamped on `deadreckoning_node/velocity`) stamped at or before its frame, at most
+   `max_odometry_age` older (default two control periods). A tick whose frame has no such odometry is treated
+   like a tick without a usable frame (step 4); a bag without the odometry topic, or with no odometry on it, is
+   refused. With `vector_dim=0` odometry is ignored.
 4. Episodes are cut at episode events (END/START), at gaps and at ticks without a usable frame; ticks
    between an END and the next START are dropped; episodes shorter than `min_episode_length` are dropped.
    An END for leaving the lane or a collision marks the episode terminal.
@@ -26,9 +32,11 @@ The output folder is written under a temporary name and renamed at the end: a fa
 a dataset, an existing output folder is refused, and the inputs are only ever read. The report (also
 `report.json` in the output) counts transitions, episodes, dropped and misaligned frames and the time span,
 and says `clean` when every transition is sound (no tick without a fresh frame, no frame discarded for its
-size, encoding or stamp, no part recovered after a crash) and the camera lost at most 1 % of its frames.
+size, encoding or stamp, no tick whose odometry went stale, no part recovered after a crash) and the camera
+lost at most 1 % of its frames.
 
-Command line:  convert-bags BAG [BAG ...] --out DIR [--preprocess FILE] [--control-hz 10]
+Command line:  convert-bags BAG [BAG ...] --out DIR [--preprocess FILE] [--control-hz 10] [--vector-dim 2]
+(--preprocess takes a model's checkpoint.json or ONNX manifest, whose vector size then applies too.)
 """
 
 from __future__ import annotations
@@ -61,6 +69,10 @@ CAMERA_TYPE = "sensor_msgs/msg/CompressedImage"
 ACTION_TYPE = "redraw_msgs/msg/DriveAction"
 WHEELS_TYPE = "redraw_msgs/msg/WheelsCmdStamped"
 EPISODE_TYPE = "redraw_msgs/msg/EpisodeEvent"
+ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
+ODOMETRY_SUFFIX = "deadreckoning_node/velocity"  # redraw_common.topics.ODOM_VELOCITY
+ODOMETRY_DOC = f"{ODOMETRY_TYPE} on <robot>/{ODOMETRY_SUFFIX} (twist.linear.x forward m/s, twist.angular.z yaw rate rad/s)"
+VECTOR_DIMS = {0: "none", 2: "odometry velocity (forward m/s, yaw rate rad/s)"}
 ROLE_OF_TYPE = {CAMERA_TYPE: "camera", ACTION_TYPE: "action", WHEELS_TYPE: "wheels_cmd", EPISODE_TYPE: "episode"}
 EVENT_START, EVENT_END = 0, 1
 TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
@@ -254,6 +266,18 @@ class Streams:
     clipped_commands: int = 0
     command_out_of_order: int = 0
     frame_out_of_order: int = 0
+    odometry: Odometry | None = None   # when the model needs a vector
+
+
+@dataclass
+class Odometry:
+    """The measured velocity stream of a recording."""
+
+    topic: str
+    stamp: np.ndarray              # (N,) int64 ns, header stamps, increasing
+    vector: np.ndarray             # (N, 2) float32 (forward m/s, yaw rate rad/s)
+    non_finite: int = 0
+    out_of_order: int = 0
 
 
 def _pick_topics(source: Source, topics: dict[str, str]) -> dict[str, str]:
@@ -291,6 +315,33 @@ def _pick_topics(source: Source, topics: dict[str, str]) -> dict[str, str]:
     return chosen
 
 
+def _pick_odometry(source: Source, topics: dict[str, str], topic: str | None) -> str:
+    """The odometry topic of a recording: `topic` if given, else the one its recording info names, else the one
+    named <robot>/deadreckoning_node/velocity. Refuses a missing topic or one of another type."""
+    listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
+    if topic is None:
+        preferred = source.info.topics.get("odometry") if source.info else None
+        named = [t for t in topics if t.endswith(ODOMETRY_SUFFIX)]
+        if preferred in topics:
+            topic = preferred
+        elif len(named) == 1:
+            topic = named[0]
+        elif len(named) > 1:
+            raise BagError(f"{source.path}: {len(named)} odometry topics ({sorted(named)}); cannot tell which one to use: pass odometry_topic")
+        else:
+            stamped = sorted(t for t, m in topics.items() if m == ODOMETRY_TYPE)
+            hint = f"; its {ODOMETRY_TYPE} topics {stamped} are not named as odometry: pass odometry_topic to use one" if stamped else ""
+            raise BagError(
+                f"{source.path}: the model expects a 2-dim vector (measured forward speed, yaw rate) but the bag has no odometry "
+                f"topic: expected {ODOMETRY_DOC}; the bag has: {listing}{hint}"
+            )
+    elif topic not in topics:
+        raise BagError(f"{source.path}: odometry topic {topic} not found: expected {ODOMETRY_TYPE} messages on it; the bag has: {listing}")
+    if topics[topic] != ODOMETRY_TYPE:
+        raise BagError(f"{source.path}: odometry topic {topic} carries {topics[topic] or 'an unknown type'}; expected {ODOMETRY_DOC}")
+    return topic
+
+
 def _monotonic(stamps: list[int], what: str, source: Source, max_bad_fraction: float) -> np.ndarray:
     """Mask of the stamps that do not go backwards; an error if too many do."""
     keep = np.ones(len(stamps), bool)
@@ -315,8 +366,9 @@ def _monotonic(stamps: list[int], what: str, source: Source, max_bad_fraction: f
 
 
 def read_streams(source: Source, types: _Typestore, *, action_source: str, kinematics: KinematicsConfig | None,
-                 max_bad_fraction: float) -> Streams:
-    """First pass over a recording: stamps of every frame, every command and every event (no decoding)."""
+                 max_bad_fraction: float, odometry: bool = False, odometry_topic: str | None = None) -> Streams:
+    """First pass over a recording: stamps of every frame, every command and every event (no decoding); with
+    `odometry`, also the measured velocities."""
     errors = _read_errors()
     topics: dict[str, str] = {}
     promised: list[dict[str, tuple[str, int | None]]] = []
@@ -339,9 +391,13 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
                 f"{source.path}: only wheel commands, and no kinematics to turn them into actions: the bag has no redraw "
                 f"recording info; pass kinematics=KinematicsConfig(...) for this robot"
             )
+    if odometry:
+        chosen["odometry"] = _pick_odometry(source, topics, odometry_topic)
     roles = {topic: role for role, topic in chosen.items()}
     frame_stamp, frame_part, frame_index = [], [], []
     cmd_stamp, cmd_action = [], []
+    odom_stamp, odom_vector = [], []
+    odom_bad = 0
     events = []
     messages: Counter[str] = Counter()
     bad = clipped = 0
@@ -362,6 +418,14 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
                 elif role == "episode":
                     msg = types.deserialize(raw, msgtype)
                     events.append((_stamp(msg, log_ns), int(msg.event), int(msg.reason)))
+                elif role == "odometry":
+                    msg = types.deserialize(raw, msgtype)
+                    v = (float(msg.twist.linear.x), float(msg.twist.angular.z))
+                    if not all(math.isfinite(x) for x in v):
+                        odom_bad += 1
+                        continue
+                    odom_stamp.append(_stamp(msg, log_ns))
+                    odom_vector.append(v)
                 elif (role == "action") == use_action:
                     msg = types.deserialize(raw, msgtype)
                     if use_action:
@@ -395,6 +459,18 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
         raise BagError(f"{source.path}: the camera topic {chosen['camera']} has no messages")
     if not cmd_stamp:
         raise BagError(f"{source.path}: no usable driving commands on {chosen['action' if use_action else 'wheels_cmd']}")
+    odom = None
+    if odometry:
+        if not odom_stamp:
+            found = f"{messages['odometry']} messages, all with non-finite values" if messages["odometry"] else "no messages"
+            raise BagError(
+                f"{source.path}: the odometry topic {chosen['odometry']} ({ODOMETRY_TYPE}) has {found}; the model expects a 2-dim "
+                f"vector (measured forward speed, yaw rate) with every frame (a robot without wheel odometry: the recorder logs "
+                f"'NO ODOMETRY'; convert for a model without a vector, vector_dim=0)"
+            )
+        okeep = _monotonic(odom_stamp, "odometry", source, max_bad_fraction)
+        odom = Odometry(chosen["odometry"], np.asarray(odom_stamp, np.int64)[okeep], np.asarray(odom_vector, np.float32).reshape(-1, 2)[okeep],
+                        non_finite=odom_bad, out_of_order=int((~okeep).sum()))
     fkeep = _monotonic(frame_stamp, "camera frame", source, max_bad_fraction)
     ckeep = _monotonic(cmd_stamp, "driving command", source, max_bad_fraction)
     streams = Streams(
@@ -404,7 +480,7 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
         cmd_stamp=np.asarray(cmd_stamp, np.int64)[ckeep], cmd_action=np.asarray(cmd_action, np.float32).reshape(-1, 2)[ckeep],
         action_source="action" if use_action else "wheels_cmd", events=sorted(events, key=lambda e: e[0]),  # stable: END then START at one stamp stay in order
         messages=dict(messages), bad_commands=bad, clipped_commands=clipped,
-        command_out_of_order=int((~ckeep).sum()), frame_out_of_order=int((~fkeep).sum()),
+        command_out_of_order=int((~ckeep).sum()), frame_out_of_order=int((~fkeep).sum()), odometry=odom,
     )
     return streams
 
@@ -482,9 +558,10 @@ class Plan:
     episodes: list[tuple[int, int, bool]]   # (first tick, end tick exclusive, terminal) into the tick arrays
     frame_of_tick: np.ndarray                # (K,) index into the stream's frames, -1 = no usable frame
     stats: dict[str, int]
+    odometry_of_tick: np.ndarray | None = None  # (K,) index into the odometry stream, -1 = none fresh; None = not needed
 
 
-def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_length: int) -> Plan:
+def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_length: int, max_odometry_age: float = 0.2) -> Plan:
     age_ns = int(max_frame_age * 1e9)
     k = len(ticks.time)
     idx = np.searchsorted(streams.frame_stamp, ticks.time, side="right") - 1
@@ -493,6 +570,15 @@ def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_leng
     stale = (frame >= 0) & (age > age_ns)
     missing = frame < 0
     frame = np.where(stale | missing, -1, frame)
+    odom = None
+    if streams.odometry is not None:
+        # the latest odometry stamped at or before the frame (not the tick): what the robot measured when it saw it
+        frame_time = streams.frame_stamp[np.maximum(frame, 0)]
+        oidx = np.searchsorted(streams.odometry.stamp, frame_time, side="right") - 1
+        oage = np.where(oidx >= 0, frame_time - streams.odometry.stamp[np.maximum(oidx, 0)], np.iinfo(np.int64).max)
+        odom_missing = (frame >= 0) & (oidx < 0)
+        odom_stale = (frame >= 0) & (oidx >= 0) & (oage > int(max_odometry_age * 1e9))
+        odom = np.where((frame >= 0) & ~odom_missing & ~odom_stale, oidx, -1)
 
     # episode boundaries from events: a START or END at time e starts a new episode at the first tick >= e;
     # ticks after an END and before the next START are outside any episode
@@ -517,6 +603,8 @@ def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_leng
             outside[i] = bool(state_end)
     seg_change = np.r_[False, ticks.segment[1:] != ticks.segment[:-1]]
     usable = (frame >= 0) & ~outside
+    if odom is not None:
+        usable &= odom >= 0
     episodes = []
     short = short_ticks = 0
     start = None
@@ -533,7 +621,8 @@ def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_leng
                 short_ticks += length
             start = None
             if i < k:
-                cuts["event" if boundary[i] else "gap" if seg_change[i] else "outside" if outside[i] else "no_frame"] += 1
+                cuts["event" if boundary[i] else "gap" if seg_change[i] else "outside" if outside[i]
+                     else "no_frame" if frame[i] < 0 else "no_odometry"] += 1
         if i < k and usable[i] and start is None:
             start = i
     stats = {
@@ -548,7 +637,13 @@ def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_leng
         "cuts_at_gaps": cuts["gap"],
         "cuts_at_unusable_frames": cuts["no_frame"],
     }
-    return Plan(episodes, frame, stats)
+    if odom is not None:
+        stats.update({
+            "stale_odometry_ticks": int((odom_stale & ~outside).sum()),
+            "ticks_before_first_odometry": int((odom_missing & ~outside).sum()),
+            "cuts_at_odometry_gaps": cuts["no_odometry"],
+        })
+    return Plan(episodes, frame, stats, odom)
 
 
 def estimate_camera_drops(stamps: np.ndarray) -> tuple[int, float]:
@@ -632,12 +727,18 @@ def convert_bags(
     min_episode_length: int = 8,
     max_bad_fraction: float = 0.05,
     frame_size: tuple[int, int] | None = None,
+    vector_dim: int = 0,
+    odometry_topic: str | None = None,
+    max_odometry_age: float | None = None,
     progress: bool = False,
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Convert bags (recording folders, bag folders, .mcap files, or folders of them) into a dataset folder
     of episodes. `preprocess_config`: the settings of the model being calibrated (None: the settings stored
     with the first recording). `frame_size`: expected camera (height, width); None: the most common size.
+    `vector_dim`: the size of the model's vector observation: 0 (none; odometry is ignored) or 2 (the wheel
+    odometry's forward speed m/s and yaw rate rad/s, from `odometry_topic`, default <robot>/deadreckoning_node/velocity,
+    at most `max_odometry_age` s older than its frame, default 2 / control_hz).
     Returns the report (also written to <out_dir>/report.json). Raises BagError on bad input; then nothing
     is written."""
     t_start = time.monotonic()
@@ -655,6 +756,14 @@ def convert_bags(
     if min_episode_length < 2:
         raise BagError(f"min_episode_length must be >= 2 (the episode format needs 2 steps), found {min_episode_length}")
     max_frame_age = 1.0 / control_hz if max_frame_age is None else float(max_frame_age)
+    if isinstance(vector_dim, bool) or vector_dim not in VECTOR_DIMS:
+        raise BagError(
+            f"vector_dim must be 0 (no vector) or 2 (the wheel odometry's forward speed m/s and yaw rate rad/s, the "
+            f"Duckietown env's 'vector'), found {vector_dim!r}: a bag holds no other vector observation"
+        )
+    max_odometry_age = 2.0 / control_hz if max_odometry_age is None else float(max_odometry_age)
+    if not (math.isfinite(max_odometry_age) and max_odometry_age >= 0):
+        raise BagError(f"max_odometry_age must be a finite number of seconds >= 0, found {max_odometry_age!r}")
     sources = [s for p in bag_paths for s in discover(p)]
     seen = set()
     for s in sources:
@@ -672,9 +781,10 @@ def convert_bags(
     # ---- pass 1 and planning, for every source, before anything is written
     planned = []
     for source in sources:
-        streams = read_streams(source, types, action_source=action_source, kinematics=kinematics, max_bad_fraction=max_bad_fraction)
+        streams = read_streams(source, types, action_source=action_source, kinematics=kinematics, max_bad_fraction=max_bad_fraction,
+                               odometry=vector_dim == 2, odometry_topic=odometry_topic)
         ticks = control_ticks(streams.cmd_stamp, streams.cmd_action, control_hz, max_gap)
-        plan = plan_episodes(streams, ticks, max_frame_age, min_episode_length)
+        plan = plan_episodes(streams, ticks, max_frame_age, min_episode_length, max_odometry_age)
         planned.append((source, streams, ticks, plan))
 
     # ---- pass 2: decode, check sizes, write into a temporary folder next to out_dir
@@ -689,6 +799,8 @@ def convert_bags(
             "max_gap_s": max_gap,
             "max_frame_age_s": max_frame_age,
             "min_episode_length": min_episode_length,
+            "vector": {"dim": vector_dim, "source": VECTOR_DIMS[vector_dim],
+                       **({"max_odometry_age_s": max_odometry_age} if vector_dim else {})},
             "seconds": round(time.monotonic() - t_start, 2),
         })
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
@@ -725,6 +837,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
             f, why = next(iter(problems.items()))
             raise BagError(f"{source.path}: {len(problems)} of {len(used)} used camera frames cannot be decoded (first: {why})")
         bad = wrong | set(problems)
+        odom_ages: list[np.ndarray] = []
         written = 0
         episodes_here = 0
         short_after = 0
@@ -747,6 +860,10 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
                     **make_flags(len(sel), end_terminal),
                     "stamp": streams.frame_stamp[fsel].astype(np.float64) / 1e9,
                 }
+                if plan.odometry_of_tick is not None:
+                    osel = plan.odometry_of_tick[sel]
+                    ep["vector"] = streams.odometry.vector[osel].astype(np.float32)
+                    odom_ages.append(streams.frame_stamp[fsel] - streams.odometry.stamp[osel])
                 name = f"{n_episode:06d}-{_safe(source.path.name)}.npz"
                 save_episode(folder / name, ep)
                 n_episode += 1
@@ -784,6 +901,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
                 "clipped": streams.clipped_commands,
             },
             "ticks": {**plan.stats, "short_episodes_dropped": plan.stats["short_episodes_dropped"] + short_after},
+            **({"odometry": _odometry_entry(streams.odometry, odom_ages)} if streams.odometry is not None else {}),
             "recorded_span_s": round((int(streams.frame_stamp[-1]) - int(streams.frame_stamp[0])) / 1e9, 3),
         }
         inputs.append(entry)
@@ -795,6 +913,8 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
         totals["undecodable"] += len(problems)
         totals["misaligned"] += plan.stats["stale_frame_ticks"] + len(wrong) + len(problems)
         totals["held"] += plan.stats["held_ticks"]
+        totals["stale_odometry"] += plan.stats.get("stale_odometry_ticks", 0)
+        totals["out_of_order"] += streams.odometry.out_of_order if streams.odometry is not None else 0
         totals["recovered_parts"] += len(unclean)
     if totals["transitions"] == 0:
         raise BagError(
@@ -806,7 +926,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
     drop_fraction = totals["dropped"] / max(1, frames_total + totals["dropped"])
     # clean: every transition is sound (no tick without a fresh frame, no frame discarded, nothing recovered) and
     # the camera lost at most CLEAN_MAX_DROP_FRACTION of its frames (lost frames no tick needed are harmless)
-    clean = not any(totals[k] for k in ("out_of_order", "wrong_size", "undecodable", "misaligned", "recovered_parts")) \
+    clean = not any(totals[k] for k in ("out_of_order", "wrong_size", "undecodable", "misaligned", "stale_odometry", "recovered_parts")) \
         and drop_fraction <= CLEAN_MAX_DROP_FRACTION
     return {
         "transitions": totals["transitions"],
@@ -819,10 +939,25 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
         "wrong_size_frames": totals["wrong_size"],
         "undecodable_frames": totals["undecodable"],
         "held_ticks": totals["held"],
+        "stale_odometry_ticks": totals["stale_odometry"],
         "recovered_parts": totals["recovered_parts"],
         "time_span": {"start": _iso(span[0]), "end": _iso(span[1]), "seconds": round((span[1] - span[0]) / 1e9, 3)},
         "clean": clean,
         "inputs": inputs,
+    }
+
+
+def _odometry_entry(odom: Odometry, ages: list[np.ndarray]) -> dict[str, Any]:
+    """Report of one recording's odometry: its topic and rate, and how much older than its frame the vector is."""
+    age = np.concatenate(ages) / 1e9 if ages else np.zeros(0)
+    hz = 1.0 / float(np.median(np.diff(odom.stamp) / 1e9)) if len(odom.stamp) > 2 else 0.0
+    return {
+        "topic": odom.topic,
+        "messages": int(len(odom.stamp) + odom.out_of_order + odom.non_finite),
+        "hz": round(hz, 2),
+        "out_of_order": odom.out_of_order,
+        "non_finite": odom.non_finite,
+        "age_s": {"mean": round(float(age.mean()), 5), "max": round(float(age.max()), 5)} if len(age) else None,
     }
 
 
@@ -853,11 +988,17 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['wrong_size_frames']} wrong size, {report['undecodable_frames']} undecodable, {report['out_of_order']} out of order",
         f"  time span {span['start']} .. {span['end']} ({span['seconds']:.1f} s); held ticks {report['held_ticks']}; "
         f"recovered parts {report['recovered_parts']}",
-        f"  {'clean' if report['clean'] else 'NOT clean: see report.json'}",
     ]
+    vector = report.get("vector", {"dim": 0})
+    if vector["dim"]:
+        lines.append(f"  vector: {vector['source']}, at most {vector['max_odometry_age_s']:g} s older than its frame; "
+                     f"{report['stale_odometry_ticks']} ticks with stale odometry (cut)")
+    lines.append(f"  {'clean' if report['clean'] else 'NOT clean: see report.json'}")
     for e in report["inputs"]:
+        odom = e.get("odometry")
         lines.append(f"  - {e['path']}: {e['transitions']} transitions, {e['episodes']} episodes, actions from {e['action_source']}, "
-                     f"camera {e['camera_hz']} Hz" + (f", recovered {len(e['recovered_parts'])} unfinished part(s)" if e["recovered_parts"] else ""))
+                     f"camera {e['camera_hz']} Hz" + (f", odometry {odom['topic']} {odom['hz']} Hz" if odom else "")
+                     + (f", recovered {len(e['recovered_parts'])} unfinished part(s)" if e["recovered_parts"] else ""))
     return "\n".join(lines)
 
 
@@ -898,18 +1039,45 @@ def dataset_from_bags(bag_paths: str | Path | Sequence[str | Path], cache_root: 
     return folder, report
 
 
-def load_preprocess_config(path: str | Path) -> PreprocessConfig:
-    """Preprocessing settings from a model manifest (its 'preprocessing'), or a JSON/YAML file of them."""
-    path = Path(path)
+def _read_settings(path: Path) -> Any:
     if not path.is_file():
         raise BagError(f"preprocessing settings not found: {path}")
     text = path.read_text()
     try:
-        d = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError:
         import yaml
 
-        d = yaml.safe_load(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BagError(f"{path}: neither JSON nor YAML ({exc})") from None
+
+
+def load_vector_dim(path: str | Path) -> int | None:
+    """The vector size a model expects, from its checkpoint manifest (checkpoint.json: model.vector_dim) or its ONNX
+    manifest (the 'vector' input's shape [1, D]; 0 without one); None for a file of preprocessing settings only."""
+    path = Path(path)
+    d = _read_settings(path)
+    if not isinstance(d, dict):
+        return None
+    if isinstance(d.get("model"), dict) and "vector_dim" in d["model"]:
+        return int(d["model"]["vector_dim"])
+    if isinstance(d.get("inputs"), list):
+        vec = [t for t in d["inputs"] if isinstance(t, dict) and t.get("name") == "vector"]
+        if not vec:
+            return 0
+        shape = vec[0].get("shape")
+        if not (isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int)):
+            raise BagError(f"{path}: the 'vector' input's shape must be [1, D], found {shape!r}")
+        return shape[1]
+    return None
+
+
+def load_preprocess_config(path: str | Path) -> PreprocessConfig:
+    """Preprocessing settings from a model manifest (its 'preprocessing'), or a JSON/YAML file of them."""
+    path = Path(path)
+    d = _read_settings(path)
     if isinstance(d, dict) and isinstance(d.get("preprocessing"), dict):
         d = d["preprocessing"]
     try:
@@ -929,12 +1097,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frame-age", type=float, default=None, help="oldest usable frame at a tick, s (default: 1/control_hz)")
     parser.add_argument("--min-episode-length", type=int, default=8)
     parser.add_argument("--max-bad-fraction", type=float, default=0.05)
+    parser.add_argument("--vector-dim", type=int, default=None,
+                        help="the model's vector observation: 0 = none, 2 = wheel odometry (forward m/s, yaw rate rad/s); "
+                             "default: from the model manifest given to --preprocess, else 0")
+    parser.add_argument("--odometry-topic", default=None, help=f"odometry topic (default: the recording's, else <robot>/{ODOMETRY_SUFFIX})")
+    parser.add_argument("--max-odometry-age", type=float, default=None, help="oldest usable odometry before a frame, s (default: 2/control_hz)")
     args = parser.parse_args(argv)
     try:
         cfg = load_preprocess_config(args.preprocess) if args.preprocess else None
+        vector_dim = args.vector_dim if args.vector_dim is not None else ((load_vector_dim(args.preprocess) or 0) if args.preprocess else 0)
         convert_bags(args.bags, args.out, cfg, args.control_hz, action_source=args.action_source, max_gap=args.max_gap,
                      max_frame_age=args.max_frame_age, min_episode_length=args.min_episode_length,
-                     max_bad_fraction=args.max_bad_fraction, progress=sys.stderr.isatty())
+                     max_bad_fraction=args.max_bad_fraction, vector_dim=vector_dim, odometry_topic=args.odometry_topic,
+                     max_odometry_age=args.max_odometry_age, progress=sys.stderr.isatty())
     except BagError as exc:
         print(f"convert-bags: error: {exc}", file=sys.stderr)
         return 2

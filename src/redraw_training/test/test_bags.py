@@ -6,6 +6,7 @@ frame each transition used."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ MSG_DIR = Path(__file__).resolve().parents[2] / "redraw_msgs" / "msg"
 CFG = PreprocessConfig(mode="rgb", height=8, width=8, horizon_crop=0.0)
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
+ODOM = "/db/deadreckoning_node/velocity"
 
 
 def typestore():
@@ -54,10 +56,12 @@ def header(ns: int):
     return H(stamp=T(sec=ns // NS, nanosec=ns % NS), frame_id="")
 
 
-def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), info: RecordingInfo | None = None,
-              camera_topic="/db/camera_node/image/compressed", close=True):
+def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), odometry=None, info: RecordingInfo | None = None,
+              camera_topic="/db/camera_node/image/compressed", odometry_topic=ODOM, odometry_type="geometry_msgs/msg/TwistStamped",
+              close=True):
     """frames: [(stamp ns, jpeg bytes[, log time])], actions: [(stamp, forward, turn)], wheels: [(stamp, left, right)],
-    events: [(stamp, event, reason)]. Log time = stamp + 1 ms."""
+    events: [(stamp, event, reason)], odometry: [(stamp, forward m/s, yaw rate rad/s[, log time])] (an empty list: the
+    topic without messages; None: no topic). Log time = stamp + 1 ms."""
     w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
     for k, v in (info or RecordingInfo(robot="db", preprocessing=CFG)).to_custom_data().items():
         w.set_custom_data(k, v)
@@ -77,6 +81,9 @@ def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), info: 
         c = w.add_connection("/db/wheels_driver_node/wheels_cmd", "redraw_msgs/msg/WheelsCmdStamped", typestore=TS)
         W = TS.types["redraw_msgs/msg/WheelsCmdStamped"]
         msgs += [(s, c, TS.serialize_cdr(W(header=header(s), vel_left=lft, vel_right=r), W.__msgtype__)) for s, lft, r in wheels]
+    if odometry is not None:
+        c = w.add_connection(odometry_topic, odometry_type, typestore=TS)
+        msgs += [(o[3] if len(o) > 3 else o[0], c, odometry_cdr(*o[:3], odometry_type)) for o in odometry]
     if events:
         c = w.add_connection("/db/redraw/episode", "redraw_msgs/msg/EpisodeEvent", typestore=TS)
         E = TS.types["redraw_msgs/msg/EpisodeEvent"]
@@ -90,6 +97,19 @@ def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), info: 
         w.storage.bio.flush()
         w.storage.bio.close()
     return path
+
+
+def odometry_cdr(stamp: int, forward: float, yaw_rate: float, msgtype: str = "geometry_msgs/msg/TwistStamped") -> bytes:
+    V, Tw = TS.types["geometry_msgs/msg/Vector3"], TS.types["geometry_msgs/msg/Twist"]
+    twist = Tw(linear=V(x=forward, y=0.0, z=0.0), angular=V(x=0.0, y=0.0, z=yaw_rate))
+    if msgtype == "geometry_msgs/msg/Twist":  # unstamped: a wrong type for odometry
+        return TS.serialize_cdr(twist, msgtype)
+    return TS.serialize_cdr(TS.types[msgtype](header=header(stamp), twist=twist), msgtype)
+
+
+def odometry_stream(frames, offset=-0.005):
+    """One odometry message per frame, `offset` s from it, encoding the frame number i: (i / 100 m/s, -i / 50 rad/s)."""
+    return [(s + int(offset * NS), i / 100, -i / 50) for i, (s, *_) in enumerate(frames)]
 
 
 def stream(seconds=3.0, camera_hz=30.0, control_hz=10.0, start=T0, offset=0.012):
@@ -304,3 +324,158 @@ def test_dataset_from_bags_converts_once_and_caches(tmp_path):
     assert again == folder and report2 == report and (folder / "report.json").stat().st_mtime_ns == mtime
     other, _ = dataset_from_bags(bag, tmp_path / "cache", PreprocessConfig(mode="rgb", height=16, width=16, horizon_crop=0.0), verbose=False)
     assert other != folder  # another model's preprocessing: another dataset
+
+
+# ---------------------------------------------------------------------------------------------------
+# The vector observation: wheel odometry (a model with vector_dim 2)
+
+@pytest.mark.parametrize("offset_ms", [-5, 0, 5])
+def test_vector_is_the_latest_odometry_stamped_at_or_before_each_frame(tmp_path, offset_ms):
+    frames, actions = stream(seconds=3.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry_stream(frames, offset_ms / 1000))
+    report = convert_bags(bag, tmp_path / "ds", CFG, vector_dim=2, min_episode_length=4, verbose=False)
+    (ep,) = episodes(tmp_path / "ds")
+    frame_no = np.array([level_of(img) for img in ep["image"]]) - 10  # tick k uses frame 3k
+    # odometry i is stamped `offset` from frame i: at or before it -> i; 5 ms after it -> the one before, i - 1
+    used = frame_no if offset_ms <= 0 else frame_no - 1
+    assert ep["vector"].dtype == np.float32 and ep["vector"].shape == (len(ep["action"]), 2)
+    np.testing.assert_allclose(ep["vector"], np.stack([used / 100, -used / 50], 1), atol=1e-6)
+    ticks = report["inputs"][0]["ticks"]
+    odom = report["inputs"][0]["odometry"]
+    assert odom["topic"] == ODOM and odom["hz"] == pytest.approx(30, abs=0.1) and odom["messages"] == 90
+    assert odom["age_s"]["max"] == pytest.approx((-offset_ms if offset_ms <= 0 else 1000 / 30 - offset_ms) / 1000, abs=1e-5)
+    if offset_ms > 0:  # frame 0 has no odometry before it: the first tick is dropped, as a tick before the first frame
+        assert ticks["ticks_before_first_odometry"] == 1 and len(ep["action"]) == 29 and frame_no[0] == 3
+    else:
+        assert ticks["ticks_before_first_odometry"] == 0 and len(ep["action"]) == 30
+    assert report["clean"] and report["stale_odometry_ticks"] == 0 and report["vector"] == {
+        "dim": 2, "source": "odometry velocity (forward m/s, yaw rate rad/s)", "max_odometry_age_s": 0.2}
+
+
+def test_models_without_a_vector_ignore_odometry(tmp_path):
+    frames, actions = stream(seconds=2.0)
+    with_odom = write_bag(tmp_path / "a", frames=frames, actions=actions, odometry=odometry_stream(frames))
+    without = write_bag(tmp_path / "b", frames=frames, actions=actions)
+    for bag in (with_odom, without):
+        report = convert_bags(bag, tmp_path / f"ds_{bag.name}", CFG, verbose=False)
+        (ep,) = episodes(tmp_path / f"ds_{bag.name}")
+        assert "vector" not in ep and report["transitions"] == 20 and report["clean"]
+        assert "odometry" not in report["inputs"][0] and report["vector"]["dim"] == 0
+
+
+def test_odometry_gaps_cut_episodes_like_missing_frames(tmp_path):
+    frames, actions = stream(seconds=4.0)
+    # no odometry for frames 30 .. 47 (1.0 .. 1.6 s; the frames go on): the last before them is number 29 (0.962 s), more
+    # than 0.2 s older than the frames of the ticks at 1.2 .. 1.5 s (frames 36 .. 45)
+    odometry = [o for i, o in enumerate(odometry_stream(frames)) if not 30 <= i < 48]
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry)
+    report = convert_bags(bag, tmp_path / "ds", CFG, vector_dim=2, min_episode_length=4, verbose=False)
+    eps = episodes(tmp_path / "ds")
+    assert [len(e["action"]) for e in eps] == [12, 24]  # ticks 0.0 .. 1.1 s and 1.6 .. 3.9 s
+    ticks = report["inputs"][0]["ticks"]
+    assert ticks["stale_odometry_ticks"] == 4 and ticks["cuts_at_odometry_gaps"] == 1
+    assert report["stale_odometry_ticks"] == 4 and not report["clean"]
+
+    def expected(ep):  # the latest odometry at or before each frame
+        frame_no = np.array([level_of(img) for img in ep["image"]]) - 10
+        return np.where((frame_no >= 30) & (frame_no < 48), 29, frame_no) / 100
+
+    for ep in eps:
+        np.testing.assert_allclose(ep["vector"][:, 0], expected(ep), atol=1e-6)
+    # a longer limit bridges the gap with the last odometry before it
+    report2 = convert_bags(bag, tmp_path / "ds2", CFG, vector_dim=2, max_odometry_age=0.7, verbose=False)
+    (ep2,) = episodes(tmp_path / "ds2")
+    assert report2["transitions"] == 40 and report2["clean"]
+    assert report2["inputs"][0]["odometry"]["age_s"]["max"] == pytest.approx(1.5 - 29 / 30 + 0.005, abs=1e-5)
+    np.testing.assert_allclose(ep2["vector"][:, 0], expected(ep2), atol=1e-6)
+    assert (ep2["vector"][10:16, 0] == np.float32(0.29)).all()
+
+
+def test_the_recordings_own_odometry_topic_or_the_one_asked_for(tmp_path):
+    frames, actions = stream(seconds=2.0)
+    odometry = odometry_stream(frames)
+    # a recording whose info names its odometry topic
+    info = RecordingInfo(robot="db", preprocessing=CFG, topics={"odometry": "/db/odom/twist"})
+    bag = write_bag(tmp_path / "named", frames=frames, actions=actions, odometry=odometry, odometry_topic="/db/odom/twist", info=info)
+    report = convert_bags(bag, tmp_path / "ds", CFG, vector_dim=2, verbose=False)
+    assert report["inputs"][0]["odometry"]["topic"] == "/db/odom/twist" and report["transitions"] == 20
+    # a plain bag with the odometry under another name: refused with a hint, converted when asked for by name
+    plain = write_bag(tmp_path / "plain", frames=frames, actions=actions, odometry=odometry, odometry_topic="/db/base/vel")
+    with pytest.raises(BagError, match=r"no odometry topic.*its geometry_msgs/msg/TwistStamped topics \['/db/base/vel'\] are not named as odometry"):
+        convert_bags(plain, tmp_path / "ds2", CFG, vector_dim=2, verbose=False)
+    report = convert_bags(plain, tmp_path / "ds2", CFG, vector_dim=2, odometry_topic="/db/base/vel", verbose=False)
+    (ep,) = episodes(tmp_path / "ds2")
+    np.testing.assert_allclose(ep["vector"][:, 1], -np.arange(0, 60, 3) / 50, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["no_topic", "no_messages", "wrong_type", "non_finite", "out_of_order", "bad_dim", "missing_named"])
+def test_bad_odometry_gets_clear_errors_and_writes_nothing(tmp_path, case):
+    frames, actions = stream(seconds=2.0)
+    odometry = odometry_stream(frames)
+    kw, options = {"odometry": odometry}, {"vector_dim": 2}
+    if case == "no_topic":
+        kw = {}
+        match = (r"the model expects a 2-dim vector .* no odometry topic: expected geometry_msgs/msg/TwistStamped on "
+                 r"<robot>/deadreckoning_node/velocity .*; the bag has: /db/camera_node/image/compressed \[sensor_msgs/msg/CompressedImage\], "
+                 r"/db/redraw/action \[redraw_msgs/msg/DriveAction\]$")
+    elif case == "no_messages":
+        kw = {"odometry": []}
+        match = r"the odometry topic /db/deadreckoning_node/velocity \(geometry_msgs/msg/TwistStamped\) has no messages.*vector_dim=0"
+    elif case == "wrong_type":
+        kw = {"odometry": odometry, "odometry_type": "geometry_msgs/msg/Twist"}
+        match = r"odometry topic /db/deadreckoning_node/velocity carries geometry_msgs/msg/Twist; expected geometry_msgs/msg/TwistStamped"
+    elif case == "non_finite":
+        kw = {"odometry": [(s, float("nan"), y) for s, _, y in odometry]}
+        match = r"has 60 messages, all with non-finite values"
+    elif case == "out_of_order":
+        kw = {"odometry": [(s - (NS if i % 3 == 0 else 0), f, y, s) for i, (s, f, y) in enumerate(odometry)]}  # received in order
+        match = r"odometry stamps out of order: 19 of 60 messages are stamped at or before an earlier one"
+    elif case == "bad_dim":
+        options = {"vector_dim": 3}
+        match = r"vector_dim must be 0 \(no vector\) or 2 .*found 3"
+    else:
+        options = {"vector_dim": 2, "odometry_topic": "/db/nothing"}
+        match = r"odometry topic /db/nothing not found: expected geometry_msgs/msg/TwistStamped messages on it; the bag has: .*deadreckoning"
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, **kw)
+    before = digest(bag)
+    with pytest.raises(BagError, match=match):
+        convert_bags(bag, tmp_path / "ds", CFG, verbose=False, **options)
+    assert digest(bag) == before and not (tmp_path / "ds").exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_the_cli_and_calibrate_take_the_vector_size_from_the_model(tmp_path, capsys):
+    from redraw_training.cli.calibrate import _dataset_folder
+
+    frames, actions = stream(seconds=2.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry_stream(frames))
+    checkpoint = {"preprocessing": CFG.to_dict(), "model": {"image_shape": [8, 8, 3], "action_dim": 2, "vector_dim": 2}}
+    onnx = {"preprocessing": CFG.to_dict(), "inputs": [{"name": "obs", "shape": [1, 8, 8, 3], "dtype": "uint8"},
+                                                      {"name": "vector", "shape": [1, 2], "dtype": "float32"}]}
+    for name, manifest in (("checkpoint.json", checkpoint), ("policy.json", onnx)):
+        (tmp_path / name).write_text(json.dumps(manifest))
+        assert main([str(bag), "--out", str(tmp_path / f"ds_{name}"), "--preprocess", str(tmp_path / name)]) == 0
+        (ep,) = episodes(tmp_path / f"ds_{name}")
+        assert ep["vector"].shape == (20, 2)
+    assert "vector: odometry velocity (forward m/s, yaw rate rad/s), at most 0.2 s older than its frame" in capsys.readouterr().out
+    # --vector-dim overrides the manifest
+    assert main([str(bag), "--out", str(tmp_path / "ds0"), "--preprocess", str(tmp_path / "checkpoint.json"), "--vector-dim", "0"]) == 0
+    assert "vector" not in episodes(tmp_path / "ds0")[0]
+    # calibrate converts with the checkpoint's vector size (cached separately from a conversion without it)
+    folder = _dataset_folder(str(bag), str(tmp_path / "cal"), checkpoint)
+    (ep,) = episodes(folder)
+    np.testing.assert_allclose(ep["vector"][:, 0], np.arange(0, 60, 3) / 100, atol=1e-6)
+    no_vector = _dataset_folder(str(bag), str(tmp_path / "cal"), {**checkpoint, "model": {**checkpoint["model"], "vector_dim": 0}})
+    assert no_vector != folder and "vector" not in episodes(no_vector)[0]
+
+
+def test_a_few_odometry_messages_out_of_order_are_dropped_and_reported(tmp_path):
+    frames, actions = stream(seconds=2.0)
+    odometry = odometry_stream(frames)
+    s, f, y = odometry[31]
+    odometry[31] = (s - NS, f, y, s)  # stamped 1 s early, received in order: below max_bad_fraction, dropped
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry), tmp_path / "ds", CFG,
+                          vector_dim=2, verbose=False)
+    (ep,) = episodes(tmp_path / "ds")
+    assert report["inputs"][0]["odometry"]["out_of_order"] == 1 and report["out_of_order"] == 1 and not report["clean"]
+    assert report["transitions"] == 20 and ep["vector"][10, 0] == np.float32(0.30)  # frame 30 still has its own odometry

@@ -8,8 +8,9 @@ trains a fresh policy in imagination under the corrected dynamics, with the sim 
     calibrate --checkpoint models/duckietown_draw --data bags/db1_reversed --out runs/db1_redraw
 
 --data takes a dataset folder of .npz episodes, or rosbag2 recordings (a recording folder, a bag, or a folder
-of those): bags are converted first with the checkpoint's preprocessing settings (redraw_training.bags), once,
-into OUT/dataset/, and the conversion report is printed.
+of those): bags are converted first with the checkpoint's preprocessing settings and vector size (a model with
+vector_dim 2 observes the recorded wheel odometry with each frame) (redraw_training.bags), once, into OUT/dataset/,
+and the conversion report is printed.
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def _dataset_folder(data: str, out: str, manifest: dict) -> str:
     if not pre:
         fail(f"{data} holds rosbag2 recordings, but the checkpoint records no preprocessing settings to convert them with")
     control_hz = float(manifest.get("extra", {}).get("control_hz", 10.0))
+    vector_dim = int(manifest["model"].get("vector_dim", 0))
     say([f"converting rosbag2 input {data} with the checkpoint's preprocessing ({pre.get('mode')}, "
-         f"{pre.get('height')}x{pre.get('width')}) at {control_hz:g} Hz -> {out}/dataset/"])
+         f"{pre.get('height')}x{pre.get('width')}){' and odometry vector' if vector_dim else ''} at {control_hz:g} Hz -> {out}/dataset/"])
     try:
-        folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz)
+        folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz, vector_dim=vector_dim)
     except BagError as exc:
         fail(str(exc))
     say([format_report(report)])
