@@ -1,6 +1,11 @@
 """Bring-up for closed-loop driving in simulation: the digital twin + the policy node with an exported model.
 
     ros2 launch launch/twin_drive.launch.py robot:=db1 perturb:=reversed model:=runs/calib/export/policy.onnx
+
+Both nodes share the robot's namespace: the policy node acts on the twin's camera frames (event-driven, at the
+model's control rate) and, for a model with a `vector` input, reads the twin's measured velocity on
+deadreckoning_node/velocity (the twin publishes it with every frame; without it the wheels stay at zero and
+redraw/policy_status says stale_odometry).
 """
 
 from launch import LaunchDescription
