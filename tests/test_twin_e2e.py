@@ -4,6 +4,8 @@ launch/twin_drive.launch.py declare them (small camera, slower than real time, f
 - issue 6: twin (reversed actions) + exploration driver + recorder -> a bag of at least the requested
   transitions, read back with rosbags with its metadata, converted into a dataset with a clean report; the
   perturbation shows in the recorded data (turn commands move the image the other way under reversed actions);
+  the converted dataset's vector (the recorded wheel odometry) is exactly the velocity the twin measured (its
+  ground truth), and it follows the commands, or their opposite under reversed actions;
 - issue 7: the policy node with a tiny exported model drives the twin for several seconds at the control rate.
 """
 
@@ -35,10 +37,12 @@ ROBOT = "e2e"
 SMALL_CAMERA = {"camera_width": 160, "camera_height": 120}
 CFG = PreprocessConfig()  # lane_mask 64x64, as the models
 TRANSITIONS = 80
+LAG = 3  # control ticks from a command to the velocity it causes (the motor model's response; measured correlations peak here)
 # a third of real time: the twin renders every frame even on a busy 2-core machine (it skips frames it cannot
 # render in time); every node follows the twin's /clock, so the data is the same as in real time
 RTF = "0.35"
-ROBOT_TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode")}
+ROBOT_TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driver_node/wheels_cmd", "redraw/action", "redraw/episode",
+                                           "deadreckoning_node/velocity")}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,7 @@ def recorded(tmp_path_factory):
                 except subprocess.TimeoutExpired:
                     pytest.fail(f"recorder did not reach {TRANSITIONS} transitions:\n{rec.output()[-2000:]}\n{twin.output()[-3000:]}")
                 assert code == 0, rec.output()
-            report = convert_bags([out], tmp / "dataset", CFG, 10, verbose=False)
+            report = convert_bags([out], tmp / "dataset", CFG, 10, vector_dim=2, verbose=False)  # as for a model observing odometry
             cache[perturb] = (out, report, tmp / "dataset", json.loads((tmp / "probe.json").read_text()))
         return cache[perturb]
 
@@ -86,8 +90,11 @@ def test_twin_reversed_explorer_recorder_bag_to_dataset(recorded):
     ticks = report["inputs"][0]["ticks"]
     assert ticks["ticks"] >= TRANSITIONS
     assert report["clean"], json.dumps(report, indent=1)
-    # all ticks became transitions, but the fragments too short to be episodes around the twin's resets
-    assert report["transitions"] == ticks["ticks"] - ticks["ticks_in_short_episodes"] - ticks["ticks_between_episodes"] > 0
+    # all ticks became transitions, but the fragments too short to be episodes around the twin's resets (and any tick
+    # before the recorder's first odometry message)
+    assert report["transitions"] == ticks["ticks"] - ticks["ticks_in_short_episodes"] - ticks["ticks_between_episodes"] \
+        - ticks["ticks_before_first_odometry"] > 0
+    assert report["stale_odometry_ticks"] == 0 and report["inputs"][0]["odometry"]["hz"] == pytest.approx(30, abs=0.5)
     assert report["inputs"][0]["action_source"] == "action" and report["episodes"] == len(list(iter_episodes(dataset)))
 
 
@@ -127,6 +134,33 @@ def test_reversed_actions_flip_the_measured_motion(recorded):
     # and in the twin's ground truth: the yaw rate follows the command, or its opposite
     truth = yaw_rate_vs_command(nominal[3]), yaw_rate_vs_command(reversed_[3])
     assert truth[0] > 0.5 and truth[1] < -0.5, truth
+
+
+def test_the_vector_is_the_velocity_the_twin_measured(recorded):
+    correlations = {}
+    for perturb in ("", "reversed"):
+        _, _, dataset, probe = recorded(perturb)
+        # the twin's ground truth by stamp (ms), except at resets (the truth is from just before, the frame from just after)
+        truth = {round(t["stamp_s"] * 1000): (t["speed_mps"], t["yaw_rate_rps"]) for _, t in probe["truth"] if not t["out_of_lane"]}
+        pairs, vectors, commands = [], [], []
+        for _, ep in iter_episodes(dataset):
+            assert ep["vector"].shape == (len(ep["action"]), 2) and ep["vector"].dtype == np.float32
+            pairs += [(v, truth[round(s * 1000)]) for s, v in zip(ep["stamp"], ep["vector"]) if round(s * 1000) in truth]
+            vectors.append(ep["vector"][LAG:])
+            commands.append(ep["action"][:-LAG])  # the motor model answers with a delay
+        # each step's vector is what the twin measured at its frame: the Duckietown env's observation
+        assert len(pairs) >= 20, f"only {len(pairs)} steps seen by the probe"
+        measured, true = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        np.testing.assert_allclose(measured, true, atol=1e-5)
+        vector, command = np.concatenate(vectors), np.concatenate(commands)
+        assert np.abs(vector[:, 0]).max() > 0.05, "the robot did not move"
+        correlations[perturb or "nominal"] = [float(np.corrcoef(command[:, i], vector[:, i])[0, 1]) for i in (0, 1)]
+        mean_speed = float(vector[:, 0].mean())
+        # the explorer mostly drives forward: forward nominally, backward under reversed actions
+        assert (mean_speed > 0.03) if not perturb else (mean_speed < -0.03), (perturb, mean_speed)
+    # forward command vs forward speed, turn command vs yaw rate: follow nominally, flip under reversed actions
+    # (measured: +0.91 / +0.95 nominal, -0.91 / -0.96 reversed)
+    assert min(correlations["nominal"]) > 0.6 and max(correlations["reversed"]) < -0.6, correlations
 
 
 def test_policy_node_drives_the_twin_at_the_control_rate(tmp_path):
