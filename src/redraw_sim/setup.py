@@ -26,6 +26,8 @@ setup(
             "twin_node = redraw_sim.twin_node:main",
             "explore_node = redraw_sim.explore_node:main",
             "teleop_node = redraw_sim.teleop_node:main",
+            "drive_monitor = redraw_sim.drive_monitor:main",
+            "sim2real = redraw_sim.sim2real:main",
         ],
     },
 )
