@@ -193,6 +193,7 @@ class Sim2Real:
         self.times: dict[str, float] = {}
         self.stages: dict[str, Any] = {}
         self.notes: list[str] = []
+        self.ros: dict[str, dict[str, Any]] = {}
         self.domain = opts.domain_id if opts.domain_id is not None else unique_domain_id(101, 196)
 
     # setup ------------------------------------------------------------------------------------------------------
@@ -239,6 +240,8 @@ class Sim2Real:
         """A NodeGroup for one stage: its own domain id (base + stage count), ROS_HOME and logs in OUT/logs/<stage>."""
         group = NodeGroup(self.logs / stage, domain_id=self.domain + len(self.groups))
         self.groups.append(group)
+        self.ros[stage] = {"ROS_DOMAIN_ID": group.domain_id, "ROS_HOME": group.env["ROS_HOME"],
+                           "ROS_AUTOMATIC_DISCOVERY_RANGE": group.env["ROS_AUTOMATIC_DISCOVERY_RANGE"]}
         return group
 
     def stop_all(self) -> None:
@@ -446,6 +449,7 @@ class Sim2Real:
             "stage_seconds": {k: round(v, 1) for k, v in self.times.items()},
             "stages": self.stages,
             "notes": self.notes,
+            "ros": self.ros,
             "policies": {name: {"label": LABELS[name], "metrics": r["metrics"], "policy": r.get("policy", {}), "model": r["model"],
                                 "wall_seconds": r.get("wall_seconds_stage")} for name, r in results.items()},
             "metrics_doc": {k: f"{label}{f' ({unit})' if unit else ''}, {'higher' if hi else 'lower'} is better"

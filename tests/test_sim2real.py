@@ -1,0 +1,149 @@
+"""issue 8, the main job: `sim2real` end to end on the digital twin with tiny sizes (a tiny model pretrained here on
+a few hundred simulator transitions, 200 recorded transitions, 50 calibration updates, 10 simulated seconds of
+driving per policy, 4x real time). Checks that every stage ran and left its outputs, that summary.json and
+comparison.png hold both policies' metrics with values consistent with each other, and that no process outlives
+the job (also when it is interrupted). Not a learning claim."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+pytestmark = pytest.mark.ros
+METRICS = ("dense_reward", "lap_time_s", "centre_offset_cm", "laps", "departures")
+DRIVE_S = 10.0
+
+
+def sim2real_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "redraw_sim.sim2real", *args]
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention `text` (every node of a run has its OUT folder in its argv)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny DRAW model pretrained offline on 300 explorer transitions of the nominal Duckietown env."""
+    tmp = tmp_path_factory.mktemp("sim2real_model")
+    subprocess.run([sys.executable, "-m", "redraw_sim.collect", "--env", "redraw/DuckietownLoop-v0", "--driver", "explore",
+                    "--transitions", "300", "--seed", "1", "--out", str(tmp / "data"), "--no-progress"], check=True, timeout=180)
+    subprocess.run([sys.executable, "-m", "redraw_training", "pretrain", "--dataset", str(tmp / "data"), "--preset", "tiny",
+                    "--updates", "50", "--threads", "1", "--seed", "0", "--out", str(tmp / "model"), "--no-progress"], check=True, timeout=300)
+    return tmp / "model"
+
+
+@pytest.fixture(scope="module")
+def job(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim2real") / "run"
+    t0 = time.monotonic()
+    res = subprocess.run(sim2real_cmd("--model", str(tiny_model), "--transitions", "200", "--updates", "50", "--drive-seconds", str(DRIVE_S),
+                                      "--real-time-factor", "4", "--seed", "3", "--out", str(out)),
+                         capture_output=True, text=True, timeout=600)
+    return out, res, time.monotonic() - t0
+
+
+def test_every_stage_runs_and_leaves_its_outputs(job):
+    out, res, _ = job
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    for stage in ("record", "calibrate", "export", "drive_draw_zeroshot", "drive_redraw"):
+        assert f"✓ {stage}:" in res.stdout, res.stdout
+        assert any((out / "logs" / stage).glob("*.log")), f"no logs of {stage}"
+    assert "DRAW zero-shot" in res.stdout and "ReDRAW" in res.stdout and "lane departures" in res.stdout
+    side = json.loads((out / "bag" / "recording.json").read_text())
+    assert side["state"] == "finished" and side["stats"]["transitions"] >= 200
+    assert json.loads((out / "redraw" / "checkpoint" / "checkpoint.json").read_text())["kind"] == "calibrate"
+    manifests = [json.loads((out / "export" / name / "policy.manifest.json").read_text()) for name in ("draw_zeroshot", "redraw")]
+    assert manifests[0]["sha256"] != manifests[1]["sha256"]
+    # ROS: loopback discovery, ROS_HOME under OUT (the nodes wrote their logs there), one domain per stage
+    summary = json.loads((out / "summary.json").read_text())
+    ros = summary["ros"]
+    assert set(ros) == {"record", "calibrate", "export", "drive_draw_zeroshot", "drive_redraw"}
+    assert len({r["ROS_DOMAIN_ID"] for r in ros.values()}) == len(ros)
+    for r in ros.values():
+        assert r["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST" and Path(r["ROS_HOME"]).is_relative_to(out)
+    assert any((out / "logs" / "drive_redraw" / "ros_home" / "log").iterdir())
+    assert processes_mentioning(str(out)) == []
+
+
+def test_summary_and_plot_hold_consistent_metrics_of_both_policies(job):
+    out, res, _ = job
+    assert res.returncode == 0, res.stdout[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["policies"]) == {"draw_zeroshot", "redraw"}
+    assert set(summary["stage_seconds"]) == {"record", "calibrate", "export", "drive_draw_zeroshot", "drive_redraw"}
+    for name, policy in summary["policies"].items():
+        m = policy["metrics"]
+        assert set(METRICS) <= set(m), name
+        assert m["sim_seconds"] == pytest.approx(DRIVE_S, abs=0.2)
+        assert m["truth_coverage"] > 0.9
+        assert m["laps"] == len(m["lap_times_s"])
+        assert (math.isnan(m["lap_time_s"]) and m["laps"] == 0) or m["lap_time_s"] == pytest.approx(sum(m["lap_times_s"]) / m["laps"])
+        # every departure seen both as an episode event and in the ground truth, and each one starts a new episode
+        assert m["departures"] == m["departures_seen_in_events"] == m["departures_seen_in_truth"]
+        assert m["departures"] <= m["episodes"] <= m["departures"] + 1
+        # dense reward per control step: progress + centre terms in [-1.5, 1], and each departure -20 once
+        steps = m["control_steps"]
+        assert steps == pytest.approx(DRIVE_S * 10.0, abs=2)
+        assert -1.5 - 20.0 * m["departures"] / steps - 1e-6 <= m["dense_reward"] <= 1.0 - 20.0 * m["departures"] / steps + 1e-6
+        assert 0.0 <= m["centre_offset_cm"] <= 10.0 + 1e-6      # the twin ends an episode beyond 10 cm
+        assert policy["policy"]["status_messages"] > 0.5 * steps, policy["policy"]
+        # the drive file holds the same metrics and a trace over the window
+        drive = json.loads((out / "drive" / f"{name}.json").read_text())
+        assert drive["metrics"]["dense_reward"] == m["dense_reward"] and drive["model_id"] == f"sim2real-{name}"
+        trace = drive["trace"]
+        assert len(trace) >= 0.8 * DRIVE_S * 10 and trace[-1][0] <= DRIVE_S + 0.1
+        assert trace[-1][1] == pytest.approx(m["distance_m"], abs=0.05)
+    image = cv2.imread(str(out / "comparison.png"))
+    assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
+
+
+def test_refuses_bad_options_and_an_earlier_run(job, tiny_model):
+    out, _, _ = job
+    res = subprocess.run(sim2real_cmd("--real-time-factor", "0", "--out", str(out.parent / "x")), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--real-time-factor must be in (0, 100], found 0.0" in res.stderr
+    res = subprocess.run(sim2real_cmd("--model", str(tiny_model), "--out", str(out)), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "already holds a run" in res.stdout and "--overwrite" in res.stdout
+    res = subprocess.run(sim2real_cmd("--model", str(out / "nothing"), "--out", str(out.parent / "y")), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "no such folder" in res.stdout
+
+
+def test_interrupted_job_ends_every_process_it_started(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(sim2real_cmd("--model", str(tiny_model), "--transitions", "3000", "--real-time-factor", "1", "--out", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        log = out / "logs" / "record"
+        while time.monotonic() < deadline and not any("recording robot" in p.read_text(errors="replace") for p in log.glob("recorder*.log")):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        assert len(processes_mentioning(str(out))) >= 3          # twin, explorer, recorder
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = proc.stdout.read()
+    assert code == 130 and "interrupted" in text, text[-3000:]
+    assert processes_mentioning(str(out)) == []
