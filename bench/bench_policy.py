@@ -212,7 +212,7 @@ def bench_node(model: Path, seconds: float, run: Path, node_nice: int = 0) -> di
             "node_and_probe_niceness": node_nice, "load_before": load_before, "load_after": load(), **latencies(data, phase["t_start"], phase["t_end"])}
 
 
-def bench_node_in_twin(model: Path, seconds: float, run: Path, camera: tuple[int, int], node_nice: int = 0) -> dict:
+def bench_node_in_twin(model: Path, seconds: float, run: Path, camera: tuple[int, int], node_nice: int = 0, twin_too: bool = False) -> dict:
     """The policy node driving the digital twin (launch/twin_drive.launch.py as declared, nominal twin, real
     time, JPEG camera at 30 Hz + odometry)."""
     out_json = run / "probe.json"
@@ -222,7 +222,7 @@ def bench_node_in_twin(model: Path, seconds: float, run: Path, camera: tuple[int
                              overrides={"twin_node": {"camera_width": camera[0], "camera_height": camera[1]}})
         probe = group.start_python(REPO / "tests" / "nodes" / "policy_probe.py", [
             "--robot", "benchbot", "--out", str(out_json), "--script", "[]", "--listen", str(seconds + 8), "--camera-listen"])
-        with Renice([nodes["policy_node"].pid, probe.pid], node_nice):
+        with Renice([nodes["policy_node"].pid, probe.pid] + ([nodes["twin_node"].pid] if twin_too else []), node_nice):
             probe.wait(timeout=seconds + 90)
     data = json.loads(out_json.read_text())
     if not data["wheels"]:
@@ -231,7 +231,8 @@ def bench_node_in_twin(model: Path, seconds: float, run: Path, camera: tuple[int
     t_start = t_end - seconds
     frames = [c for c in data["camera"] if c[0] >= t_start]
     return {"model": str(model), "seconds": seconds, "camera": f"digital twin, nominal, {camera[0]}x{camera[1]} JPEG at 30 Hz, real time",
-            "twin_frames_per_s": round(len(frames) / seconds, 2), "node_and_probe_niceness": node_nice, "load_before": load_before, "load_after": load(),
+            "twin_frames_per_s": round(len(frames) / seconds, 2), "node_and_probe_niceness": node_nice,
+            "twin_niceness": node_nice if twin_too else 0, "load_before": load_before, "load_after": load(),
             **latencies(data, t_start, t_end)}
 
 
@@ -241,7 +242,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = {k: v for k, v in result.items() if k.startswith("node")}
+    runs = {k: v for k, v in result.items() if isinstance(v, dict) and "raw_ms" in v}
     fig, axes = plt.subplots(1, 1 + len(runs), figsize=(5 * (1 + len(runs)), 3.8))
     ax = axes[0]
     names = list(result["inference"])
@@ -280,6 +281,7 @@ def main() -> int:
     p.add_argument("--only", nargs="*", choices=("inference", "node", "twin"), default=["inference", "node", "twin"])
     p.add_argument("--node-nice", type=int, default=0, help="niceness of the policy node and the probe (the wheels end) in the "
                    "node benchmarks, e.g. -10 (root): the control path given priority over the twin and other work")
+    p.add_argument("--renice-twin", action="store_true", help="give the twin (the camera's stand-in) the --node-nice priority too")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "policy.json"))
     args = p.parse_args()
 
@@ -298,7 +300,7 @@ def main() -> int:
     result = {"benchmark": "policy", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                           "note": "shared machine; load averages (1, 5, 15 min) recorded per section"},
-              "niceness": os.getpriority(os.PRIO_PROCESS, 0), "node_and_probe_niceness": args.node_nice}
+              "niceness": os.getpriority(os.PRIO_PROCESS, 0), "priority": {"node_and_probe": args.node_nice, "twin": args.node_nice if args.renice_twin else 0}}
     out = Path(args.out)
     if "inference" in args.only:
         result["inference"] = {}
@@ -315,12 +317,12 @@ def main() -> int:
         for cam in args.twin_cameras:
             w, h = (int(x) for x in cam.split("x"))
             print(f"node latency in the digital twin ({cam}) with {latency_model} for {args.latency_seconds:g} s ...", flush=True)
-            result[f"node_in_twin_{cam}"] = bench_node_in_twin(latency_model, args.latency_seconds, work / f"twin_{cam}", (w, h), args.node_nice)
+            result[f"node_in_twin_{cam}"] = bench_node_in_twin(latency_model, args.latency_seconds, work / f"twin_{cam}", (w, h), args.node_nice, args.renice_twin)
     if set(args.only) != {"inference", "node", "twin"} and out.is_file():  # a partial run updates the last results
         result = {**json.loads(out.read_text()), **{k: v for k, v in result.items() if k != "machine"}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    if any(k.startswith("node") for k in result) and "inference" in result:
+    if any(isinstance(v, dict) and "raw_ms" in v for v in result.values()) and "inference" in result:
         plot(result, out.with_suffix(".png"))
     print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "raw_ms"} if isinstance(v, dict) else v) for k, v in result.items()}, indent=2))
     return 0
