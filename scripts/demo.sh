@@ -1,20 +1,17 @@
 #!/usr/bin/env bash
-# The main job, as far as it is built today (see README "Status"): the whole ReDRAW loop on the synthetic
-# PointGoal env, where the "real" robot has reversed actions:
-#   pretrain DRAW + task policy in the nominal env -> record reward-free target data in the reversed env ->
-#   calibrate (latent dynamics residual + fresh policy in imagination) -> evaluate against DRAW zero-shot,
-# over 3 seeds, with a table (mean +- SEM), JSON and a PNG plot in $OUT (default runs/demo).
-# The Duckietown main job on the digital twin (record bag -> calibrate the shipped model -> drive) is not
-# built yet.
+# The main job on the digital twin (issue 8), one command after setup:
+#   the twin with reversed actions as the "real" robot + the exploration driver + the recorder -> a calibration bag
+#   (3000 transitions) -> calibrate the shipped sim-pretrained model (models/duckietown_draw) -> export ONNX of
+#   DRAW zero-shot and ReDRAW -> each drives the twin through the policy node -> a table, runs/sim2real/summary.json
+#   and runs/sim2real/comparison.png. Any sim2real option passes through (sim2real --help), e.g.
 #
-#   scripts/demo.sh [OUT] [SEEDS]
+#   scripts/demo.sh                                           # the defaults
+#   scripts/demo.sh --perturb trim:0.2 --transitions 10000 --seed 1 --out runs/sim2real_trim
+#
+# The synthetic-env comparison (no simulator, no ROS) is scripts/demo_synthetic.sh.
 set -euo pipefail
-OUT="${1:-runs/demo}"
-SEEDS="${2:-3}"
-echo "redraw demo: ReDRAW vs DRAW zero-shot on the synthetic env with reversed actions ($SEEDS seeds) -> $OUT"
-echo "  (the Duckietown main job on the digital twin is not built yet; see README 'Status')"
-python -m redraw_training compare --env redraw/PointGoal-v0 --target-perturb reversed \
-  --methods draw_zeroshot,redraw --seeds "$SEEDS" --preset tiny --explore task \
-  --pretrain-steps 1100 --updates 900 --sizes 2000 --eval-episodes 10 --out "$OUT"
-echo
-echo "table: $OUT/table.md   numbers: $OUT/results.json   plot: $OUT/plot.png"
+if ! command -v sim2real >/dev/null 2>&1; then
+  # shellcheck disable=SC1091
+  . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/env.sh"
+fi
+exec sim2real "$@"
