@@ -81,6 +81,7 @@ def test_drives_at_the_control_rate(tmp_path, model):
     assert {s[1] for s in status} == {0} and {s[4] for s in status} == {"tiny-test-policy"}
     assert all(s[2] > 0 and s[3] > 0 for s in status)
     assert "verified" in log
+    assert data["odom_subscribers"] == 0, "a model without a vector input must not subscribe to odometry"
 
 
 CAUSES = {
@@ -207,6 +208,7 @@ def test_vector_model_drives_with_the_measured_velocity(tmp_path, vector_model):
         assert len(wheels) >= 8, f"{len(wheels)} commands in {phase['seconds']} s"
         np.testing.assert_allclose(wheels, [[e.left, e.right]] * len(wheels), atol=2e-3)
     assert {s[4] for s in data["status"]} == {"tiny-vector-policy"}
+    assert data["odom_subscribers"] == 1
 
 
 @pytest.mark.parametrize("odometry", [True, False], ids=["twin_odometry", "no_odometry"])
@@ -232,7 +234,8 @@ def test_vector_model_drives_the_twin_on_its_odometry(tmp_path, vector_model, od
     status = [s[1] for s in seen["status"] if s[0] >= start]
     if not odometry:
         assert wheels and not any(moving(w) for w in seen["wheels"]), "moved without odometry"
-        assert set(status) == {6}, log
+        # mostly 6 (stale odometry); a twin that falls behind on a busy machine may also show stale camera (1) spells
+        assert 0 not in status and max(set(status), key=status.count) == 6, f"states {status}\n{log[-3000:]}"
         return
     stamps = np.array([w[3] for w in wheels]) / 1e9
     rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])  # simulated time, which the node follows

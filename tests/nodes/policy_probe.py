@@ -11,7 +11,8 @@ Phase modes: road (synthetic road frames), white (all-white frames), black (all-
 publishes redraw/estop = true at the phase start and false at its end. Odometry: with every camera tick the
 probe publishes the measured velocity [forward m/s, yaw rate rad/s] on deadreckoning_node/velocity
 (geometry_msgs/TwistStamped) - the phase's "odom" ([v, w], or null = silent), else --odom (default null);
-each phase records the time of the last odometry message before it. Before the script, a warm-up phase of
+each phase records the time of the last odometry message before it; odom_subscribers in the JSON counts
+the subscribers of that topic at the end. Before the script, a warm-up phase of
 road frames (and --odom) lasts until the first non-zero wheel command (--warmup-until moving) or the first
 policy status (--warmup-until status: the node is up), or --warmup-timeout seconds: then the JSON says
 warmed_up = false. With --script '[]' it only listens for --listen seconds (a refused model; a twin).
@@ -164,7 +165,7 @@ def main():
     finally:
         with open(args.out, "w") as f:
             json.dump({"warmed_up": node.warmed_up, "phases": node.phases, "wheels": node.wheels, "status": node.status,
-                       "camera": node.camera}, f)
+                       "camera": node.camera, "odom_subscribers": node.odom.get_subscription_count()}, f)
         node.destroy_node()
         rclpy.try_shutdown()
     print("PROBE DONE", flush=True)
