@@ -58,7 +58,8 @@ def job(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("sim2real") / "run"
     t0 = time.monotonic()
     res = subprocess.run(sim2real_cmd("--model", str(tiny_model), "--transitions", "200", "--updates", "50", "--drive-seconds", str(DRIVE_S),
-                                      "--real-time-factor", "4", "--seed", "3", "--out", str(out)),
+                                      "--real-time-factor", "4", "--drive-real-time-factor", "4", "--seed", "3",
+                                      "--out", str(out)),
                          capture_output=True, text=True, timeout=600)
     return out, res, time.monotonic() - t0
 
