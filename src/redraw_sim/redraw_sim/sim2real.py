@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from redraw_common.bringup import NodeGroup, NodeProcess, executable_path, start_launch, unique_domain_id, workspace_root
+from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS, parse_perturb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 POLICIES = ("draw_zeroshot", "redraw")
@@ -121,6 +122,10 @@ def parse_args(argv: list[str] | None) -> Options:
     for name in ("real_time_factor", "drive_real_time_factor"):
         if not 0 < getattr(opts, name) <= 100:
             problems.append(f"--{name.replace('_', '-')} must be in (0, 100], found {getattr(opts, name)}")
+    try:
+        parse_perturb(opts.perturb, DUCKIETOWN_PERTURBATIONS)
+    except ValueError as exc:
+        problems.append(f"--perturb: {exc}")
     if opts.camera != "auto" and not re.fullmatch(r"\d+x\d+", opts.camera):
         problems.append(f"--camera must be WIDTHxHEIGHT like 160x120 or 'auto', found {opts.camera!r}")
     if opts.domain_id is not None and not 0 <= opts.domain_id <= 228:
