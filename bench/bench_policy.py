@@ -28,7 +28,8 @@ The 1-, 5- and 15-minute load averages are recorded next to every section: the m
 --node-nice -10 (root) the policy node and the probe (the wheels end) run at a higher priority than the twin
 and the rest of the machine, as the control path of a robot would; the default measures them at equal priority.
 Writes bench/results/policy.json (with the per-command latencies under raw_ms) and policy.png (histograms);
-a run of some sections (--only) updates those sections of an existing JSON.
+a run of some sections (--only) updates those sections of an existing JSON; every run also appends its
+headline numbers to policy_runs.jsonl (results move with the machine's load).
 """
 
 from __future__ import annotations
@@ -236,6 +237,21 @@ def bench_node_in_twin(model: Path, seconds: float, run: Path, camera: tuple[int
             **latencies(data, t_start, t_end)}
 
 
+def summary(result: dict) -> dict:
+    """One line per run: when, priorities, and per section p50/p99 (ms) with the load average before it."""
+    line = {"when": result["when"], "priority": result.get("priority")}
+    for name, r in result.get("inference", {}).items():
+        t = r["threads_1"]
+        line[f"onnx_1thread:{name}"] = {"wall": [t["p50"], t["p99"]], "cpu": [t["cpu_ms"]["p50"], t["cpu_ms"]["p99"]], "load": t["load_before"][0]}
+    for name, r in result.items():
+        if isinstance(r, dict) and "camera_to_wheels_ms" in r:
+            c = r["camera_to_wheels_ms"]
+            line[name] = {"camera_to_wheels": [c["p50"], c["p99"]], "commands_per_s": r["commands_per_s"], "load": r["load_before"][0]}
+            if "split" in r:
+                line[name]["frame_arrival_to_wheels"] = [r["split"]["frame_received_to_wheels_received_ms"][k] for k in ("p50", "p99")]
+    return line
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -322,6 +338,8 @@ def main() -> int:
         result = {**json.loads(out.read_text()), **{k: v for k, v in result.items() if k != "machine"}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    with open(out.with_name(out.stem + "_runs.jsonl"), "a") as f:  # every run's headline numbers, for runs under different loads
+        f.write(json.dumps(summary(result)) + "\n")
     if any(isinstance(v, dict) and "raw_ms" in v for v in result.values()) and "inference" in result:
         plot(result, out.with_suffix(".png"))
     print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "raw_ms"} if isinstance(v, dict) else v) for k, v in result.items()}, indent=2))
