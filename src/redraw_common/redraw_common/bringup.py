@@ -235,6 +235,16 @@ def ros_env(run_dir: Path, domain_id: int | None = None) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the starting process dies, even by SIGKILL, whose
+    cleanup code never runs; without it a killed job leaves its twin and drivers running forever."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class NodeProcess:
     """One process in its own process group (signals reach it and anything it spawned), output to a log file."""
 
@@ -243,7 +253,8 @@ class NodeProcess:
         self.argv = argv
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
 
     @property
     def pid(self) -> int:

@@ -64,3 +64,37 @@ def test_group_ends_its_processes_and_their_children(tmp_path):
         os.kill(child, 0)
     for _ in range(50):
         assert 101 <= bringup.unique_domain_id(101, 200) <= 200
+
+
+def test_children_end_when_the_starting_process_is_killed(tmp_path):
+    """SIGKILL of the job skips every cleanup; its children must still end (PR_SET_PDEATHSIG), not run on."""
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import sys, time; from pathlib import Path; from redraw_common.bringup import NodeProcess; "
+        f"p = NodeProcess('sleeper', ['sleep', '120'], dict(__import__('os').environ), Path({str(tmp_path / 'log')!r})); "
+        f"Path({str(pid_file)!r}).write_text(str(p.pid)); time.sleep(120)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        os.kill(child, 0)                       # running
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            if open(f"/proc/{child}/stat").read().split()[2] == "Z":   # exited, not yet reaped by init
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, 9)
+            pytest.fail(f"child {child} still runs 10 s after its parent was killed")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
