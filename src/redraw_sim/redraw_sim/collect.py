@@ -36,7 +36,7 @@ class CollectError(ValueError):
 def make_driver(name: str, env: gym.Env, seed: int | None = None, **kwargs: Any):
     """A driver by name for `env`: expert (lane P-controller), explore (reward-free explorer) or random."""
     if name == "random":
-        return RandomDriver(int(np.prod(env.action_space.shape)), seed=seed)
+        return RandomDriver(int(np.prod(env.action_space.shape)), seed=seed, **kwargs)
     if name not in DRIVERS:
         raise CollectError(f"unknown driver {name!r}; expected one of {DRIVERS}")
     if not hasattr(env.unwrapped, "lane_state"):

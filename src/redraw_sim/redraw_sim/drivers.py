@@ -42,20 +42,35 @@ def lane_state_of(state: Any) -> LaneState:
 
 
 class RandomDriver:
-    """Uniform random actions in [-1, 1]^action_dim (any env; DMC data without an expert)."""
+    """Uniform random actions in [-1, 1]^action_dim (any env; DMC data without an expert).
+
+    hold=(lo, hi): keep each drawn action for a uniform lo..hi steps. Fresh actions every step average out
+    within the motors' lag, so the robot rarely reaches full speed in any direction; held ones drive it to
+    full forward and backward speeds and sustained turns (the states a perturbed robot visits).
+    """
 
     input = "none"
 
-    def __init__(self, action_dim: int = 2, seed: int | None = None):
+    def __init__(self, action_dim: int = 2, seed: int | None = None, hold: tuple[int, int] | list[int] = (1, 1)):
         self.action_dim = int(action_dim)
+        lo, hi = (int(h) for h in hold)
+        if not 1 <= lo <= hi:
+            raise ValueError(f"hold must be (lo, hi) steps with 1 <= lo <= hi, found {tuple(hold)}")
+        self.hold = (lo, hi)
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
         if seed is not None or not hasattr(self, "rng"):
             self.rng = np.random.default_rng(seed)
+        self.left = 0
+        self.action = np.zeros(self.action_dim, np.float32)
 
     def act(self, obs_or_state: Any = None) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+        if self.left <= 0:
+            self.action = self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+            self.left = int(self.rng.integers(self.hold[0], self.hold[1] + 1))
+        self.left -= 1
+        return self.action.copy()
 
 
 class LaneFollowPController:

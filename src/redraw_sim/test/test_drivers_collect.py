@@ -111,3 +111,25 @@ def test_collect_cli_with_dmc_and_errors(tmp_path, capsys):
     with pytest.raises(CollectError, match="unknown driver 'joystick'"):
         make_driver("joystick", env)
     assert isinstance(make_driver("random", env), RandomDriver) and make_driver("random", env).act().shape == (1,)
+
+
+def test_held_random_actions_reach_full_speed_both_ways():
+    """Fresh uniform actions every step average out in the motors' lag; held ones reach full speed forwards and
+    backwards (the coverage a world model needs to represent a robot whose actions are reversed)."""
+    speeds = {}
+    for hold in ((1, 1), (10, 30)):
+        env = gym.make("redraw/DuckietownLoop-v0", start={"max_offset": 0.0, "max_heading_deg": 0.0})
+        driver = RandomDriver(2, seed=3, hold=hold)
+        env.reset(seed=3)
+        v = []
+        for _ in range(300):
+            obs, _, term, trunc, _ = env.step(driver.act())
+            v.append(obs["vector"][0])
+            if term or trunc:
+                env.reset()
+        speeds[hold] = np.array(v)
+    fast = {h: (np.mean(s > 0.15), np.mean(s < -0.15)) for h, s in speeds.items()}
+    assert min(fast[(10, 30)]) > 0.06, fast         # held: >6 % of steps above 0.15 m/s forwards and backwards (10 %, 19 %)
+    assert max(fast[(1, 1)]) < 0.04, fast           # fresh every step: rarely (1.3 %, 2.7 %)
+    with pytest.raises(ValueError, match="hold must be"):
+        RandomDriver(2, hold=(0, 3))
