@@ -121,9 +121,12 @@ def default_updates(config: Config) -> int:
 
 
 def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updates: int | None = None, progress: bool = True,
-                     resume: bool = True, eval_env: str | None = None, eval_perturb: str = "", eval_kwargs: dict[str, Any] | None = None
-                     ) -> dict[str, Any]:
-    """Pretrain config's agent (DRAW or Dreamer, explore task) on a fixed dataset; returns the summary."""
+                     resume: bool = True, eval_env: str | None = None, eval_perturb: str = "", eval_kwargs: dict[str, Any] | None = None,
+                     init_from: str | Path | None = None) -> dict[str, Any]:
+    """Pretrain config's agent (DRAW or Dreamer, explore task) on a fixed dataset; returns the summary.
+
+    init_from: a pretrained run or checkpoint to start from (weights, optimiser state and update count) when `out`
+    holds no checkpoint yet: continuing a run on a new or extended dataset. Its shapes must fit the dataset."""
     from .logger import Mean
 
     if config.explore == "plan2explore":
@@ -168,6 +171,18 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
         counters.update(manifest["counters"])
         if "replay" in manifest.get("rng", {}):
             replay.set_rng_state(manifest["rng"]["replay"])
+    elif init_from is not None:
+        _, manifest = read_manifest(init_from)
+        if manifest["kind"] != "pretrain":
+            raise OfflineError(f"--init-from {init_from}: a {manifest['kind']!r} checkpoint; expected a pretrained one")
+        want = {"image_shape": list(image_shape), "action_dim": action_dim, "vector_dim": vector_dim}
+        have = {k: manifest["model"].get(k, 0 if k == "vector_dim" else None) for k in want}
+        if have != want:
+            raise OfflineError(f"--init-from {init_from}: the model has {have}, the dataset {dataset} needs {want}")
+        agent, manifest, _ = load_agent(init_from, device, optimizers=True,
+                                        overrides={"device": config.device, "threads": config.threads, "run": config.run.to_dict()})
+        counters.update(manifest["counters"])
+        torch.manual_seed(config.seed + counters["updates"])
     else:
         torch.manual_seed(config.seed)
         with torch.device(device):
@@ -185,6 +200,14 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
     last_eval: dict[str, Any] = {}
     started = time.time()
     data_info = {"dataset": data.describe(), "dataset_json": {k: v for k, v in info.items() if k not in ("episode_lengths", "episode_ends")}}
+    if resume and _has_checkpoint(out):
+        _, manifest = read_manifest(out)
+        if "init_from" in manifest.get("data", {}):
+            data_info["init_from"] = manifest["data"]["init_from"]
+    elif init_from is not None:
+        _, src = read_manifest(init_from)
+        data_info["init_from"] = {"checkpoint": str(init_from), "updates": src["counters"]["updates"],
+                                  "dataset": src.get("data", {}).get("dataset", {})}
 
     def evaluate_now() -> None:
         nonlocal last_eval

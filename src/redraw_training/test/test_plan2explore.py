@@ -298,3 +298,31 @@ def test_offline_pretrain_refuses_reward_free_data(tmp_path):
         pretrain_offline(load_config(["tiny"]), data, tmp_path / "out", updates=1, progress=False)
     with pytest.raises(OfflineError, match="Plan2Explore"):
         pretrain_offline(load_config(["tiny", "plan2explore"]), data, tmp_path / "out", updates=1, progress=False)
+
+
+def test_offline_pretrain_continues_from_another_run_on_new_data(tmp_path):
+    """--init-from: a run continues on an extended dataset from the given run's weights and update count (no fresh
+    start: its first loss is far below a fresh model's), records where it came from, and refuses shape mismatches."""
+    from redraw_training.cli.pretrain import main
+
+    small, more = tmp_path / "small", tmp_path / "more"
+    _write_dataset(small, 3)
+    _write_dataset(more, 5)
+    common = ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
+    assert main(["--dataset", str(small), "--updates", "60", "--out", str(tmp_path / "a"), *common]) == 0
+    assert main(["--dataset", str(more), "--updates", "65", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"), *common]) == 0
+    assert main(["--dataset", str(more), "--updates", "5", "--out", str(tmp_path / "fresh"), *common]) == 0
+    rows = lambda run: [json.loads(line) for line in (tmp_path / run / "scalars.jsonl").read_text().splitlines()]  # noqa: E731
+    cont, fresh = rows("b"), rows("fresh")
+    assert [r["step"] for r in cont] == [61, 62, 63, 64, 65]
+    assert cont[0]["model/loss"] < 0.5 * fresh[0]["model/loss"], (cont[0]["model/loss"], fresh[0]["model/loss"])
+    manifest = json.loads((tmp_path / "b" / "checkpoint" / "checkpoint.json").read_text())
+    assert manifest["counters"]["updates"] == 65 and manifest["data"]["init_from"]["updates"] == 60
+    # resuming the continued run on its own dataset works; a checkpoint of other shapes is refused
+    assert main(["--dataset", str(more), "--updates", "66", "--out", str(tmp_path / "b"), *common]) == 0
+    other = tmp_path / "other"
+    from redraw_training.loops import collect
+
+    collect("redraw/PointGoal-v0", other, 2, "random", seed=5, keep_reward=True, env_kwargs={"size": 64})
+    with pytest.raises(SystemExit):
+        main(["--dataset", str(other), "--updates", "70", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"), *common])

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, read_manifest
+from ..config import ConfigError, config_from_dict
 from .common import add_config_args, build_config, fail, parse_kwargs, say
 
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=None,
                         help="with --dataset: gradient updates (default: run.steps * run.train_ratio / (batch_size * batch_length))")
     parser.add_argument("--eval-env", default=None, help="with --dataset: gymnasium id to evaluate in (optional)")
+    parser.add_argument("--init-from", default=None, metavar="RUN",
+                        help="with --dataset: start from this pretrained run's weights, optimiser state, update count and config "
+                             "(continue it on a new or extended dataset); --out must not hold a checkpoint yet")
     add_config_args(parser)
     args = parser.parse_args(argv)
     if args.explore == "plan2explore" and "plan2explore" not in ",".join(args.preset).split(","):
@@ -84,18 +88,30 @@ def _offline(args) -> int:
     extra = {"explore": args.explore} if args.explore is not None else {}
     if args.steps is not None:
         extra["run.steps"] = args.steps
-    config = build_config(args, extra=extra)
+    base = None
+    if args.init_from:
+        from ..loops import has_checkpoint
+
+        if has_checkpoint(args.out):
+            fail(f"{args.out} already holds a checkpoint; --init-from starts a new run (drop it to resume {args.out})")
+        try:
+            _, src = read_manifest(args.init_from)
+            base = config_from_dict(src["config"], src.get("presets", []))
+        except (CheckpointError, ConfigError) as exc:
+            fail(str(exc))
+    config = build_config(args, base=base, extra=extra)
     updates = args.updates if args.updates is not None else default_updates(config)
     say([
         f"pretrain (offline): {config.model.upper()} world model + task actor-critic from the dataset {args.dataset} (no env), "
         f"{updates} updates of batch {config.batch_size}x{config.batch_length}",
         f"  presets {list(config.presets) or ['paper (defaults)']}, device {config.device}; evaluation: {args.eval_env or 'none'}",
-        f"  writing {args.out}/: checkpoint/, tb/ (if TensorBoard is installed), scalars.jsonl, summary.json",
+        f"  writing {args.out}/: checkpoint/, tb/ (if TensorBoard is installed), scalars.jsonl, summary.json"
+        + (f"; starting from {args.init_from}" if args.init_from else ""),
     ])
     try:
         summary = pretrain_offline(config, args.dataset, args.out, updates=updates, progress=not args.no_progress, resume=not args.fresh,
                                    eval_env=args.eval_env, eval_perturb=args.perturb or "",
-                                   eval_kwargs=parse_kwargs(args.env_kwargs) if args.env_kwargs else None)
+                                   eval_kwargs=parse_kwargs(args.env_kwargs) if args.env_kwargs else None, init_from=args.init_from)
     except (CheckpointError, OfflineError) as exc:
         fail(str(exc))
     ev = summary.get("eval") or {}
