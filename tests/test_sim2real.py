@@ -100,8 +100,11 @@ def test_summary_and_plot_hold_consistent_metrics_of_both_policies(job):
         assert m["truth_coverage"] > 0.9
         assert m["laps"] == len(m["lap_times_s"])
         assert (math.isnan(m["lap_time_s"]) and m["laps"] == 0) or m["lap_time_s"] == pytest.approx(sum(m["lap_times_s"]) / m["laps"])
-        # every departure seen both as an episode event and in the ground truth, and each one starts a new episode
-        assert m["departures"] == m["departures_seen_in_events"] == m["departures_seen_in_truth"]
+        # every departure seen both as an episode event and in the ground truth (the count is the larger one; a lost
+        # ground-truth message - coverage may be 90 % - or the window's edge can hide one from a stream), and each one
+        # starts a new episode
+        seen = (m["departures_seen_in_events"], m["departures_seen_in_truth"])
+        assert m["departures"] == max(seen) and min(seen) >= m["departures"] - 1, seen
         assert m["departures"] <= m["episodes"] <= m["departures"] + 1
         # dense reward per control step: progress + centre terms in [-1.5, 1], and each departure -20 once
         steps = m["control_steps"]
