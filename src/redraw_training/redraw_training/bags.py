@@ -15,12 +15,14 @@ What it does, per recording (a recording folder with its parts, or any rosbag2 b
    seconds of it (a driver slower than the control rate); a longer silence ends the episode.
 3. Each tick's observation is the freshest camera frame stamped at or before the tick, at most
    `max_frame_age` old (default one control period): row t = (frame, action chosen after seeing it).
-   For a model whose observation has a vector (`vector_dim=2`: the measured forward speed m/s and yaw rate
-   rad/s, the Duckietown env's "vector"), each step's vector is the latest wheel-odometry message
-   (geometry_msgs/TwistStamped on `deadreckoning_node/velocity`) stamped at or before its frame, at most
-   `max_odometry_age` older (default two control periods). A tick whose frame has no such odometry is treated
-   like a tick without a usable frame (step 4); a bag without the odometry topic, or with no odometry on it, is
-   refused. With `vector_dim=0` odometry is ignored.
+   For a model whose observation has a vector (the Duckietown env's "vector", redraw_common.observation:
+   `vector_dim = 2 + 2k`), each step's vector is the measured forward speed m/s and yaw rate rad/s, from the
+   latest wheel-odometry message (geometry_msgs/TwistStamped on `deadreckoning_node/velocity`) stamped at or
+   before its frame, at most `max_odometry_age` older (default two control periods), followed by the last k
+   actions of the episode (forward, turn; newest first; zeros before the episode's first step, as after an env
+   reset: every episode written, however it was cut, starts its history afresh). A tick whose frame has no such
+   odometry is treated like a tick without a usable frame (step 4); a bag without the odometry topic, or with no
+   odometry on it, is refused. With `vector_dim=0` odometry is ignored.
 4. Episodes are cut at episode events (END/START), at gaps and at ticks without a usable frame; ticks
    between an END and the next START are dropped; episodes shorter than `min_episode_length` are dropped.
    An END for leaving the lane or a collision marks the episode terminal.
@@ -35,7 +37,7 @@ and says `clean` when every transition is sound (no tick without a fresh frame, 
 size, encoding or stamp, no tick whose odometry went stale, no part recovered after a crash) and the camera
 lost at most 1 % of its frames.
 
-Command line:  convert-bags BAG [BAG ...] --out DIR [--preprocess FILE] [--control-hz 10] [--vector-dim 2]
+Command line:  convert-bags BAG [BAG ...] --out DIR [--preprocess FILE] [--control-hz 10] [--vector-dim 6]
 (--preprocess takes a model's checkpoint.json or ONNX manifest, whose vector size then applies too.)
 """
 
@@ -62,6 +64,7 @@ from redraw_common.episodes import make_flags, save_episode
 from redraw_common.errors import BagError, PreprocessError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
 from redraw_common.mcaprepair import is_complete, iter_messages
+from redraw_common.observation import history_from_actions, history_length
 from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, preprocess
 from redraw_common.recording import PART_CLOSED, PREFIX, SIDECAR, RecordingInfo, Sidecar, cdr_header_stamp
 
@@ -72,7 +75,7 @@ EPISODE_TYPE = "redraw_msgs/msg/EpisodeEvent"
 ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
 ODOMETRY_SUFFIX = "deadreckoning_node/velocity"  # redraw_common.topics.ODOM_VELOCITY
 ODOMETRY_DOC = f"{ODOMETRY_TYPE} on <robot>/{ODOMETRY_SUFFIX} (twist.linear.x forward m/s, twist.angular.z yaw rate rad/s)"
-VECTOR_DIMS = {0: "none", 2: "odometry velocity (forward m/s, yaw rate rad/s)"}
+ODOMETRY_SOURCE = "odometry velocity (forward m/s, yaw rate rad/s)"
 ROLE_OF_TYPE = {CAMERA_TYPE: "camera", ACTION_TYPE: "action", WHEELS_TYPE: "wheels_cmd", EPISODE_TYPE: "episode"}
 EVENT_START, EVENT_END = 0, 1
 TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
@@ -332,7 +335,7 @@ def _pick_odometry(source: Source, topics: dict[str, str], topic: str | None) ->
             stamped = sorted(t for t, m in topics.items() if m == ODOMETRY_TYPE)
             hint = f"; its {ODOMETRY_TYPE} topics {stamped} are not named as odometry: pass odometry_topic to use one" if stamped else ""
             raise BagError(
-                f"{source.path}: the model expects a 2-dim vector (measured forward speed, yaw rate) but the bag has no odometry "
+                f"{source.path}: the model's vector starts with the measured velocity (forward speed, yaw rate) but the bag has no odometry "
                 f"topic: expected {ODOMETRY_DOC}; the bag has: {listing}{hint}"
             )
     elif topic not in topics:
@@ -464,8 +467,8 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
         if not odom_stamp:
             found = f"{messages['odometry']} messages, all with non-finite values" if messages["odometry"] else "no messages"
             raise BagError(
-                f"{source.path}: the odometry topic {chosen['odometry']} ({ODOMETRY_TYPE}) has {found}; the model expects a 2-dim "
-                f"vector (measured forward speed, yaw rate) with every frame (a robot without wheel odometry: the recorder logs "
+                f"{source.path}: the odometry topic {chosen['odometry']} ({ODOMETRY_TYPE}) has {found}; the model's vector starts "
+                f"with the measured velocity (forward speed, yaw rate) at every frame (a robot without wheel odometry: the recorder logs "
                 f"'NO ODOMETRY'; convert for a model without a vector, vector_dim=0)"
             )
         okeep = _monotonic(odom_stamp, "odometry", source, max_bad_fraction)
@@ -736,9 +739,10 @@ def convert_bags(
     """Convert bags (recording folders, bag folders, .mcap files, or folders of them) into a dataset folder
     of episodes. `preprocess_config`: the settings of the model being calibrated (None: the settings stored
     with the first recording). `frame_size`: expected camera (height, width); None: the most common size.
-    `vector_dim`: the size of the model's vector observation: 0 (none; odometry is ignored) or 2 (the wheel
-    odometry's forward speed m/s and yaw rate rad/s, from `odometry_topic`, default <robot>/deadreckoning_node/velocity,
-    at most `max_odometry_age` s older than its frame, default 2 / control_hz).
+    `vector_dim`: the size of the model's vector observation (redraw_common.observation): 0 (none; odometry is
+    ignored) or 2 + 2k: the wheel odometry's forward speed m/s and yaw rate rad/s, from `odometry_topic`, default
+    <robot>/deadreckoning_node/velocity, at most `max_odometry_age` s older than its frame, default 2 / control_hz,
+    then the episode's last k actions (forward, turn), newest first, zeros before its first step.
     Returns the report (also written to <out_dir>/report.json). Raises BagError on bad input; then nothing
     is written."""
     t_start = time.monotonic()
@@ -756,11 +760,7 @@ def convert_bags(
     if min_episode_length < 2:
         raise BagError(f"min_episode_length must be >= 2 (the episode format needs 2 steps), found {min_episode_length}")
     max_frame_age = 1.0 / control_hz if max_frame_age is None else float(max_frame_age)
-    if isinstance(vector_dim, bool) or vector_dim not in VECTOR_DIMS:
-        raise BagError(
-            f"vector_dim must be 0 (no vector) or 2 (the wheel odometry's forward speed m/s and yaw rate rad/s, the "
-            f"Duckietown env's 'vector'), found {vector_dim!r}: a bag holds no other vector observation"
-        )
+    history = _vector_history(vector_dim)
     max_odometry_age = 2.0 / control_hz if max_odometry_age is None else float(max_odometry_age)
     if not (math.isfinite(max_odometry_age) and max_odometry_age >= 0):
         raise BagError(f"max_odometry_age must be a finite number of seconds >= 0, found {max_odometry_age!r}")
@@ -782,7 +782,7 @@ def convert_bags(
     planned = []
     for source in sources:
         streams = read_streams(source, types, action_source=action_source, kinematics=kinematics, max_bad_fraction=max_bad_fraction,
-                               odometry=vector_dim == 2, odometry_topic=odometry_topic)
+                               odometry=history is not None, odometry_topic=odometry_topic)
         ticks = control_ticks(streams.cmd_stamp, streams.cmd_action, control_hz, max_gap)
         plan = plan_episodes(streams, ticks, max_frame_age, min_episode_length, max_odometry_age)
         planned.append((source, streams, ticks, plan))
@@ -791,7 +791,7 @@ def convert_bags(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     try:
-        report = _write(planned, tmp, cfg, types, frame_size, max_bad_fraction, min_episode_length, progress)
+        report = _write(planned, tmp, cfg, types, frame_size, max_bad_fraction, min_episode_length, progress, history or 0)
         report.update({
             "output": str(out_dir),
             "preprocessing": cfg.to_dict(),
@@ -799,8 +799,7 @@ def convert_bags(
             "max_gap_s": max_gap,
             "max_frame_age_s": max_frame_age,
             "min_episode_length": min_episode_length,
-            "vector": {"dim": vector_dim, "source": VECTOR_DIMS[vector_dim],
-                       **({"max_odometry_age_s": max_odometry_age} if vector_dim else {})},
+            "vector": _vector_entry(vector_dim, history, max_odometry_age),
             "seconds": round(time.monotonic() - t_start, 2),
         })
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
@@ -814,8 +813,36 @@ def convert_bags(
     return report
 
 
+def _vector_history(vector_dim: Any) -> int | None:
+    """The number of past actions in a model's vector of size `vector_dim` (2 + 2k); None for a model without a vector."""
+    if isinstance(vector_dim, (int, np.integer)) and not isinstance(vector_dim, bool) and vector_dim == 0:
+        return None
+    try:
+        return history_length(vector_dim)
+    except ValueError:
+        raise BagError(
+            f"vector_dim must be 0 (no vector) or 2 + 2k (the Duckietown env's 'vector': the wheel odometry's forward speed "
+            f"m/s and yaw rate rad/s, then the last k actions (forward, turn), newest first; e.g. 2, 4, 6), found {vector_dim!r}: "
+            f"a bag holds no other vector observation"
+        ) from None
+
+
+def describe_vector(history: int) -> str:
+    """The layout of a vector with `history` past actions, as the report states it."""
+    if not history:
+        return ODOMETRY_SOURCE
+    return f"{ODOMETRY_SOURCE} + last {history} action{'s' if history > 1 else ''} (forward, turn), newest first, zeros at each episode's start"
+
+
+def _vector_entry(vector_dim: int, history: int | None, max_odometry_age: float) -> dict[str, Any]:
+    if history is None:
+        return {"dim": 0, "source": "none"}
+    return {"dim": int(vector_dim), "source": describe_vector(history), **({"action_history": history} if history else {}),
+            "max_odometry_age_s": max_odometry_age}
+
+
 def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, frame_size, max_bad_fraction: float,
-           min_length: int, progress: bool) -> dict[str, Any]:
+           min_length: int, progress: bool, history: int = 0) -> dict[str, Any]:
     inputs = []
     totals = Counter()
     lengths = []
@@ -862,7 +889,8 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
                 }
                 if plan.odometry_of_tick is not None:
                     osel = plan.odometry_of_tick[sel]
-                    ep["vector"] = streams.odometry.vector[osel].astype(np.float32)
+                    # the episode's own actions: its history starts from zeros, as after an env reset
+                    ep["vector"] = np.concatenate([streams.odometry.vector[osel], history_from_actions(ep["action"], history)], 1).astype(np.float32)
                     odom_ages.append(streams.frame_stamp[fsel] - streams.odometry.stamp[osel])
                 name = f"{n_episode:06d}-{_safe(source.path.name)}.npz"
                 save_episode(folder / name, ep)
@@ -991,7 +1019,9 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     vector = report.get("vector", {"dim": 0})
     if vector["dim"]:
-        lines.append(f"  vector: {vector['source']}, at most {vector['max_odometry_age_s']:g} s older than its frame; "
+        history = vector.get("action_history", 0)
+        actions = f", + last {history} action{'s' if history > 1 else ''} (forward, turn), newest first" if history else ""
+        lines.append(f"  vector: {ODOMETRY_SOURCE}, at most {vector['max_odometry_age_s']:g} s older than its frame{actions}; "
                      f"{report['stale_odometry_ticks']} ticks with stale odometry (cut)")
     lines.append(f"  {'clean' if report['clean'] else 'NOT clean: see report.json'}")
     for e in report["inputs"]:
@@ -1098,7 +1128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-episode-length", type=int, default=8)
     parser.add_argument("--max-bad-fraction", type=float, default=0.05)
     parser.add_argument("--vector-dim", type=int, default=None,
-                        help="the model's vector observation: 0 = none, 2 = wheel odometry (forward m/s, yaw rate rad/s); "
+                        help="the model's vector observation size: 0 = none, or 2 + 2k = wheel odometry (forward m/s, yaw rate "
+                             "rad/s) then the last k actions (forward, turn), newest first (2, 4, 6, ...); "
                              "default: from the model manifest given to --preprocess, else 0")
     parser.add_argument("--odometry-topic", default=None, help=f"odometry topic (default: the recording's, else <robot>/{ODOMETRY_SUFFIX})")
     parser.add_argument("--max-odometry-age", type=float, default=None, help="oldest usable odometry before a frame, s (default: 2/control_hz)")

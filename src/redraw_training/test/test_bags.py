@@ -19,6 +19,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from redraw_common.episodes import iter_episodes
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
+from redraw_common.observation import history_from_actions
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg
 from redraw_common.recording import RecordingInfo
 from redraw_training.bags import control_ticks, convert_bags, dataset_from_bags, is_bag_input, main
@@ -408,14 +409,15 @@ def test_the_recordings_own_odometry_topic_or_the_one_asked_for(tmp_path):
     np.testing.assert_allclose(ep["vector"][:, 1], -np.arange(0, 60, 3) / 50, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["no_topic", "no_messages", "wrong_type", "non_finite", "out_of_order", "bad_dim", "missing_named"])
+@pytest.mark.parametrize("case", ["no_topic", "no_messages", "wrong_type", "non_finite", "out_of_order", "bad_dim_3", "bad_dim_5", "bad_dim_1",
+                                  "missing_named"])
 def test_bad_odometry_gets_clear_errors_and_writes_nothing(tmp_path, case):
     frames, actions = stream(seconds=2.0)
     odometry = odometry_stream(frames)
     kw, options = {"odometry": odometry}, {"vector_dim": 2}
     if case == "no_topic":
         kw = {}
-        match = (r"the model expects a 2-dim vector .* no odometry topic: expected geometry_msgs/msg/TwistStamped on "
+        match = (r"the model's vector starts with the measured velocity \(forward speed, yaw rate\) but the bag has no odometry topic: expected geometry_msgs/msg/TwistStamped on "
                  r"<robot>/deadreckoning_node/velocity .*; the bag has: /db/camera_node/image/compressed \[sensor_msgs/msg/CompressedImage\], "
                  r"/db/redraw/action \[redraw_msgs/msg/DriveAction\]$")
     elif case == "no_messages":
@@ -430,9 +432,11 @@ def test_bad_odometry_gets_clear_errors_and_writes_nothing(tmp_path, case):
     elif case == "out_of_order":
         kw = {"odometry": [(s - (NS if i % 3 == 0 else 0), f, y, s) for i, (s, f, y) in enumerate(odometry)]}  # received in order
         match = r"odometry stamps out of order: 19 of 60 messages are stamped at or before an earlier one"
-    elif case == "bad_dim":
-        options = {"vector_dim": 3}
-        match = r"vector_dim must be 0 \(no vector\) or 2 .*found 3"
+    elif case.startswith("bad_dim"):  # odd, or too small for the velocity: the layout is 2 + 2k
+        dim = int(case[-1])
+        options = {"vector_dim": dim}
+        match = (r"vector_dim must be 0 \(no vector\) or 2 \+ 2k \(the Duckietown env's 'vector': the wheel odometry's forward speed "
+                 rf"m/s and yaw rate rad/s, then the last k actions \(forward, turn\), newest first; e.g. 2, 4, 6\), found {dim}: ")
     else:
         options = {"vector_dim": 2, "odometry_topic": "/db/nothing"}
         match = r"odometry topic /db/nothing not found: expected geometry_msgs/msg/TwistStamped messages on it; the bag has: .*deadreckoning"
@@ -479,3 +483,64 @@ def test_a_few_odometry_messages_out_of_order_are_dropped_and_reported(tmp_path)
     (ep,) = episodes(tmp_path / "ds")
     assert report["inputs"][0]["odometry"]["out_of_order"] == 1 and report["out_of_order"] == 1 and not report["clean"]
     assert report["transitions"] == 20 and ep["vector"][10, 0] == np.float32(0.30)  # frame 30 still has its own odometry
+
+
+# ---------------------------------------------------------------------------------------------------
+# The vector observation with an action history (vector_dim 2 + 2k, redraw_common.observation)
+
+def test_vector_of_six_is_the_odometry_then_the_episodes_last_two_actions(tmp_path, capsys):
+    frames, actions = stream(seconds=6.0)
+    # the driver pauses 1.0 s between 4.0 and 5.0 s: a cut; the second episode (ticks 5.0 .. 5.9 s) restarts its history
+    actions = [a for a in actions if not (T0 + 4 * NS <= a[0] < T0 + 5 * NS)]
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry_stream(frames))
+    report2 = convert_bags(bag, tmp_path / "ds2", CFG, vector_dim=2, min_episode_length=4, verbose=False)
+    capsys.readouterr()
+    report6 = convert_bags(bag, tmp_path / "ds6", CFG, vector_dim=6, min_episode_length=4)
+    eps2, eps6 = episodes(tmp_path / "ds2"), episodes(tmp_path / "ds6")
+    assert [len(e["action"]) for e in eps6] == [len(e["action"]) for e in eps2] == [40, 10]
+    for e2, e6 in zip(eps2, eps6, strict=True):
+        assert e6["vector"].dtype == np.float32 and e6["vector"].shape == (len(e6["action"]), 6)
+        np.testing.assert_array_equal(e6["vector"][:, :2], e2["vector"])       # the velocity: as for a model of size 2
+        np.testing.assert_array_equal(e6["action"], e2["action"])
+        np.testing.assert_array_equal(e6["vector"][:, 2:], history_from_actions(e6["action"], 2))
+    # by hand, from the recorded commands (tick k = command k; the second episode starts with command 40, sent at 5.0 s)
+    cmd = np.array([[f, t] for _, f, t in actions], np.float32)
+    first, second = eps6
+    np.testing.assert_array_equal(first["vector"][0, 2:], np.zeros(4, np.float32))
+    np.testing.assert_array_equal(first["vector"][1, 2:], [*cmd[0], 0.0, 0.0])
+    np.testing.assert_array_equal(first["vector"][5, 2:], [*cmd[4], *cmd[3]])     # newest first
+    np.testing.assert_allclose(first["vector"][5, :2], [15 / 100, -15 / 50], atol=1e-6)  # tick 5 sees frame 15
+    np.testing.assert_array_equal(second["vector"][0, 2:], np.zeros(4, np.float32))  # not the commands before the gap
+    np.testing.assert_array_equal(second["vector"][1, 2:], [*cmd[40], 0.0, 0.0])
+    np.testing.assert_array_equal(second["vector"][2, 2:], [*cmd[41], *cmd[40]])
+    assert report6["vector"] == {
+        "dim": 6, "source": "odometry velocity (forward m/s, yaw rate rad/s) + last 2 actions (forward, turn), newest first, "
+                            "zeros at each episode's start", "action_history": 2, "max_odometry_age_s": 0.2}
+    assert report2["vector"] == {"dim": 2, "source": "odometry velocity (forward m/s, yaw rate rad/s)", "max_odometry_age_s": 0.2}
+    assert ("vector: odometry velocity (forward m/s, yaw rate rad/s), at most 0.2 s older than its frame, + last 2 actions "
+            "(forward, turn), newest first" in capsys.readouterr().out)
+    assert json.loads((tmp_path / "ds6" / "report.json").read_text())["vector"] == report6["vector"]
+
+
+def test_the_cli_and_calibrate_take_a_vector_of_six_from_the_model(tmp_path, capsys):
+    from redraw_training.cli.calibrate import _dataset_folder
+
+    frames, actions = stream(seconds=2.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry_stream(frames))
+    checkpoint = {"preprocessing": CFG.to_dict(), "model": {"image_shape": [8, 8, 3], "action_dim": 2, "vector_dim": 6}}
+    onnx = {"preprocessing": CFG.to_dict(), "inputs": [{"name": "obs", "shape": [1, 8, 8, 3], "dtype": "uint8"},
+                                                      {"name": "vector", "shape": [1, 6], "dtype": "float32"}]}
+    for name, manifest in (("checkpoint.json", checkpoint), ("policy.json", onnx)):
+        (tmp_path / name).write_text(json.dumps(manifest))
+        assert main([str(bag), "--out", str(tmp_path / f"ds_{name}"), "--preprocess", str(tmp_path / name)]) == 0
+        (ep,) = episodes(tmp_path / f"ds_{name}")
+        assert ep["vector"].shape == (20, 6)
+        np.testing.assert_array_equal(ep["vector"][3, 2:], [*ep["action"][2], *ep["action"][1]])
+    assert "+ last 2 actions (forward, turn), newest first" in capsys.readouterr().out
+    # a size the layout cannot have: a clear error, nothing written
+    assert main([str(bag), "--out", str(tmp_path / "ds5"), "--vector-dim", "5"]) == 2
+    assert "vector_dim must be 0 (no vector) or 2 + 2k" in capsys.readouterr().err and not (tmp_path / "ds5").exists()
+    folder = _dataset_folder(str(bag), str(tmp_path / "cal"), checkpoint)
+    (ep,) = episodes(folder)
+    assert ep["vector"].shape == (20, 6)
+    np.testing.assert_array_equal(ep["vector"][:, 2:], history_from_actions(ep["action"], 2))
