@@ -12,6 +12,11 @@ rad/s) after the last control step, as wheel-encoder odometry reports it on a re
 (redraw_common.topics.ODOM_VELOCITY). A single frame does not show how fast the robot moves, and the
 progress reward depends on it, so a model without a recurrent state needs it in its observation (the
 paper's Duckiebot config encodes `yaw_and_forward_vel` the same way, ../shared/docs/METHOD.md section 8.2).
+With action_history=k > 0 the vector goes on with the last k actions sent, newest first (zeros after a reset):
+[forward m/s, yaw rate rad/s, forward_{t-1}, turn_{t-1}, ..., forward_{t-k}, turn_{t-k}]. The simulated motors
+act on a command 0.15 s late and then accelerate, so the velocity alone does not say what the robot is about to
+do; a model without a recurrent state needs the commands still in flight to steer through a curve
+(redraw_common.observation holds this layout for the bag converter and the policy node).
 Action: (forward, turn) in [-1, 1]^2 -> redraw_common.kinematics.action_to_wheels -> wheel commands, held
 for `sim_hz / control_hz` simulator steps (3 at 10 Hz). Reward and metrics: duckietown_sim.LaneSim.
 Episodes end when the robot leaves its lane (terminated) or after `time_limit` steps (truncated); the
@@ -28,6 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
+from redraw_common.observation import ActionHistory, compose_vector, vector_dim
 from redraw_common.preprocessing import PreprocessConfig, preprocess
 
 from .duckietown_sim import SIM_HZ, LaneSim, RewardConfig, StartConfig
@@ -67,6 +73,7 @@ class DuckietownLaneEnv(gym.Env):
         seed: int | None = None,
         render_mode: str | None = None,
         velocity_obs: bool = True,
+        action_history: int = 0,
     ):
         if preprocess_config is None:
             preprocess_config = PreprocessConfig(mode=obs_mode, height=obs_size, width=obs_size)
@@ -89,8 +96,13 @@ class DuckietownLaneEnv(gym.Env):
         )
         obs_spaces = {"image": spaces.Box(0, 255, self.preprocess_config.shape, dtype=np.uint8)}
         self.velocity_obs = bool(velocity_obs)
+        if isinstance(action_history, bool) or not isinstance(action_history, int) or action_history < 0:
+            raise ValueError(f"action_history must be a number of past actions >= 0, found {action_history!r}")
+        if action_history and not self.velocity_obs:
+            raise ValueError("action_history extends the velocity vector: it needs velocity_obs=True")
+        self.history = ActionHistory(action_history)
         if self.velocity_obs:
-            obs_spaces["vector"] = spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)
+            obs_spaces["vector"] = spaces.Box(-np.inf, np.inf, (vector_dim(action_history),), dtype=np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
         self.frame: np.ndarray | None = None     # the camera frame behind the last observation
@@ -107,6 +119,7 @@ class DuckietownLaneEnv(gym.Env):
         # a seed restarts the start-pose stream; without one the stream continues (seeded by the constructor)
         lane_seed = int(self.np_random.integers(2**31)) if seed is not None else None
         self.lane.reset(seed=lane_seed, **options)
+        self.history.reset()
         self._steps = 0
         info = self.lane.step_info()
         info["episode"] = None
@@ -119,6 +132,7 @@ class DuckietownLaneEnv(gym.Env):
         forward, turn = np.clip(action, -1.0, 1.0)
         wheels = action_to_wheels(float(forward), float(turn), self.kinematics_config)
         reward, terminated, info = self.lane.step(wheels.left, wheels.right, self.substeps)
+        self.history.push((forward, turn))
         self._steps += 1
         truncated = not terminated and self._steps >= self.time_limit
         info["wheels"] = (wheels.left, wheels.right)
@@ -138,7 +152,7 @@ class DuckietownLaneEnv(gym.Env):
         self.frame = self.lane.render()
         obs = {"image": preprocess(self.frame, self.preprocess_config)}
         if self.velocity_obs:
-            obs["vector"] = np.asarray(self.lane.sim.velocities(), dtype=np.float32)
+            obs["vector"] = compose_vector(self.lane.sim.velocities(), self.history)
         return obs
 
     def lane_state(self) -> dict[str, float]:
@@ -160,6 +174,7 @@ class DuckietownLaneEnv(gym.Env):
             "time_limit": self.time_limit,
             "preprocess": self.preprocess_config.to_dict(),
             "velocity_obs": self.velocity_obs,
+            "action_history": self.history.length,
             "kinematics": self.kinematics_config.to_dict(),
             "reward": asdict(self.lane.reward_config),
         }

@@ -233,6 +233,31 @@ def test_observation_is_the_preprocessed_camera_frame(nominal_env, straight_star
     assert np.array_equal(obs["image"], preprocess(env.frame, env.preprocess_config))
 
 
+def test_vector_is_velocity_then_the_last_actions(headless):
+    """action_history=2: vector = measured (forward m/s, yaw rate) + the last 2 actions sent, newest first, zeros
+    after a reset; the velocity part is the default env's vector."""
+    from redraw_common.observation import history_from_actions
+    from redraw_sim.duckietown_env import DuckietownLaneEnv
+
+    plain = DuckietownLaneEnv(seed=3, camera_width=32, camera_height=24)
+    env = DuckietownLaneEnv(seed=3, camera_width=32, camera_height=24, action_history=2)
+    assert env.observation_space["vector"].shape == (6,) and env.describe()["action_history"] == 2
+    actions = np.array([[0.6, 0.2], [0.8, -0.4], [1.0, 0.0], [0.7, 0.3], [0.0, 0.0]], np.float32)
+    obs, _ = env.reset(seed=1)
+    ref, _ = plain.reset(seed=1)
+    vectors, refs = [obs["vector"]], [ref["vector"]]
+    for a in actions[:-1]:
+        vectors.append(env.step(a)[0]["vector"])
+        refs.append(plain.step(a)[0]["vector"])
+    vectors = np.array(vectors)
+    assert np.array_equal(vectors[:, :2], np.array(refs)) and np.abs(vectors[-1, :2]).max() > 0
+    assert np.array_equal(vectors[:, 2:], history_from_actions(actions, 2))
+    obs, _ = env.reset()
+    assert not obs["vector"].any()
+    with pytest.raises(ValueError, match="action_history"):
+        DuckietownLaneEnv(camera_width=32, camera_height=24, action_history=-1)
+
+
 @pytest.mark.parametrize("mode, camera", [("lane_mask", (160, 120)), ("rgb", (160, 120)), ("lane_mask", (640, 480))])
 def test_jpeg_round_trip_within_the_stated_tolerance(headless, mode, camera):
     from redraw_sim.duckietown_env import DuckietownLaneEnv

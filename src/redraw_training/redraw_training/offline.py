@@ -157,7 +157,9 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
         raise OfflineError(f"{dataset}: {len(replay)} steps, fewer than one training sequence of {length}")
     preprocessing = preprocessing_of(info, image_shape)
     settings = info.get("env_settings") or {}
-    env_info = {"id": info.get("env") or "", "perturb": settings.get("perturb", ""), "kwargs": {}}
+    # env settings a policy needs at deployment beyond the env's defaults (the vector observation's layout)
+    env_kwargs = {"action_history": int(settings["action_history"])} if settings.get("action_history") else {}
+    env_info = {"id": info.get("env") or "", "perturb": settings.get("perturb", ""), "kwargs": env_kwargs}
     control_hz = float(settings.get("control_hz") or 10.0)
 
     ckpt_dir = out / "checkpoint"
@@ -177,10 +179,18 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
             raise OfflineError(f"--init-from {init_from}: a {manifest['kind']!r} checkpoint; expected a pretrained one")
         want = {"image_shape": list(image_shape), "action_dim": action_dim, "vector_dim": vector_dim}
         have = {k: manifest["model"].get(k, 0 if k == "vector_dim" else None) for k in want}
-        if have != want:
+        widen = 0 < have["vector_dim"] < vector_dim and {**have, "vector_dim": vector_dim} == want
+        if have != want and not widen:
             raise OfflineError(f"--init-from {init_from}: the model has {have}, the dataset {dataset} needs {want}")
         agent, manifest, _ = load_agent(init_from, device, optimizers=True,
                                         overrides={"device": config.device, "threads": config.threads, "run": config.run.to_dict()})
+        if widen:
+            # the dataset's vector observation extends the model's (e.g. velocity + past actions): the new inputs
+            # start with zero weights, so the widened model encodes every old observation exactly as before
+            with torch.device(device):
+                wide = build_agent(agent.config, image_shape, action_dim, vector_dim)
+            widen_vector_input(agent, wide)
+            agent = wide
         counters.update(manifest["counters"])
         torch.manual_seed(config.seed + counters["updates"])
     else:
@@ -208,6 +218,8 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
         _, src = read_manifest(init_from)
         data_info["init_from"] = {"checkpoint": str(init_from), "updates": src["counters"]["updates"],
                                   "dataset": src.get("data", {}).get("dataset", {})}
+        if src["model"].get("vector_dim", 0) != vector_dim:
+            data_info["init_from"]["widened_vector"] = [src["model"].get("vector_dim", 0), vector_dim]
 
     def evaluate_now() -> None:
         nonlocal last_eval
@@ -256,3 +268,48 @@ def _has_checkpoint(folder: Path) -> bool:
         return True
     except CheckpointError:
         return False
+
+
+VECTOR_LAYERS = ("wm.encoder.mlp.", "wm.decoder.vector.")   # the only tensors whose size depends on the vector's
+
+
+def widen_vector_input(old, new) -> None:
+    """Copy agent `old` into `new`, whose vector observation is wider (the old entries first, new ones appended).
+
+    Every tensor of the same shape is copied. A tensor that grew along one axis gets the old values in its leading
+    slice: an input weight (axis 1, the vector encoder's first layer) gets zeros in its new columns, so it encodes
+    the old entries exactly as before and ignores the new ones until trained; an output (axis 0, the vector
+    decoder's last layer) keeps its fresh initialisation in the new rows. Optimiser moments are padded with zeros,
+    as for parameters never updated; step counts carry over."""
+    old_state, new_state = old.state_dict(), new.state_dict()
+    if set(old_state) != set(new_state):
+        raise OfflineError(f"cannot widen: the models differ in tensors {sorted(set(old_state) ^ set(new_state))[:6]}")
+    grown: dict[str, tuple[int, torch.Tensor]] = {}
+    with torch.no_grad():
+        for name, target in new_state.items():
+            source = old_state[name]
+            if source.shape == target.shape:
+                target.copy_(source)
+                continue
+            axes = [i for i, (a, b) in enumerate(zip(source.shape, target.shape)) if a != b]
+            if (not name.startswith(VECTOR_LAYERS) or source.dim() != target.dim() or len(axes) != 1
+                    or source.shape[axes[0]] > target.shape[axes[0]]):
+                raise OfflineError(f"cannot widen {name}: shape {tuple(source.shape)} -> {tuple(target.shape)}")
+            axis = axes[0]
+            if axis == 1:
+                target.zero_()
+            target.narrow(axis, 0, source.shape[axis]).copy_(source)
+            grown[name] = (axis, source)
+    new_names = {id(p): n for n, p in new.named_parameters()}
+    old_opts, new_opts = old.optimizers(), new.optimizers()
+    for key, opt in new_opts.items():
+        tensors, meta = old_opts[key].state_tensors()
+        for tname, value in list(tensors.items()):
+            idx, field = tname.split(".", 1)
+            param = opt.params[int(idx)]
+            if field in ("exp_avg", "exp_avg_sq") and value.shape != param.shape:
+                padded = torch.zeros(param.shape, dtype=value.dtype)
+                axis, _ = grown[new_names[id(param)]]
+                padded.narrow(axis, 0, value.shape[axis]).copy_(value)
+                tensors[tname] = padded.to(param.device)
+        opt.load_state_tensors(tensors, meta)

@@ -326,3 +326,73 @@ def test_offline_pretrain_continues_from_another_run_on_new_data(tmp_path):
     collect("redraw/PointGoal-v0", other, 2, "random", seed=5, keep_reward=True, env_kwargs={"size": 64})
     with pytest.raises(SystemExit):
         main(["--dataset", str(other), "--updates", "70", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"), *common])
+
+
+def _with_vector(src: Path, dst: Path, dim: int) -> None:
+    """Copy a dataset, giving every step a vector of size `dim` (a function of the step, the same for any dim in its
+    first entries, so that a wider dataset extends a narrower one)."""
+    from redraw_common.episodes import episode_paths, load_episode, save_episode
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in episode_paths(src):
+        ep = dict(load_episode(path))
+        t = np.arange(len(ep["action"]), dtype=np.float32)[:, None]
+        ep["vector"] = np.concatenate([np.sin(0.3 * t * (j + 1)) for j in range(dim)], 1).astype(np.float32)
+        save_episode(dst / path.name, ep)
+
+
+def test_widening_the_vector_keeps_what_the_model_knows():
+    """widen_vector_input: every old tensor carries over; the encoder ignores the new vector entries until trained
+    (same embedding whatever they hold); the vector decoder's old outputs are unchanged; Adam moments are padded."""
+    from redraw_training.agents import build_agent
+    from redraw_training.config import load_config
+    from redraw_training.offline import OfflineError, widen_vector_input
+
+    config = load_config(["tiny"])
+    torch.manual_seed(0)
+    narrow, wide = build_agent(config, (16, 16, 3), 2, 2), build_agent(config, (16, 16, 3), 2, 6)
+    image = torch.randint(0, 255, (3, 16, 16, 3), dtype=torch.uint8)
+    vec = torch.randn(3, 6)
+    # one optimiser step so that the moments are non-zero
+    narrow.wm.opt.step(narrow.wm.encoder(image, vec[:, :2]).square().mean())
+    widen_vector_input(narrow, wide)
+    with torch.no_grad():
+        e_old = narrow.wm.encoder(image, vec[:, :2])
+        e_new = wide.wm.encoder(image, vec)
+        e_other = wide.wm.encoder(image, torch.cat([vec[:, :2], 5 * torch.randn(3, 4)], 1))
+        z = torch.randn(3, wide.wm.zdim)
+        d_old, d_new = narrow.wm.decoder.vector(z), wide.wm.decoder.vector(z)
+    assert torch.equal(e_old, e_new) and torch.equal(e_new, e_other)
+    assert torch.allclose(d_old, d_new[:, :2], atol=1e-6) and d_new.shape == (3, 6)   # (matmul blocking differs)
+    old_state = narrow.wm.opt.state_tensors()[0]
+    new_state = wide.wm.opt.state_tensors()[0]
+    assert set(old_state) == set(new_state)
+    grown = [k for k in old_state if old_state[k].shape != new_state[k].shape]
+    assert grown, "the vector layers' moments should have grown"
+    for k in grown:
+        axis = [i for i, (a, b) in enumerate(zip(old_state[k].shape, new_state[k].shape)) if a != b][0]
+        assert torch.equal(new_state[k].narrow(axis, 0, old_state[k].shape[axis]), old_state[k])
+        assert not new_state[k].narrow(axis, old_state[k].shape[axis], new_state[k].shape[axis] - old_state[k].shape[axis]).any()
+    with pytest.raises(OfflineError, match="cannot widen"):
+        widen_vector_input(narrow, build_agent(config, (16, 16, 3), 3, 6))
+
+
+def test_offline_pretrain_widens_the_vector_from_a_narrower_run(tmp_path):
+    """--init-from a run whose vector is narrower than the dataset's (velocity -> velocity + past actions): the run
+    continues with the old weights (first loss far below a fresh model's) and records the widening; narrowing is refused."""
+    from redraw_training.cli.pretrain import main
+
+    base = tmp_path / "base"
+    _write_dataset(base, 3)
+    _with_vector(base, tmp_path / "v2", 2)
+    _with_vector(base, tmp_path / "v6", 6)
+    common = ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
+    assert main(["--dataset", str(tmp_path / "v2"), "--updates", "60", "--out", str(tmp_path / "a"), *common]) == 0
+    assert main(["--dataset", str(tmp_path / "v6"), "--updates", "62", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"), *common]) == 0
+    assert main(["--dataset", str(tmp_path / "v6"), "--updates", "2", "--out", str(tmp_path / "fresh"), *common]) == 0
+    rows = lambda run: [json.loads(line) for line in (tmp_path / run / "scalars.jsonl").read_text().splitlines()]  # noqa: E731
+    assert rows("b")[0]["wm/image"] < 0.5 * rows("fresh")[0]["wm/image"], (rows("b")[0], rows("fresh")[0])
+    manifest = json.loads((tmp_path / "b" / "checkpoint" / "checkpoint.json").read_text())
+    assert manifest["model"]["vector_dim"] == 6 and manifest["data"]["init_from"]["widened_vector"] == [2, 6]
+    with pytest.raises(SystemExit):
+        main(["--dataset", str(tmp_path / "v2"), "--updates", "70", "--init-from", str(tmp_path / "b"), "--out", str(tmp_path / "c"), *common])
