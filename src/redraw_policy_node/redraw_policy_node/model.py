@@ -3,15 +3,17 @@
     model = PolicyModel("/models/policy.onnx", threads=1)   # raises ManifestError on any mismatch
     obs = model.observe(jpeg_bytes)                         # the manifest's preprocessing (redraw_common)
     raw = model.infer(obs)                                  # (A,) float32, exactly what the network said
-    raw = model.infer(obs, [0.2, 0.5])                      # a model with a `vector` input (model.uses_vector):
-                                                            # measured [forward m/s, yaw rate rad/s]
+    raw = model.infer(obs, vec)                             # a model with a `vector` input (model.uses_vector):
+                                                            # (model.vector_dim,) = 2 + 2 * model.action_history
     forward, turn = model.to_drive(raw)                     # policy space [-1, 1]; raises on non-finite
 
 Checks, each with an error that says what was expected and what was found:
     the manifest exists next to the model, is valid, names this file and matches its sha256;
     the manifest's input `obs` is uint8 (1, H, W, C) with (H, W, C) = the preprocessing's output shape;
-    an optional input `vector` is float32 (1, 2): the robot's measured velocity [forward m/s, yaw rate rad/s]
-    (wheel odometry, redraw_common.topics.ODOM_VELOCITY), the Duckietown env's vector observation;
+    an optional input `vector` is float32 (1, D), D = 2 + 2k: the Duckietown env's vector observation
+    (redraw_common.observation), the robot's measured velocity [forward m/s, yaw rate rad/s] (wheel odometry,
+    redraw_common.topics.ODOM_VELOCITY) followed by the last k actions sent (forward, turn), newest first;
+    D = 2 (k = 0) is the velocity alone;
     the ONNX graph's inputs and outputs are exactly the manifest's (names, dtypes, fixed dimensions);
     the output `action` is float32 (1, A) with A = the manifest's action names, which include forward, turn.
 
@@ -27,11 +29,13 @@ import numpy as np
 from redraw_common import topics
 from redraw_common.errors import ManifestError
 from redraw_common.manifest import ModelManifest, TensorSpec, load_verified
+from redraw_common.observation import history_length
 from redraw_common.preprocessing import preprocess
 
 OBS_INPUT = "obs"
 VECTOR_INPUT = "vector"
-VECTOR_SHAPE = (1, 2)  # [forward m/s, yaw rate rad/s]: what the robot measures and the Duckietown env observes
+VECTOR_LAYOUT = (f"[1, 2] (the measured velocity [forward m/s, yaw rate rad/s] from {topics.ODOM_VELOCITY}) or "
+                 "[1, 2 + 2k] (the velocity, then the last k actions sent (forward, turn), newest first)")
 ACTION_OUTPUT = "action"
 _ORT_DTYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
 
@@ -63,11 +67,15 @@ class PolicyModel:
                 f"and optionally the measured velocity '{VECTOR_INPUT}'"
             )
         vector = inputs.get(VECTOR_INPUT)
-        if vector is not None and (vector.dtype != "float32" or tuple(vector.shape) != VECTOR_SHAPE):
-            raise ManifestError(
-                f"input '{VECTOR_INPUT}' must be float32 {list(VECTOR_SHAPE)} (the measured velocity [forward m/s, yaw rate rad/s] "
-                f"from {topics.ODOM_VELOCITY}), the manifest says {vector.dtype} {list(vector.shape)}"
-            )
+        self.action_history = 0  # k: past actions in the vector (0 also for a model without one)
+        if vector is not None:
+            found = f"the manifest says {vector.dtype} {list(vector.shape)}"
+            if vector.dtype != "float32" or len(vector.shape) != 2 or vector.shape[0] != 1:
+                raise ManifestError(f"input '{VECTOR_INPUT}' must be float32 {VECTOR_LAYOUT}, {found}")
+            try:
+                self.action_history = history_length(vector.shape[1])
+            except ValueError:
+                raise ManifestError(f"input '{VECTOR_INPUT}' must be float32 {VECTOR_LAYOUT}, {found}") from None
         obs = inputs[OBS_INPUT]
         expected = (1, *cfg.shape)
         if obs.dtype != "uint8" or tuple(obs.shape) != expected:
@@ -109,6 +117,7 @@ class PolicyModel:
         _check_spec("output", act, graph_outputs[ACTION_OUTPUT])
         self.obs_shape = expected
         self.uses_vector = vector is not None
+        self.vector_dim = int(vector.shape[1]) if vector is not None else 0  # D = 2 + 2 * action_history
 
     @property
     def model_id(self) -> str:
@@ -119,13 +128,19 @@ class PolicyModel:
         return preprocess(frame, self.manifest.preprocessing)
 
     def infer(self, obs: np.ndarray, vector=None) -> np.ndarray:
-        """(H, W, C) uint8 observation (+ the measured velocity [forward, yaw rate] for a model with a vector
-        input) -> raw action (A,) float32, unchecked."""
+        """(H, W, C) uint8 observation (+ for a model with a vector input its (vector_dim,) vector: the measured
+        [forward, yaw rate], then the last `action_history` actions, redraw_common.observation.compose_vector)
+        -> raw action (A,) float32, unchecked."""
         feeds = {OBS_INPUT: obs.reshape(self.obs_shape)}
         if self.uses_vector:
+            what = "measured velocity" + (f", then the last {self.action_history} actions" if self.action_history else "")
             if vector is None:
-                raise ValueError(f"this model reads '{VECTOR_INPUT}' {list(VECTOR_SHAPE)} (measured velocity), none was given")
-            feeds[VECTOR_INPUT] = np.asarray(vector, np.float32).reshape(VECTOR_SHAPE)
+                raise ValueError(f"this model reads '{VECTOR_INPUT}' [1, {self.vector_dim}] ({what}), none was given")
+            vec = np.asarray(vector, np.float32)
+            if vec.size != self.vector_dim:
+                raise ValueError(f"this model reads '{VECTOR_INPUT}' [1, {self.vector_dim}] ({what}), found a vector of "
+                                 f"shape {list(vec.shape)}")
+            feeds[VECTOR_INPUT] = vec.reshape(1, self.vector_dim)
         elif vector is not None:
             raise ValueError(f"this model has no '{VECTOR_INPUT}' input; found a vector {np.asarray(vector).tolist()}")
         (out,) = self.session.run([ACTION_OUTPUT], feeds)

@@ -10,9 +10,14 @@ capture time: regular even when frames arrive with jitter, and simulated time in
 for unstamped frames); the frames in between are dropped undecoded. A 30 Hz camera thus gives 10 Hz
 commands, each from a frame that has just arrived.
 
-A model whose manifest lists a `vector` input float32 (1, 2) also reads the robot's measured velocity
-(deadreckoning_node/velocity, geometry_msgs/TwistStamped): [twist.linear.x m/s, twist.angular.z rad/s], the
-freshest message at the frame's arrival. Models without it do not subscribe.
+A model whose manifest lists a `vector` input float32 (1, D) reads the Duckietown env's vector observation
+(redraw_common.observation), D = 2 + 2k: the robot's measured velocity (deadreckoning_node/velocity,
+geometry_msgs/TwistStamped) [twist.linear.x m/s, twist.angular.z rad/s], the freshest message at the frame's
+arrival, then the last k actions the node sent (forward, turn), newest first (an ActionHistory: each action
+the policy drove with is pushed after it goes out, in policy space [-1, 1] as it entered the kinematics).
+D = 2 (k = 0) is the velocity alone. Models without a vector input do not subscribe to odometry. Like an env
+reset, every stop of the wheels (below) and every episode event on redraw/episode (redraw_msgs/EpisodeEvent,
+START or END: the twin's resets, an operator's episodes; subscribed only when k > 0) sets the history to zeros.
 
 Safety (redraw_policy_node.watchdog): no fresh frame within `frame_timeout`, no fresh odometry within
 `odom_timeout` (models with a vector input; also before the first message), a non-finite action, an
@@ -51,7 +56,8 @@ from redraw_common import topics
 from redraw_common.errors import ManifestError, RedrawInputError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.nodeparams import declare_config
-from redraw_msgs.msg import DriveAction, PolicyStatus, WheelsCmdStamped
+from redraw_common.observation import ActionHistory, compose_vector
+from redraw_msgs.msg import DriveAction, EpisodeEvent, PolicyStatus, WheelsCmdStamped
 
 from . import watchdog as wd
 from .model import PolicyModel
@@ -62,8 +68,8 @@ STOP_WARNINGS = {wd.STALE_CAMERA: "camera frames stale: wheels to zero",
 
 
 class PolicyNode(Node):
-    def __init__(self):
-        super().__init__("policy_node")
+    def __init__(self, **node_kwargs):
+        super().__init__("policy_node", **node_kwargs)
 
         def param(name, default, description):
             return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
@@ -74,7 +80,8 @@ class PolicyNode(Node):
         slack = float(param("control_slack", 0.02, "a frame taken this many seconds short of a control period after the frame "
                                                    "of the last action may trigger the next one (absorbs camera jitter)"))
         frame_timeout = float(param("frame_timeout", 0.1, "seconds without a camera frame before the wheels stop"))
-        odom_timeout = float(param("odom_timeout", 0.2, "seconds without odometry before the wheels stop (models with a vector input)"))
+        odom_timeout = float(param("odom_timeout", 0.2, "seconds without odometry before the wheels stop (models with a vector "
+                                                        "input: measured velocity + the last k actions)"))
         watchdog_hz = float(param("watchdog_hz", 50.0, "how often the input timeouts are checked, Hz (steady clock)"))
         self.kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
         if not model_path:
@@ -100,6 +107,10 @@ class PolicyNode(Node):
         self.create_subscription(Bool, topics.ESTOP, self.on_estop, reliable)
         if self.model.uses_vector:
             self.create_subscription(TwistStamped, topics.ODOM_VELOCITY, self.on_odom, latest)
+        # the last k actions sent, newest first: the vector's tail (k = 0: no history, the velocity alone)
+        self.history = ActionHistory(self.model.action_history)
+        if self.history.length:
+            self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_episode, reliable)
 
         self.velocity: tuple[float, float] | None = None  # measured (forward m/s, yaw rate rad/s), models with a vector input
         self.last_action_ns: int | None = None  # stamp (else arrival time) of the frame of the last inference
@@ -111,6 +122,8 @@ class PolicyNode(Node):
         self.create_timer(1.0 / watchdog_hz, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         m = self.model.manifest
         odom = f"; odometry from {topics.ODOM_VELOCITY}, timeout {odom_timeout:g} s" if self.model.uses_vector else ""
+        if self.history.length:
+            odom += f"; vector = velocity + the last {self.history.length} actions (reset on stops and {topics.EPISODE})"
         self.get_logger().info(
             f"model '{m.model_id}' ({self.model.path.name}, sha256 {m.sha256[:12]}...) verified; preprocessing {m.preprocessing.mode} "
             f"{m.preprocessing.height}x{m.preprocessing.width}; control {self.control_hz:g} Hz on camera frames; "
@@ -153,6 +166,11 @@ class PolicyNode(Node):
         if engaged:
             self.stop(wd.ESTOP)
 
+    def on_episode(self, msg: EpisodeEvent) -> None:
+        """An episode starts or ends (the twin reset, an operator): the action history restarts at zeros."""
+        self.history.reset()
+        self.get_logger().debug(f"episode event {int(msg.event)}: action history reset")
+
     def on_watchdog(self) -> None:
         now = self.now()
         state = self.watchdog.state(now)
@@ -165,7 +183,8 @@ class PolicyNode(Node):
         """Preprocess, infer, publish: the work one camera frame triggers at the control rate."""
         t0 = time.perf_counter()
         try:
-            raw = self.model.infer(self.model.observe(bytes(frame.data)), self.velocity if self.model.uses_vector else None)
+            vector = compose_vector(self.velocity, self.history) if self.model.uses_vector else None
+            raw = self.model.infer(self.model.observe(bytes(frame.data)), vector)
         except Exception as exc:  # any failure of preprocessing or onnxruntime stops the robot
             self.last_inference_ms = (time.perf_counter() - t0) * 1e3
             self.watchdog.inference(wd.MODEL_ERROR)
@@ -186,12 +205,14 @@ class PolicyNode(Node):
         if self.last_state != wd.OK:
             self.get_logger().info(f"driving ({wd.NAMES[self.last_state]} cleared)")
         self.publish(forward, turn, wd.OK, frame, taken_ns)
+        self.history.push((forward, turn))  # what the kinematics got, as the env records its action
 
     # ---------------------------------------------------------------------------------------------
     def stop(self, state: int) -> None:
-        """Wheels to zero now."""
+        """Wheels to zero now; the action history restarts at zeros, as after an env reset."""
         if self.last_state != state and state in STOP_WARNINGS:
             self.get_logger().warning(STOP_WARNINGS[state])
+        self.history.reset()
         self.publish(0.0, 0.0, state, None)
 
     def publish(self, forward: float, turn: float, state: int, frame: CompressedImage | None, taken_ns: int = 0) -> None:

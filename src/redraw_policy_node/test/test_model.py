@@ -47,7 +47,9 @@ def test_runs_the_manifests_preprocessing_and_matches_the_reference(tmp_path, rn
         ("extra_input", r"model inputs \['depth'\] are not supported by the policy node: it feeds the camera observation 'obs' "
                         r"and optionally the measured velocity 'vector'"),
         ("vector_shape", r"input 'vector' must be float32 \[1, 2\] \(the measured velocity \[forward m/s, yaw rate rad/s\] from "
-                         r"deadreckoning_node/velocity\), the manifest says float32 \[1, 4\]"),
+                         r"deadreckoning_node/velocity\) or \[1, 2 \+ 2k\] \(the velocity, then the last k actions sent "
+                         r"\(forward, turn\), newest first\), the manifest says float32 \[1, 5\]"),
+        ("vector_rank", r"input 'vector' must be float32 \[1, 2\] .* or \[1, 2 \+ 2k\] .*the manifest says float32 \[2, 2\]"),
         ("vector_dtype", r"input 'vector' must be float32 \[1, 2\] .*the manifest says float16 \[1, 2\]"),
         ("onnx_vector_shape", r"input 'vector': the manifest says shape \[1, 2\], the ONNX model has \[1, 3\]"),
         ("action_names", r"action names \['forward', 'steer'\] lack \['turn'\]"),
@@ -69,7 +71,9 @@ def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
     elif case == "extra_input":
         with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("depth", (1, 4), "float32")))
     elif case == "vector_shape":
-        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 4), "float32")))
+        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 5), "float32")))
+    elif case == "vector_rank":
+        with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (2, 2), "float32")))
     elif case == "vector_dtype":
         with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 2), "float16")))
     elif case == "onnx_vector_shape":
