@@ -15,7 +15,7 @@ import time
 
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 
 from redraw_common.preprocessing import decode_jpeg
@@ -33,7 +33,9 @@ class Probe(Node):
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(CompressedImage, "camera_node/image/compressed", self.on_frame, reliable)
         self.create_subscription(GroundTruth, "redraw_sim/ground_truth", self.on_truth, reliable)
-        self.create_subscription(EpisodeEvent, "redraw/episode", self.on_event, reliable)
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(EpisodeEvent, "redraw/episode", self.on_event, latched)   # the twin's START came before us
         self.create_subscription(DriveAction, "redraw/action", self.on_action, reliable)
         self.create_subscription(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", self.on_wheels, reliable)
         self.wheels_pub = self.create_publisher(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", reliable)

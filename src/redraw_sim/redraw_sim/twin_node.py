@@ -41,7 +41,7 @@ from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CompressedImage
@@ -92,7 +92,11 @@ class TwinNode(Node):
 
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.camera_pub = self.create_publisher(CompressedImage, topics.CAMERA, reliable)
-        self.episode_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, reliable)
+        # latched: a node that joins mid-episode (a probe, `ros2 topic echo --qos-durability transient_local`) still
+        # gets the events of the current episode; volatile subscribers match too and see new events only
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.episode_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, latched)
         self.truth_pub = self.create_publisher(GroundTruth, topics.GROUND_TRUTH, reliable)
         self.odom_pub = self.create_publisher(TwistStamped, topics.ODOM_VELOCITY, reliable) if publish_odometry else None
         self.odom_step = -1                 # simulator step of the last odometry message

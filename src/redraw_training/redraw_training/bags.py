@@ -633,6 +633,9 @@ def plan_episodes(streams: Streams, ticks: Ticks, max_frame_age: float, min_leng
         "held_ticks": int(ticks.held.sum()),
         "stale_frame_ticks": int((stale & ~outside).sum()),
         "ticks_before_first_frame": int((missing & ~outside).sum()),
+        # every tick is exactly one of: in an episode kept, in a short one dropped, between episodes, or without
+        # its observation (no frame yet, or no odometry yet / too old for a model with a vector)
+        "ticks_without_observation": int((~usable & ~outside).sum()),
         "ticks_between_episodes": int(outside.sum()),
         "short_episodes_dropped": short,
         "ticks_in_short_episodes": short_ticks,

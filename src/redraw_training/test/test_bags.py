@@ -347,6 +347,8 @@ def test_vector_is_the_latest_odometry_stamped_at_or_before_each_frame(tmp_path,
     assert odom["age_s"]["max"] == pytest.approx((-offset_ms if offset_ms <= 0 else 1000 / 30 - offset_ms) / 1000, abs=1e-5)
     if offset_ms > 0:  # frame 0 has no odometry before it: the first tick is dropped, as a tick before the first frame
         assert ticks["ticks_before_first_odometry"] == 1 and len(ep["action"]) == 29 and frame_no[0] == 3
+        assert ticks["ticks_without_observation"] == 1   # the partition: kept + short + between + without = ticks
+        assert ticks["ticks"] == len(ep["action"]) + 1 + ticks["ticks_in_short_episodes"] + ticks["ticks_between_episodes"]
     else:
         assert ticks["ticks_before_first_odometry"] == 0 and len(ep["action"]) == 30
     assert report["clean"] and report["stale_odometry_ticks"] == 0 and report["vector"] == {
