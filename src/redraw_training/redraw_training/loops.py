@@ -439,7 +439,7 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
         save_checkpoint(ckpt_dir, agent, kind="calibrate", counters=counters,
                         metrics={**logger.last, **{f"eval/{k}": v for k, v in last_eval.items() if k != "returns"}},
                         data=data_info, preprocessing=src_manifest.get("preprocessing", {}), rng={"replay": dataset.train.rng_state()},
-                        extra={**{k: v for k, v in src_manifest.get("extra", {}).items() if k in ("action_names", "control_hz")},
+                        extra={**{k: v for k, v in src_manifest.get("extra", {}).items() if k in ("action_names", "control_hz", "env")},
                                "eval_env": {"id": eval_env, "perturb": perturb}})
 
     try:

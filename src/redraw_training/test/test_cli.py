@@ -21,6 +21,9 @@ def test_evaluate_and_export_clis(redraw_run, tmp_path, capsys):
     metrics = json.loads(out.read_text())
     assert metrics["episodes"] == 2 and len(metrics["returns"]) == 2 and metrics["perturb"] == "reversed"
     assert metrics["kind"] == "calibrate" and "info_final_distance_mean" in metrics
+    # with no --env, the sim env (id and kwargs) of the model it calibrated: the calibrated checkpoint carries it over
+    manifests = [json.loads((d / "checkpoint" / "checkpoint.json").read_text()) for d in (redraw_run.pretrain_dir, redraw_run.calibrate_dir)]
+    assert manifests[1]["extra"]["env"] == manifests[0]["extra"]["env"] and metrics["env"] == manifests[0]["extra"]["env"]["id"]
     printed = capsys.readouterr().out
     assert "writing" in printed and "look: cat" in printed and "done: return" in printed
     assert export.main(["--checkpoint", str(redraw_run.pretrain_dir), "--out", str(tmp_path / "model")]) == 0
