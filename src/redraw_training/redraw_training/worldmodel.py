@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from redraw_common.observation import ACTION_DIM, history_length
+
 from .config import Config
 from .draw import DRAW
 from .nets import MLP, ImageDecoder, ImageEncoder, TwoHotHead, categorical_kl, normalize_image, symlog
@@ -36,13 +38,17 @@ class Encoder(nn.Module):
 
     def forward(self, image: torch.Tensor, vector: torch.Tensor | None = None) -> torch.Tensor:
         lead = image.shape[:-3]
-        out = self.cnn(image.reshape(-1, *image.shape[-3:]))
-        if self.mlp is not None:
-            if vector is None:
-                raise ValueError("this model encodes a 'vector' observation, but the batch has none")
-            v = vector.reshape(-1, vector.shape[-1]).float()
-            out = torch.cat([out, self.mlp(symlog(v) if self.symlog_inputs else v)], -1)
-        return out.reshape(*lead, -1)
+        out = self.cnn(image.reshape(-1, *image.shape[-3:])).reshape(*lead, -1)
+        return self.with_vector(out, vector)
+
+    def with_vector(self, cnn_out: torch.Tensor, vector: torch.Tensor | None) -> torch.Tensor:
+        """The embedding from the CNN features (..., F) and the vector (..., D)."""
+        if self.mlp is None:
+            return cnn_out
+        if vector is None:
+            raise ValueError("this model encodes a 'vector' observation, but the batch has none")
+        v = vector.float()
+        return torch.cat([cnn_out, self.mlp(symlog(v) if self.symlog_inputs else v)], -1)
 
 
 class Decoder(nn.Module):
@@ -83,6 +89,13 @@ class WorldModel(nn.Module):
         c = config.cont_head
         self.cont = MLP(zdim, c.layers, c.units, 1, "normal")
         self.scales = dict(config.loss_scales)
+        # the action-history entries at the end of the vector, for the counterfactual heads' loss (0: none)
+        self.history_dims = 0
+        if config.history_counterfactual and vector_dim:
+            try:
+                self.history_dims = ACTION_DIM * history_length(vector_dim)
+            except ValueError as exc:
+                raise ValueError(f"history_counterfactual needs a Duckiebot vector (velocity + past actions): {exc}") from None
         self.opt: Optimizer | None = None
 
     @property
@@ -137,11 +150,32 @@ class WorldModel(nn.Module):
         kl = self.kl_terms(states["post_logit"], states["prior_logit"], batch["is_first"])
         losses["dyn"], losses["rep"] = kl["dyn"], kl["rep"]
         total = sum(self.scales[k] * v.mean() for k, v in losses.items())
+        if self.history_dims:
+            counterfactual = self.counterfactual_losses(embed, batch, cont_target)
+            total = total + sum(self.scales[k.removesuffix("_cf")] * v.mean() for k, v in counterfactual.items())
+            losses.update(counterfactual)
         metrics = {f"wm/{k}": v.detach().mean() for k, v in losses.items()}
         mask = (~batch["is_first"]).float()
         metrics["wm/kl"] = (kl["kl"] * mask).sum() / mask.sum().clamp(min=1)
         metrics["wm/image_mse"] = losses["image"].detach() / image[0, 0].numel()
         return total, states, metrics
+
+    def counterfactual_losses(self, embed: torch.Tensor, batch: dict[str, torch.Tensor], cont_target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reward, continue and vector losses (B, T) of posteriors whose action history comes from other steps of the
+        batch (a random permutation): the targets are the true reward and continue flag and the swapped vector."""
+        vector = batch["vector"].float()
+        lead = vector.shape[:-1]
+        h = self.history_dims
+        perm = torch.randperm(vector[..., 0].numel(), device=vector.device)
+        swapped = vector[..., -h:].reshape(-1, h)[perm].reshape(*lead, h)
+        vector_cf = torch.cat([vector[..., :-h], swapped], -1)
+        cnn_out = embed[..., : self.encoder.cnn.out_dim]
+        z = self.draw.sample(self.draw.dist_logits(self.draw.posterior_raw(self.encoder.with_vector(cnn_out, vector_cf))))
+        out = {"vector_cf": ((self.decoder.vector(z).float() - symlog(vector_cf)) ** 2).sum(-1),
+               "cont_cf": F.binary_cross_entropy_with_logits(self.cont(z).squeeze(-1).float(), cont_target, reduction="none")}
+        if "reward" in batch:
+            out["reward_cf"] = -self.reward(z).log_prob(batch["reward"])
+        return out
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """One update; returns the (detached) posterior states and metrics."""
