@@ -182,8 +182,8 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
         widen = 0 < have["vector_dim"] < vector_dim and {**have, "vector_dim": vector_dim} == want
         if have != want and not widen:
             raise OfflineError(f"--init-from {init_from}: the model has {have}, the dataset {dataset} needs {want}")
-        agent, manifest, _ = load_agent(init_from, device, optimizers=True,
-                                        overrides={"device": config.device, "threads": config.threads, "run": config.run.to_dict()})
+        # this run's config (the source's, then --preset / --set on top) builds the model; the source gives the weights
+        agent, manifest, _ = load_agent(init_from, device, optimizers=True, overrides=config.to_dict())
         if widen:
             # the dataset's vector observation extends the model's (e.g. velocity + past actions): the new inputs
             # start with zero weights, so the widened model encodes every old observation exactly as before

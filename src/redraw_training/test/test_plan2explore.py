@@ -388,10 +388,12 @@ def test_offline_pretrain_widens_the_vector_from_a_narrower_run(tmp_path):
     _with_vector(base, tmp_path / "v6", 6)
     common = ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
     assert main(["--dataset", str(tmp_path / "v2"), "--updates", "60", "--out", str(tmp_path / "a"), *common]) == 0
-    assert main(["--dataset", str(tmp_path / "v6"), "--updates", "62", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"), *common]) == 0
+    assert main(["--dataset", str(tmp_path / "v6"), "--updates", "62", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                 "--set", "history_counterfactual=true", *common]) == 0
     assert main(["--dataset", str(tmp_path / "v6"), "--updates", "2", "--out", str(tmp_path / "fresh"), *common]) == 0
     rows = lambda run: [json.loads(line) for line in (tmp_path / run / "scalars.jsonl").read_text().splitlines()]  # noqa: E731
     assert rows("b")[0]["wm/image"] < 0.5 * rows("fresh")[0]["wm/image"], (rows("b")[0], rows("fresh")[0])
+    assert "wm/reward_cf" in rows("b")[0] and "wm/reward_cf" not in rows("fresh")[0]   # --set applies to the continued run
     manifest = json.loads((tmp_path / "b" / "checkpoint" / "checkpoint.json").read_text())
     assert manifest["model"]["vector_dim"] == 6 and manifest["data"]["init_from"]["widened_vector"] == [2, 6]
     with pytest.raises(SystemExit):
