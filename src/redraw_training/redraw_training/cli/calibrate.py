@@ -9,7 +9,8 @@ trains a fresh policy in imagination under the corrected dynamics, with the sim 
 
 --data takes a dataset folder of .npz episodes, or rosbag2 recordings (a recording folder, a bag, or a folder
 of those): bags are converted first with the checkpoint's preprocessing settings and vector size (a model with
-vector_dim 2 observes the recorded wheel odometry with each frame) (redraw_training.bags), once, into OUT/dataset/,
+a vector observes the recorded wheel odometry with each frame, then the last k recorded commands: vector_dim 2 + 2k,
+redraw_common.observation) (redraw_training.bags), once, into OUT/dataset/,
 and the conversion report is printed.
 """
 
@@ -88,7 +89,7 @@ def _dataset_folder(data: str, out: str, manifest: dict) -> str:
     control_hz = float(manifest.get("extra", {}).get("control_hz", 10.0))
     vector_dim = int(manifest["model"].get("vector_dim", 0))
     say([f"converting rosbag2 input {data} with the checkpoint's preprocessing ({pre.get('mode')}, "
-         f"{pre.get('height')}x{pre.get('width')}){' and odometry vector' if vector_dim else ''} at {control_hz:g} Hz -> {out}/dataset/"])
+         f"{pre.get('height')}x{pre.get('width')}){f' and a {vector_dim}-dim vector (odometry + last commands)' if vector_dim > 2 else ' and odometry vector' if vector_dim else ''} at {control_hz:g} Hz -> {out}/dataset/"])
     try:
         folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz, vector_dim=vector_dim)
     except BagError as exc:
