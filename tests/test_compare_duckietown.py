@@ -27,18 +27,21 @@ def duckietown_checkpoints(tmp_path_factory):
     from redraw_training.scripted import driver_input, scripted_driver
 
     root = tmp_path_factory.mktemp("dt_given")
-    env = make_env(ENV, "", time_limit=80)
+    env = make_env(ENV, "", time_limit=80, action_history=2)
     driver = scripted_driver(env, seed=3)
-    data = root / "data"
+    # as the shipped models: DRAW observes velocity + the last 2 actions, Dreamer the velocity alone
+    data = {"draw": root / "data_history", "dreamer": root / "data_velocity"}
     for i in range(4):
         driver.reset(3 + i)
         _, (ep,) = run_episodes(env, lambda obs: driver.act(driver_input(env, driver, obs)), 1, seed=300 + i, keep=True)
-        save_episode(data / f"ep_{i:03d}.npz", ep)
-    (data / "dataset.json").write_text(json.dumps({"env": ENV}))
+        save_episode(data["draw"] / f"ep_{i:03d}.npz", ep)
+        save_episode(data["dreamer"] / f"ep_{i:03d}.npz", {**ep, "vector": ep["vector"][:, :2]})
+    (data["draw"] / "dataset.json").write_text(json.dumps({"env": ENV, "env_settings": {"action_history": 2}}))
+    (data["dreamer"] / "dataset.json").write_text(json.dumps({"env": ENV}))
     out = {}
     for model, presets in (("draw", ["tiny"]), ("dreamer", ["tiny", "dreamer"])):
         config = load_config(presets, {"seed": 0, "threads": 1, "imag_starts": 32, "run.log_every": 1})
-        pretrain_offline(config, data, root / model, updates=2, progress=False)
+        pretrain_offline(config, data[model], root / model, updates=2, progress=False)
         out[model] = root / model
     return out
 
@@ -70,6 +73,11 @@ def test_duckietown_comparison_table_has_the_papers_columns_and_the_results_numb
             assert data["driver_class"] == "ExploreDriver" and data["transitions"] >= 40
     rows = results["rows"]
     assert len(rows) == 5 * 2 * 2
+    # the target data has DRAW's vector (velocity + 2 actions); the Dreamer baselines train on its velocity part
+    for seed in (0, 1):
+        full, cut = out / "data" / f"reversed_seed{seed}" / "n40", out / "data" / f"reversed_seed{seed}" / "n40_vector2"
+        assert np.load(next(full.glob("*.npz")))["vector"].shape[1] == 6
+        assert np.load(next(cut.glob("*.npz")))["vector"].shape[1] == 2
     for r in rows:
         lane = r["lane"]
         # the env's per-step reward summed over the episode agrees with the episode summary it reports at the end

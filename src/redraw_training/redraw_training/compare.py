@@ -67,7 +67,8 @@ class CompareSettings:
     overrides: list[str] = field(default_factory=list)
     explore: str = "plan2explore"
     source_perturb: str = ""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)   # target data collection (and every model without its own)
+    model_env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)   # per model ("draw", "dreamer"): its env's
     pretrain_steps: int | None = None          # default: config run.steps
     updates: int | None = None                 # offline updates of calibration / finetuning (default: calibrate.updates)
     sizes: list[int] = field(default_factory=lambda: [2000])   # target dataset sizes, transitions
@@ -78,6 +79,10 @@ class CompareSettings:
     draw_checkpoint: str | None = None         # a pretrained DRAW checkpoint used for every seed instead of pretraining
     dreamer_checkpoint: str | None = None      # the same for the Dreamer baselines
     progress: bool = False                     # progress bars of the offline runs
+
+    def kwargs_for(self, model: str) -> dict[str, Any]:
+        """The env kwargs a model acts in (its checkpoint's, e.g. DRAW's action history; else the common ones)."""
+        return dict(self.model_env_kwargs.get(model, self.env_kwargs))
 
     def check(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -280,6 +285,33 @@ def data_stage(s: CompareSettings, perturb: str, seed: int, log: Callable[[str],
     return out
 
 
+def fit_vector(folder: Path, pretrained: Path) -> Path:
+    """The target data for a model whose vector is the leading part of the data's (the Duckiebot layout: a
+    velocity-only Dreamer next to DRAW's velocity + past actions, redraw_common.observation): a sibling folder of
+    the same episodes with the vector cut to the model's size (made once); the folder itself when they match."""
+    from redraw_common.episodes import episode_paths, load_episode, save_episode
+
+    from .checkpoint import read_manifest
+
+    want = int(read_manifest(pretrained)[1]["model"].get("vector_dim") or 0)
+    paths = episode_paths(folder)
+    with np.load(paths[0], allow_pickle=False) as f:
+        have = int(f["vector"].shape[1]) if "vector" in f.files else 0
+    if want == have:
+        return folder
+    if not 0 < want < have:
+        raise CompareError(f"{folder}: the target data's vector has {have} entries, the model {pretrained} needs {want}")
+    out = folder.parent / f"{folder.name}_vector{want}"
+    if not (out / ".complete").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        for p in paths:
+            ep = dict(load_episode(p))
+            ep["vector"] = np.ascontiguousarray(ep["vector"][:, :want])
+            save_episode(out / p.name, ep)
+        (out / ".complete").write_text("")
+    return out
+
+
 def offline_config(s: CompareSettings, pretrained: Path, seed: int):
     from .checkpoint import read_manifest
     from .config import apply, config_from_dict
@@ -293,7 +325,7 @@ def offline_config(s: CompareSettings, pretrained: Path, seed: int):
     return config.update(changes)
 
 
-def evaluate_stage(s: CompareSettings, checkpoint: Path, perturb: str, seed: int, cache: Path) -> dict[str, Any]:
+def evaluate_stage(s: CompareSettings, checkpoint: Path, perturb: str, seed: int, cache: Path, model: str = "draw") -> dict[str, Any]:
     """The one evaluation of every method: sampled actions, eval_episodes episodes with common reset seeds."""
     import torch
 
@@ -305,7 +337,7 @@ def evaluate_stage(s: CompareSettings, checkpoint: Path, perturb: str, seed: int
     if done and done.get("episodes") == s.eval_episodes:
         return done
     agent, manifest, _ = load_agent(checkpoint, "cpu", optimizers=False)
-    env = make_env(s.env, perturb, **dict(s.env_kwargs))
+    env = make_env(s.env, perturb, **s.kwargs_for(model))
     metrics = evaluate_agent(agent, env, s.eval_episodes, seed=1_000_000 + 1000 * int(seed), device=torch.device("cpu"))
     metrics.update({"checkpoint": str(checkpoint), "kind": manifest["kind"], "perturb": perturb})
     _write_json(cache, metrics)
@@ -335,7 +367,7 @@ def run_seed(s: CompareSettings, seed: int, log: Callable[[str], None] = print) 
                 if method.endswith("zeroshot"):
                     if method not in zero_cache:
                         zero_cache[method] = evaluate_stage(s, pretrained[model], perturb, seed,
-                                                            s.out / "runs" / method / slug(perturb) / f"seed{seed}" / "eval.json")
+                                                            s.out / "runs" / method / slug(perturb) / f"seed{seed}" / "eval.json", model)
                     metrics = zero_cache[method]
                     checkpoint = pretrained[model]
                 else:
@@ -347,14 +379,15 @@ def run_seed(s: CompareSettings, seed: int, log: Callable[[str], None] = print) 
 
                             shutil.rmtree(run_dir)
                         config = offline_config(s, pretrained[model], seed)
+                        target = fit_vector(folder, pretrained[model])
                         if method == "redraw":
-                            summary = calibrate(config, pretrained[model], folder, run_dir, progress=s.progress, resume=False)
+                            summary = calibrate(config, pretrained[model], target, run_dir, progress=s.progress, resume=False)
                         else:
-                            summary = finetune(config, pretrained[model], folder, run_dir, method, progress=s.progress)
+                            summary = finetune(config, pretrained[model], target, run_dir, method, progress=s.progress)
                     extra["holdout"] = summary.get("holdout", {})
                     extra["train_steps"] = summary.get("dataset", {}).get("train_steps")
                     extra["updates"] = summary.get("counters", {}).get("updates")
-                    metrics = evaluate_stage(s, run_dir, perturb, seed, run_dir / "eval.json")
+                    metrics = evaluate_stage(s, run_dir, perturb, seed, run_dir / "eval.json", model)
                     checkpoint = run_dir
                 rows.append({"method": method, "perturb": perturb, "size": int(size), "seed": int(seed),
                              "return_mean": metrics["return_mean"], "return_std": metrics["return_std"], "returns": metrics["returns"],
@@ -587,8 +620,8 @@ def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
     from .envs import env_spec, make_env
 
     env = make_env(s.env, "", **dict(s.env_kwargs))
-    spec = env_spec(env)
     s.target_driver = resolve_driver(env, s.target_driver)
+    data_vector = env_spec(env)["vector_dim"]
     env.close()
     used: dict[str, Any] = {}
     for model in sorted({MODEL_OF[m] for m in s.methods}):
@@ -598,11 +631,17 @@ def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
             continue
         manifest = pretrained_manifest(path, model)
         want = manifest["model"]
+        env = make_env(s.env, "", **s.kwargs_for(model))
+        spec = env_spec(env)
+        env.close()
+        if int(want.get("vector_dim") or 0) > data_vector:
+            raise CompareError(f"--{model}-checkpoint {path} needs a {want.get('vector_dim')}-dim vector, the target data of {s.env} "
+                               f"(kwargs {dict(s.env_kwargs)}) has {data_vector}: collect with the widest model's env kwargs")
         found = {"image_shape": list(spec["image_shape"]), "vector_dim": spec["vector_dim"], "action_dim": spec["action_dim"]}
         expect = {"image_shape": list(want["image_shape"]), "vector_dim": int(want.get("vector_dim") or 0), "action_dim": int(want["action_dim"])}
         if found != expect:
             raise CompareError(f"--{model}-checkpoint {path} expects observations/actions {expect}, the env {s.env} "
-                               f"(kwargs {dict(s.env_kwargs)}) gives {found}")
+                               f"(kwargs {s.kwargs_for(model)}) gives {found}")
         used[model] = {"path": str(path), "weights_sha256": manifest.get("files", {}).get("weights.safetensors"),
                        "updates": manifest.get("counters", {}).get("updates")}
         log(f"{model}: pretrained checkpoint {path} ({used[model]['updates']} updates) for every seed; the seeds vary the target "

@@ -85,25 +85,33 @@ def main(argv: list[str] | None = None) -> int:
     seeds = _ints(args.seeds, "--seeds")
     if len(seeds) == 1 and "," not in args.seeds:
         seeds = list(range(seeds[0]))
-    env, env_kwargs = args.env, parse_kwargs(args.env_kwargs)
+    env, user_kwargs = args.env, parse_kwargs(args.env_kwargs)
+    env_kwargs = dict(user_kwargs)
     given = args.draw_checkpoint or args.dreamer_checkpoint
     for flag, path in (("--draw-checkpoint", args.draw_checkpoint), ("--dreamer-checkpoint", args.dreamer_checkpoint)):
         if path is not None and not Path(path).exists():
             fail(f"{flag} {path}: no such folder")
+    recorded = {}
+    for model, path in (("draw", args.draw_checkpoint), ("dreamer", args.dreamer_checkpoint)):
+        if path is not None:
+            try:
+                recorded[model] = checkpoint_env(path)
+            except (OSError, ValueError, KeyError) as exc:
+                fail(f"cannot read the env of {path}: {exc}")
     if env is None:
         if not given:
             fail("give --env, or a pretrained --draw-checkpoint / --dreamer-checkpoint to take the env from")
-        try:
-            env, from_ckpt = checkpoint_env(given)
-        except (OSError, ValueError, KeyError) as exc:
-            fail(f"cannot read the env of {given}: {exc}")
-        if args.env_kwargs is None:
-            env_kwargs = from_ckpt
+        env = recorded["draw" if args.draw_checkpoint else "dreamer"][0]
+    # each given model acts in its own checkpoint's env settings (DRAW: velocity + past actions; Dreamer: velocity),
+    # with --env-kwargs on top; the target data is collected with DRAW's, whose vector extends Dreamer's
+    model_env_kwargs = {model: {**kwargs, **user_kwargs} for model, (env_id, kwargs) in recorded.items() if env_id == env}
+    if model_env_kwargs:
+        env_kwargs = dict(model_env_kwargs.get("draw", model_env_kwargs.get("dreamer")))
     settings = CompareSettings(
         env=env, target_perturbs=parse_conditions(args.target_perturb), out=Path(args.out),
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], seeds=seeds,
         presets=[p for name in (args.preset or ["tiny"]) for p in name.split(",") if p], overrides=args.overrides,
-        explore=args.explore, source_perturb=args.source_perturb, env_kwargs=env_kwargs,
+        explore=args.explore, source_perturb=args.source_perturb, env_kwargs=env_kwargs, model_env_kwargs=model_env_kwargs,
         pretrain_steps=args.pretrain_steps, updates=args.updates, sizes=_ints(args.sizes, "--sizes"),
         target_driver=args.target_driver, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
         draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint, progress=args.jobs == 1)
