@@ -136,3 +136,33 @@ def with_manifest(model_path: Path, **changes) -> None:
 
     m = load_manifest(manifest_path_for(model_path))
     manifest_path_for(model_path).write_text(json.dumps(replace(m, **changes).to_dict(), indent=2))
+
+
+def build_vector_policy(folder: str | Path, preprocessing: PreprocessConfig, weights: np.ndarray, *, manifest_dim: int | None = None,
+                        model_id: str = "tiny-vector-policy") -> Path:
+    """A policy over the camera and a vector of size D: action = tanh(vector @ weights + mean(obs) / 255), weights (D, 2).
+    `manifest_dim` makes the manifest declare another vector size than the graph (a mismatched model)."""
+    f32 = TensorProto.FLOAT
+    weights = np.asarray(weights, np.float32)
+    dim = int(weights.shape[0])
+    nodes = [
+        helper.make_node("Cast", ["obs"], ["x"], to=f32),
+        helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
+        helper.make_node("Div", ["m", "c255"], ["m1"]),
+        helper.make_node("MatMul", ["vector", "w"], ["v"]),
+        helper.make_node("Add", ["v", "m1"], ["a"]),
+        helper.make_node("Tanh", ["a"], ["action"]),
+    ]
+    consts = [helper.make_tensor("c255", f32, [], [255.0]), helper.make_tensor("w", f32, [dim, 2], weights.ravel().tolist())]
+    graph = helper.make_graph(nodes, "vector_policy",
+                              [helper.make_tensor_value_info("obs", TensorProto.UINT8, [1, *preprocessing.shape]),
+                               helper.make_tensor_value_info("vector", f32, [1, dim])],
+                              [helper.make_tensor_value_info("action", f32, [1, 2])], initializer=consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="redraw-tests")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    path = build_policy(folder, preprocessing, model_id=model_id)  # a camera-only manifest, then this graph and its inputs
+    onnx.save(model, path)
+    with_manifest(path, sha256=sha256_file(path),
+                  inputs=(TensorSpec("obs", (1, *preprocessing.shape), "uint8"), TensorSpec("vector", (1, manifest_dim or dim), "float32")))
+    return path

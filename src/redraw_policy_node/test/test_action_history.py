@@ -7,12 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from helpers.tiny_policy import build_policy, with_manifest
-from onnx import TensorProto, helper
+from helpers.tiny_policy import build_vector_policy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage
@@ -20,7 +18,6 @@ from std_msgs.msg import Bool
 
 from redraw_common.bringup import unique_domain_id
 from redraw_common.errors import ManifestError
-from redraw_common.manifest import TensorSpec, sha256_file
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg
 from redraw_msgs.msg import EpisodeEvent
 from redraw_policy_node import watchdog as wd
@@ -37,28 +34,7 @@ def weights(dim: int) -> np.ndarray:
 
 def build_history_policy(folder: Path, dim: int, manifest_dim: int | None = None) -> Path:
     """A policy over the camera and a vector of size `dim`: action = tanh(vector @ weights(dim) + mean(obs) / 255)."""
-    f32 = TensorProto.FLOAT
-    nodes = [
-        helper.make_node("Cast", ["obs"], ["x"], to=f32),
-        helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
-        helper.make_node("Div", ["m", "c255"], ["m1"]),
-        helper.make_node("MatMul", ["vector", "w"], ["v"]),
-        helper.make_node("Add", ["v", "m1"], ["a"]),
-        helper.make_node("Tanh", ["a"], ["action"]),
-    ]
-    consts = [helper.make_tensor("c255", f32, [], [255.0]), helper.make_tensor("w", f32, [dim, 2], weights(dim).ravel().tolist())]
-    graph = helper.make_graph(nodes, "history_policy",
-                              [helper.make_tensor_value_info("obs", TensorProto.UINT8, [1, *CFG.shape]),
-                               helper.make_tensor_value_info("vector", f32, [1, dim])],
-                              [helper.make_tensor_value_info("action", f32, [1, 2])], initializer=consts)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="redraw-tests")
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    path = build_policy(folder, CFG, model_id=f"history-policy-d{dim}")  # a camera-only manifest, then this graph and its inputs
-    onnx.save(model, path)
-    with_manifest(path, sha256=sha256_file(path),
-                  inputs=(TensorSpec("obs", (1, *CFG.shape), "uint8"), TensorSpec("vector", (1, manifest_dim or dim), "float32")))
-    return path
+    return build_vector_policy(folder, CFG, weights(dim), manifest_dim=manifest_dim, model_id=f"history-policy-d{dim}")
 
 
 def reference(obs: np.ndarray, vector) -> np.ndarray:

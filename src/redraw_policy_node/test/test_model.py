@@ -4,13 +4,11 @@ import ast
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from helpers.tiny_policy import build_policy, reference_action, tamper_hash, with_manifest
-from onnx import TensorProto, helper
+from helpers.tiny_policy import build_policy, build_vector_policy, reference_action, tamper_hash, with_manifest
 
 from redraw_common.errors import ManifestError
-from redraw_common.manifest import ActionSpec, TensorSpec, manifest_path_for, sha256_file
+from redraw_common.manifest import ActionSpec, TensorSpec, manifest_path_for
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg, preprocess
 from redraw_policy_node import watchdog as wd
 from redraw_policy_node.model import PolicyModel
@@ -77,7 +75,7 @@ def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
     elif case == "vector_dtype":
         with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 2), "float16")))
     elif case == "onnx_vector_shape":
-        path = build_vector_policy(tmp_path / "v", CFG, vector_dim=3)
+        path = velocity_policy(tmp_path / "v", CFG, vector_dim=3)
         with_manifest(path, inputs=(TensorSpec("obs", (1, 16, 16, 2), "uint8"), TensorSpec("vector", (1, 2), "float32")))
     elif case == "action_names":
         with_manifest(path, action=ActionSpec(names=("forward", "steer")))
@@ -85,33 +83,14 @@ def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
         PolicyModel(path)
 
 
-def build_vector_policy(folder: Path, cfg: PreprocessConfig, vector_dim: int = 2) -> Path:
-    """A policy that reads the camera and the measured velocity: action = tanh(vector * (1, 0.5) + mean(obs) / 255)."""
-    f32 = TensorProto.FLOAT
-    nodes = [
-        helper.make_node("Cast", ["obs"], ["x"], to=f32),
-        helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0),
-        helper.make_node("Div", ["m", "c255"], ["m1"]),
-        helper.make_node("Mul", ["vector", "scale"], ["v"]),
-        helper.make_node("Add", ["v", "m1"], ["a"]),
-        helper.make_node("Tanh", ["a"], ["action"]),
-    ]
-    consts = [helper.make_tensor("c255", f32, [], [255.0]), helper.make_tensor("scale", f32, [vector_dim], [1.0, 0.5, 1.0][:vector_dim])]
-    graph = helper.make_graph(nodes, "vector_policy",
-                              [helper.make_tensor_value_info("obs", TensorProto.UINT8, [1, *cfg.shape]),
-                               helper.make_tensor_value_info("vector", f32, [1, vector_dim])],
-                              [helper.make_tensor_value_info("action", f32, [1, vector_dim])], initializer=consts)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="redraw-tests")
-    model.ir_version = 9
-    path = build_policy(folder, cfg)  # the manifest of a camera-only policy, then this graph and its inputs
-    onnx.save(model, path)
-    with_manifest(path, sha256=sha256_file(path),
-                  inputs=(TensorSpec("obs", (1, *cfg.shape), "uint8"), TensorSpec("vector", (1, vector_dim), "float32")))
-    return path
+def velocity_policy(folder: Path, cfg: PreprocessConfig, vector_dim: int = 2) -> Path:
+    """A policy that reads the camera and the measured velocity: action = tanh(vector * (1, 0.5) + mean(obs) / 255)
+    (vector_dim 3: a graph whose vector input has an extra, unused entry)."""
+    return build_vector_policy(folder, cfg, np.eye(vector_dim, 2) * np.array([1.0, 0.5]))
 
 
 def test_feeds_the_measured_velocity_to_a_model_with_a_vector_input(tmp_path, rng_frame):
-    model = PolicyModel(build_vector_policy(tmp_path, CFG))
+    model = PolicyModel(velocity_policy(tmp_path, CFG))
     assert model.uses_vector
     obs = model.observe(encode_jpeg(rng_frame))
     m = obs.astype(np.float64).mean() / 255.0
