@@ -830,11 +830,15 @@ def _vector_history(vector_dim: Any) -> int | None:
         ) from None
 
 
+def _actions_phrase(history: int) -> str:
+    return f"last {history} action{'s' if history > 1 else ''} (forward, turn), newest first"
+
+
 def describe_vector(history: int) -> str:
     """The layout of a vector with `history` past actions, as the report states it."""
     if not history:
         return ODOMETRY_SOURCE
-    return f"{ODOMETRY_SOURCE} + last {history} action{'s' if history > 1 else ''} (forward, turn), newest first, zeros at each episode's start"
+    return f"{ODOMETRY_SOURCE} + {_actions_phrase(history)}, zeros at each episode's start"
 
 
 def _vector_entry(vector_dim: int, history: int | None, max_odometry_age: float) -> dict[str, Any]:
@@ -1023,7 +1027,7 @@ def format_report(report: dict[str, Any]) -> str:
     vector = report.get("vector", {"dim": 0})
     if vector["dim"]:
         history = vector.get("action_history", 0)
-        actions = f", + last {history} action{'s' if history > 1 else ''} (forward, turn), newest first" if history else ""
+        actions = f", + {_actions_phrase(history)}" if history else ""
         lines.append(f"  vector: {ODOMETRY_SOURCE}, at most {vector['max_odometry_age_s']:g} s older than its frame{actions}; "
                      f"{report['stale_odometry_ticks']} ticks with stale odometry (cut)")
     lines.append(f"  {'clean' if report['clean'] else 'NOT clean: see report.json'}")

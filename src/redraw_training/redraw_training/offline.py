@@ -164,6 +164,7 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
 
     ckpt_dir = out / "checkpoint"
     counters = {"updates": 0, "env_steps": 0, "episodes": 0}
+    lineage: dict[str, Any] | None = None   # data["init_from"] of the checkpoint: the run this one continues
     if resume and _has_checkpoint(out):
         _, manifest = read_manifest(out)
         if manifest["kind"] != "pretrain" or manifest.get("data", {}).get("dataset", {}).get("sha256") != data.digest:
@@ -173,6 +174,7 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
         counters.update(manifest["counters"])
         if "replay" in manifest.get("rng", {}):
             replay.set_rng_state(manifest["rng"]["replay"])
+        lineage = manifest.get("data", {}).get("init_from")
     elif init_from is not None:
         _, manifest = read_manifest(init_from)
         if manifest["kind"] != "pretrain":
@@ -184,7 +186,10 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
             raise OfflineError(f"--init-from {init_from}: the model has {have}, the dataset {dataset} needs {want}")
         # this run's config (the source's, then --preset / --set on top) builds the model; the source gives the weights
         agent, manifest, _ = load_agent(init_from, device, optimizers=True, overrides=config.to_dict())
+        lineage = {"checkpoint": str(init_from), "updates": manifest["counters"]["updates"],
+                   "dataset": manifest.get("data", {}).get("dataset", {})}
         if widen:
+            lineage["widened_vector"] = [have["vector_dim"], vector_dim]
             # the dataset's vector observation extends the model's (e.g. velocity + past actions): the new inputs
             # start with zero weights, so the widened model encodes every old observation exactly as before
             with torch.device(device):
@@ -210,16 +215,8 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
     last_eval: dict[str, Any] = {}
     started = time.time()
     data_info = {"dataset": data.describe(), "dataset_json": {k: v for k, v in info.items() if k not in ("episode_lengths", "episode_ends")}}
-    if resume and _has_checkpoint(out):
-        _, manifest = read_manifest(out)
-        if "init_from" in manifest.get("data", {}):
-            data_info["init_from"] = manifest["data"]["init_from"]
-    elif init_from is not None:
-        _, src = read_manifest(init_from)
-        data_info["init_from"] = {"checkpoint": str(init_from), "updates": src["counters"]["updates"],
-                                  "dataset": src.get("data", {}).get("dataset", {})}
-        if src["model"].get("vector_dim", 0) != vector_dim:
-            data_info["init_from"]["widened_vector"] = [src["model"].get("vector_dim", 0), vector_dim]
+    if lineage is not None:
+        data_info["init_from"] = lineage
 
     def evaluate_now() -> None:
         nonlocal last_eval
@@ -284,7 +281,7 @@ def widen_vector_input(old, new) -> None:
     old_state, new_state = old.state_dict(), new.state_dict()
     if set(old_state) != set(new_state):
         raise OfflineError(f"cannot widen: the models differ in tensors {sorted(set(old_state) ^ set(new_state))[:6]}")
-    grown: dict[str, tuple[int, torch.Tensor]] = {}
+    grown: dict[str, int] = {}   # tensor name -> the axis it grew along
     with torch.no_grad():
         for name, target in new_state.items():
             source = old_state[name]
@@ -299,7 +296,7 @@ def widen_vector_input(old, new) -> None:
             if axis == 1:
                 target.zero_()
             target.narrow(axis, 0, source.shape[axis]).copy_(source)
-            grown[name] = (axis, source)
+            grown[name] = axis
     new_names = {id(p): n for n, p in new.named_parameters()}
     old_opts, new_opts = old.optimizers(), new.optimizers()
     for key, opt in new_opts.items():
@@ -309,7 +306,7 @@ def widen_vector_input(old, new) -> None:
             param = opt.params[int(idx)]
             if field in ("exp_avg", "exp_avg_sq") and value.shape != param.shape:
                 padded = torch.zeros(param.shape, dtype=value.dtype)
-                axis, _ = grown[new_names[id(param)]]
+                axis = grown[new_names[id(param)]]
                 padded.narrow(axis, 0, value.shape[axis]).copy_(value)
                 tensors[tname] = padded.to(param.device)
         opt.load_state_tensors(tensors, meta)

@@ -450,18 +450,28 @@ def test_bad_odometry_gets_clear_errors_and_writes_nothing(tmp_path, case):
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
 
-def test_the_cli_and_calibrate_take_the_vector_size_from_the_model(tmp_path, capsys):
-    from redraw_training.cli.calibrate import _dataset_folder
-
+def _convert_with_both_manifests(tmp_path, dim: int):
+    """A 2 s bag with odometry, converted by the CLI with `--preprocess` a checkpoint.json and an ONNX manifest whose
+    vector has `dim` entries. Returns (bag, the checkpoint manifest, the episode of each conversion)."""
     frames, actions = stream(seconds=2.0)
     bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry_stream(frames))
-    checkpoint = {"preprocessing": CFG.to_dict(), "model": {"image_shape": [8, 8, 3], "action_dim": 2, "vector_dim": 2}}
+    checkpoint = {"preprocessing": CFG.to_dict(), "model": {"image_shape": [8, 8, 3], "action_dim": 2, "vector_dim": dim}}
     onnx = {"preprocessing": CFG.to_dict(), "inputs": [{"name": "obs", "shape": [1, 8, 8, 3], "dtype": "uint8"},
-                                                      {"name": "vector", "shape": [1, 2], "dtype": "float32"}]}
+                                                      {"name": "vector", "shape": [1, dim], "dtype": "float32"}]}
+    converted = []
     for name, manifest in (("checkpoint.json", checkpoint), ("policy.json", onnx)):
         (tmp_path / name).write_text(json.dumps(manifest))
         assert main([str(bag), "--out", str(tmp_path / f"ds_{name}"), "--preprocess", str(tmp_path / name)]) == 0
         (ep,) = episodes(tmp_path / f"ds_{name}")
+        converted.append(ep)
+    return bag, checkpoint, converted
+
+
+def test_the_cli_and_calibrate_take_the_vector_size_from_the_model(tmp_path, capsys):
+    from redraw_training.cli.calibrate import _dataset_folder
+
+    bag, checkpoint, converted = _convert_with_both_manifests(tmp_path, 2)
+    for ep in converted:
         assert ep["vector"].shape == (20, 2)
     assert "vector: odometry velocity (forward m/s, yaw rate rad/s), at most 0.2 s older than its frame" in capsys.readouterr().out
     # --vector-dim overrides the manifest
@@ -527,15 +537,8 @@ def test_vector_of_six_is_the_odometry_then_the_episodes_last_two_actions(tmp_pa
 def test_the_cli_and_calibrate_take_a_vector_of_six_from_the_model(tmp_path, capsys):
     from redraw_training.cli.calibrate import _dataset_folder
 
-    frames, actions = stream(seconds=2.0)
-    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, odometry=odometry_stream(frames))
-    checkpoint = {"preprocessing": CFG.to_dict(), "model": {"image_shape": [8, 8, 3], "action_dim": 2, "vector_dim": 6}}
-    onnx = {"preprocessing": CFG.to_dict(), "inputs": [{"name": "obs", "shape": [1, 8, 8, 3], "dtype": "uint8"},
-                                                      {"name": "vector", "shape": [1, 6], "dtype": "float32"}]}
-    for name, manifest in (("checkpoint.json", checkpoint), ("policy.json", onnx)):
-        (tmp_path / name).write_text(json.dumps(manifest))
-        assert main([str(bag), "--out", str(tmp_path / f"ds_{name}"), "--preprocess", str(tmp_path / name)]) == 0
-        (ep,) = episodes(tmp_path / f"ds_{name}")
+    bag, checkpoint, converted = _convert_with_both_manifests(tmp_path, 6)
+    for ep in converted:
         assert ep["vector"].shape == (20, 6)
         np.testing.assert_array_equal(ep["vector"][3, 2:], [*ep["action"][2], *ep["action"][1]])
     assert "+ last 2 actions (forward, turn), newest first" in capsys.readouterr().out
