@@ -6,6 +6,9 @@ float32 array (forward, turn) in [-1, 1]^2: forward > 0 drives ahead, turn > 0 t
 The lane drivers read a lane state: a mapping with `lane_offset_m` (m, + = left of the lane centre) and
 `lane_heading_rad` (rad, + = pointing left of the lane), as the simulators report it (`env.lane_state()`
 in-process, the twin's ground truth as a node). `input = "state"` says so; `RandomDriver` reads nothing.
+With the robot's measured `speed_mps` and `yaw_rate_rps` in that mapping too, the explorer also identifies
+the sign of each command channel online (`ActuationSigns`), as a teleoperator does within seconds of driving
+a robot whose controls are reversed; no reward is involved.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ def lane_state_of(state: Any) -> LaneState:
         return LaneState(offset, heading)
     found = sorted(state) if isinstance(state, Mapping) else type(state).__name__
     raise DriverInputError(f"expected a lane state mapping with 'lane_offset_m' and 'lane_heading_rad', found {found}")
+
+
+def odometry_of(state: Any) -> tuple[float, float] | None:
+    """(speed m/s, yaw rate rad/s) when the state mapping has `speed_mps` and `yaw_rate_rps`, else None."""
+    if not (isinstance(state, Mapping) and "speed_mps" in state and "yaw_rate_rps" in state):
+        return None
+    speed, yaw_rate = float(state["speed_mps"]), float(state["yaw_rate_rps"])
+    if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
+        raise DriverInputError(f"odometry must be finite, found speed={speed}, yaw_rate={yaw_rate}")
+    return speed, yaw_rate
 
 
 class RandomDriver:
@@ -92,6 +105,52 @@ class LaneFollowPController:
         return np.array([self.forward, np.clip(turn, -1.0, 1.0)], dtype=np.float32)
 
 
+class ActuationSigns:
+    """Online estimate of the sign of each command channel (forward, turn) from the robot's odometry.
+
+    The measured (speed, yaw rate) at a tick is regressed through the origin on the command sent `lag`
+    ticks before (the motors act late), with forgetting `decay`. A channel's sign is the sign of that
+    regression once the command has excited it (`min_excitation`, sum of squared commands) and the cosine
+    similarity of command and response reaches `min_similarity`; until then it is +1 (forward drives
+    ahead, turn > 0 turns left). A driver multiplies its intended command by the signs; the estimate
+    concerns the robot, so it carries over between episodes.
+    """
+
+    def __init__(self, lag: int = 2, decay: float = 0.98, min_excitation: float = 1.0, min_similarity: float = 0.5):
+        if lag < 0 or not 0.0 < decay <= 1.0 or min_excitation <= 0 or not 0.0 < min_similarity <= 1.0:
+            raise ValueError(f"expected lag >= 0, decay in (0, 1], min_excitation > 0 and min_similarity in (0, 1]; found "
+                             f"{lag}, {decay}, {min_excitation}, {min_similarity}")
+        self.lag, self.decay = int(lag), float(decay)
+        self.min_excitation, self.min_similarity = float(min_excitation), float(min_similarity)
+        self.signs = np.ones(2)
+        self.sent: list[np.ndarray] = []
+        self.sxy, self.sxx, self.syy = np.zeros(2), np.zeros(2), np.zeros(2)
+
+    def new_episode(self) -> None:
+        """The robot was reset: commands before it no longer explain its motion (the estimate itself stays)."""
+        self.sent.clear()
+
+    def observe(self, speed: float, yaw_rate: float) -> None:
+        """The measured motion at this tick, before the next command is chosen."""
+        if len(self.sent) <= self.lag:
+            return
+        u = self.sent[-1 - self.lag]
+        y = np.array([speed, yaw_rate])
+        self.sxy = self.decay * self.sxy + u * y
+        self.sxx = self.decay * self.sxx + u * u
+        self.syy = self.decay * self.syy + y * y
+        similarity = self.sxy / np.sqrt(np.maximum(self.sxx * self.syy, 1e-12))
+        known = (self.sxx >= self.min_excitation) & (np.abs(similarity) >= self.min_similarity)
+        self.signs = np.where(known, np.sign(self.sxy), self.signs)
+
+    def command(self, intended: np.ndarray) -> np.ndarray:
+        """The command that makes the robot do `intended` (forward, turn), remembered for the estimate."""
+        sent = np.asarray(intended, np.float64) * self.signs
+        self.sent.append(sent)
+        del self.sent[: -self.lag - 1]
+        return sent
+
+
 @dataclass(frozen=True)
 class ExploreConfig:
     """Behaviour mix of the exploration driver (durations in control steps at 10 Hz)."""
@@ -116,7 +175,11 @@ class ExploreConfig:
 class ExploreDriver:
     """Reward-free exploration for calibration data: noisy lane keeping at varied speeds, with drifts away
     from the lane centre and recoveries, stops and short reverses. Modes: cruise -> (drift -> recover |
-    stop | reverse) -> cruise. Seeded: the same seed and inputs give the same actions."""
+    stop | reverse) -> cruise. Seeded: the same seed and inputs give the same actions.
+
+    Given odometry in the state, it drives the robot it finds: the command channels' signs come from
+    `ActuationSigns`, so on a robot with reversed controls the data still shows it driving ahead in the lane
+    (the regime a lane-following policy needs modelled) after a few ticks of driving the wrong way."""
 
     MODES = ("cruise", "drift", "recover", "stop", "reverse")
 
@@ -125,6 +188,7 @@ class ExploreDriver:
     def __init__(self, config: ExploreConfig | None = None, seed: int | None = None, k_offset: float = 10.0, k_heading: float = 3.0):
         self.config = config or ExploreConfig()
         self.k_offset, self.k_heading = k_offset, k_heading
+        self.actuation = ActuationSigns()
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -138,6 +202,7 @@ class ExploreDriver:
         self.drift_turn = 0.0
         self.noise = np.zeros(2)
         self.mode_counts = dict.fromkeys(self.MODES, 0)
+        self.actuation.new_episode()
 
     def _draw(self, bounds: tuple[int, int]) -> int:
         return int(self.rng.integers(bounds[0], bounds[1] + 1))
@@ -159,6 +224,9 @@ class ExploreDriver:
     def act(self, obs_or_state: Any) -> np.ndarray:
         c = self.config
         lane = lane_state_of(obs_or_state)
+        motion = odometry_of(obs_or_state)
+        if motion is not None:
+            self.actuation.observe(*motion)
         noise = self._ou()
         self.mode_left -= 1
         if self.mode == "drift" and (self.mode_left <= 0 or abs(lane.offset) > c.drift_limit or abs(lane.heading) > math.radians(30)):
@@ -191,4 +259,5 @@ class ExploreDriver:
             forward, turn = 0.5 * noise[0], 0.5 * noise[1]
         else:  # reverse: back off slowly with a little steering noise
             forward, turn = -0.3 + noise[0], 0.3 * noise[1]
-        return np.clip(np.array([forward, turn], dtype=np.float32), -1.0, 1.0)
+        command = self.actuation.command(np.clip([forward, turn], -1.0, 1.0))
+        return command.astype(np.float32)

@@ -285,14 +285,18 @@ class LaneSim:
         return self.sim.render_obs()
 
     def lane_state(self) -> dict[str, float]:
-        """What a lane-following controller may read: signed offset (m, + = left) and heading (rad, + = left)."""
-        return {"lane_offset_m": float(self.pose.offset), "lane_heading_rad": float(self.pose.heading)}
+        """What a lane-following controller may read: signed offset (m, + = left), heading (rad, + = left) and
+        the odometry (forward speed m/s, yaw rate rad/s), as in the twin's ground truth."""
+        v, w = self.sim.velocities()
+        return {"lane_offset_m": float(self.pose.offset), "lane_heading_rad": float(self.pose.heading),
+                "speed_mps": float(v), "yaw_rate_rps": float(w)}
 
     def step_info(self, progress: float = 0.0, r_progress: float = 0.0, r_centre: float = 0.0) -> dict[str, Any]:
         ep, pose = self.episode, self.pose
         v, w = self.sim.velocities()
         return {
-            **self.lane_state(),
+            "lane_offset_m": float(pose.offset),
+            "lane_heading_rad": float(pose.heading),
             "offset_cm": 100.0 * abs(pose.offset),
             "heading_deg": math.degrees(pose.heading),
             "progress_m": progress,

@@ -8,7 +8,8 @@ the driver for an action and publishes it on redraw/action (DriveAction, source 
 redraw/episode resets the driver's mode. Without fresh ground truth (`truth_timeout`) it commands a stop.
 Timers follow the ROS clock: start it with use_sim_time:=true next to a twin that publishes /clock.
 The driver is `redraw_sim.drivers.ExploreDriver` (noisy lane keeping, drifts and recoveries, stops,
-short reverses, varied speeds) or `LaneFollowPController`; neither uses a reward.
+short reverses, varied speeds; it identifies the sign of each command channel from the ground truth's
+odometry and logs it) or `LaneFollowPController`; neither uses a reward.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class ExploreNode(Node):
         self.state: dict[str, float] | None = None
         self.state_time_ns = 0
         self.stopped_for_truth = False
+        self.logged_signs = [1.0, 1.0]
         self.create_timer(1.0 / control_hz, self.on_tick)
         self.get_logger().info(f"{driver} driver at {control_hz:g} Hz, seed {seed}, reading {topics.GROUND_TRUTH}")
 
@@ -102,6 +104,11 @@ class ExploreNode(Node):
             self.stopped_for_truth = False
         forward, turn = self.driver.act(self.state)
         self.out.publish(float(forward), float(turn))
+        signs = getattr(self.driver, "actuation", None)
+        if signs is not None and signs.signs.tolist() != self.logged_signs:
+            self.logged_signs = signs.signs.tolist()
+            self.get_logger().info(f"actuation identified from odometry: forward x{self.logged_signs[0]:+.0f}, "
+                                   f"turn x{self.logged_signs[1]:+.0f} (commands sent = intended x sign)")
 
 
 def run(node_factory, name: str, args: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import pytest
 import redraw_sim  # noqa: F401
 from redraw_common.episodes import iter_episodes, load_episode
 from redraw_sim.collect import CollectError, collect, main, make_driver
-from redraw_sim.drivers import DriverInputError, ExploreDriver, LaneFollowPController, RandomDriver
+from redraw_sim.drivers import ActuationSigns, DriverInputError, ExploreDriver, LaneFollowPController, RandomDriver
 
 
 def test_p_controller_steers_back_to_the_lane():
@@ -64,6 +64,54 @@ def test_explorer_in_the_simulator_drifts_and_recovers(nominal_env):
     assert (offsets > 0.04).mean() > 0.05           # it leaves the centre...
     assert (offsets < 0.02).mean() > 0.3            # ...and spends time near it
     assert episodes <= 4
+
+
+@pytest.mark.parametrize("gains", [(1.0, 1.0), (-1.0, -1.0), (0.5, -2.0)])
+def test_actuation_signs_identify_a_lagged_robot(gains):
+    """A robot whose (speed, yaw rate) follow the commands of 2 ticks before times `gains`, with noise."""
+    signs, rng = ActuationSigns(lag=2), np.random.default_rng(0)
+    sent, flipped_at = [], None
+    for t in range(60):
+        if len(sent) > 2:
+            u = sent[-3]
+            signs.observe(*(np.array(gains) * u + 0.05 * rng.standard_normal(2)))
+        sent.append(signs.command(np.array([0.6, 0.5 * math.sin(t / 3)])))
+        if flipped_at is None and np.array_equal(signs.signs, np.sign(gains)):
+            flipped_at = t
+    assert np.array_equal(signs.signs, np.sign(gains)), signs.signs
+    assert flipped_at is not None and flipped_at <= 15
+    # the commands now act as intended: forward drives ahead, turn > 0 turns left
+    assert np.all(np.sign(np.array(gains) * signs.command(np.array([0.6, 0.5]))) == [1, 1])
+    signs.new_episode()                      # a reset forgets the commands in flight, not the estimate
+    assert np.array_equal(signs.signs, np.sign(gains)) and signs.sent == []
+    with pytest.raises(ValueError, match="expected lag >= 0"):
+        ActuationSigns(lag=-1)
+
+
+def test_explorer_drives_ahead_on_a_reversed_robot(headless):
+    """With odometry in its input the explorer keeps lane-following data coming from a robot with reversed
+    controls; from the lane pose alone it steers the wrong way and leaves the lane again and again."""
+    env = gym.make("redraw/DuckietownLoop-v0", perturb="reversed").unwrapped
+
+    def drive(with_odometry: bool):
+        driver, distance, departures = ExploreDriver(seed=5), 0.0, 0
+        env.reset(seed=5)
+        for _ in range(300):
+            state = env.lane_state()
+            if not with_odometry:
+                state = {k: state[k] for k in ("lane_offset_m", "lane_heading_rad")}
+            _, _, terminated, truncated, info = env.step(driver.act(state))
+            if terminated or truncated:
+                distance, departures = distance + info["distance_m"], departures + int(terminated)
+                env.reset()
+                driver.reset()
+        return distance + info["distance_m"], departures, driver.actuation.signs
+
+    ahead, departures, signs = drive(True)
+    assert signs.tolist() == [-1.0, -1.0]
+    assert ahead > 1.5 and departures <= 2, (ahead, departures)
+    blind, blind_departures, blind_signs = drive(False)
+    assert blind_signs.tolist() == [1.0, 1.0] and blind < ahead / 2 and blind_departures >= 5, (blind, blind_departures)
 
 
 def test_collect_writes_reward_free_episodes(nominal_env, tmp_path):
