@@ -14,6 +14,7 @@ a robot whose controls are reversed; no reward is involved.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +124,7 @@ class ActuationSigns:
         self.lag, self.decay = int(lag), float(decay)
         self.min_excitation, self.min_similarity = float(min_excitation), float(min_similarity)
         self.signs = np.ones(2)
-        self.sent: list[np.ndarray] = []
+        self.sent: deque[np.ndarray] = deque(maxlen=self.lag + 1)   # the commands of the last lag + 1 ticks
         self.sxy, self.sxx, self.syy = np.zeros(2), np.zeros(2), np.zeros(2)
 
     def new_episode(self) -> None:
@@ -134,7 +135,7 @@ class ActuationSigns:
         """The measured motion at this tick, before the next command is chosen."""
         if len(self.sent) <= self.lag:
             return
-        u = self.sent[-1 - self.lag]
+        u = self.sent[0]
         y = np.array([speed, yaw_rate])
         self.sxy = self.decay * self.sxy + u * y
         self.sxx = self.decay * self.sxx + u * u
@@ -147,7 +148,6 @@ class ActuationSigns:
         """The command that makes the robot do `intended` (forward, turn), remembered for the estimate."""
         sent = np.asarray(intended, np.float64) * self.signs
         self.sent.append(sent)
-        del self.sent[: -self.lag - 1]
         return sent
 
 

@@ -83,7 +83,7 @@ def test_actuation_signs_identify_a_lagged_robot(gains):
     # the commands now act as intended: forward drives ahead, turn > 0 turns left
     assert np.all(np.sign(np.array(gains) * signs.command(np.array([0.6, 0.5]))) == [1, 1])
     signs.new_episode()                      # a reset forgets the commands in flight, not the estimate
-    assert np.array_equal(signs.signs, np.sign(gains)) and signs.sent == []
+    assert np.array_equal(signs.signs, np.sign(gains)) and len(signs.sent) == 0
     with pytest.raises(ValueError, match="expected lag >= 0"):
         ActuationSigns(lag=-1)
 
