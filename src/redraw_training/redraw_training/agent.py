@@ -31,13 +31,27 @@ class Agent(nn.Module):
         self.config = config
         self.image_shape, self.action_dim, self.vector_dim = tuple(image_shape), action_dim, vector_dim
         self.wm = WorldModel(config, image_shape, action_dim, vector_dim)
-        self.task = ImagActorCritic(config, self.wm.zdim, action_dim)
+        self.task = ImagActorCritic(config, self.wm.zdim, action_dim, self.hist_dim)
         self.residual: EnsembleResidual | None = None
         self.res_opt: Optimizer | None = None
         if calibrated:
             self.start_calibration(config)
         else:
             self.wm.make_optimizer()
+
+    @property
+    def hist_dim(self) -> int:
+        """Vector entries (past actions, at its end) that the actor and critic read instead of the world model."""
+        return self.wm.policy_history_dims
+
+    def history(self, vector: torch.Tensor | None) -> torch.Tensor | None:
+        """The policy's past actions from an observation's vector (None when the policy reads z only)."""
+        if not self.hist_dim:
+            return None
+        if vector is None:
+            raise ValueError(f"this policy reads the last {self.hist_dim} entries of the 'vector' observation (past actions), "
+                             "but the observation has no vector")
+        return vector[..., vector.shape[-1] - self.hist_dim:]
 
     @property
     def calibrated(self) -> bool:
@@ -67,27 +81,27 @@ class Agent(nn.Module):
         """obs: image uint8 (N, H, W, C) [+ vector (N, D)] -> action (N, A) clipped to [-1, 1]."""
         logits = self.wm.posterior_logits(obs)
         z = self.wm.draw.sample(logits, grad=False) if sample else mode_onehot(logits).flatten(-2)  # (N, C*K)
-        dist = self.task.actor(z)
-        action = dist.sample() if sample else dist.mean
-        return action.clamp(-1.0, 1.0)
+        return self.task.policy(z, sample, self.history(obs.get("vector"))).clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------------------------------------------
     # pretraining
 
-    def _starts(self, states: dict[str, torch.Tensor], is_terminal: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
-        z = states["z"].reshape(-1, self.wm.zdim)
-        sigma = states["sigma"].reshape(-1, self.wm.zdim)
-        cont = 1.0 - is_terminal.reshape(-1).float()
-        if 0 < count < z.shape[0]:
-            idx = torch.randperm(z.shape[0], device=z.device)[:count]
-            z, sigma, cont = z[idx], sigma[idx], cont[idx]
-        return {"z": z, "sigma": sigma, "cont": cont}
+    def _starts(self, states: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+        """Imagination start states: `count` random steps of the batch (0: all)."""
+        start = {"z": states["z"].reshape(-1, self.wm.zdim), "sigma": states["sigma"].reshape(-1, self.wm.zdim),
+                 "cont": 1.0 - batch["is_terminal"].reshape(-1).float()}
+        if self.hist_dim:
+            start["hist"] = self.history(batch.get("vector")).reshape(-1, self.hist_dim)
+        if 0 < count < start["z"].shape[0]:
+            idx = torch.randperm(start["z"].shape[0], device=start["z"].device)[:count]
+            start = {k: v[idx] for k, v in start.items()}
+        return start
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.calibrated:
             raise RuntimeError("this agent is calibrated (frozen world model); use calibrate_step")
         states, metrics = self.wm.train_step(batch)
-        start = self._starts(states, batch["is_terminal"], self.config.imag_starts)
+        start = self._starts(states, batch, self.config.imag_starts)
         with autocast(self.config, batch["image"].device):
             metrics.update(self.task.train_step(self.wm, start))
         return metrics
@@ -104,7 +118,7 @@ class Agent(nn.Module):
         device = next(self.wm.parameters()).device
         self.residual = EnsembleResidual(self.wm.zdim, self.action_dim, r.members, r.layers, r.units).to(device)
         self.res_opt = Optimizer("residual", self.residual.parameters(), r.lr, r.eps, r.clip)
-        self.task = ImagActorCritic(config, self.wm.zdim, self.action_dim).to(device)
+        self.task = ImagActorCritic(config, self.wm.zdim, self.action_dim, self.hist_dim).to(device)
 
     def filter_with_residual(self, post_logit: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
                              residual: bool = True, generator: torch.Generator | None = None):
@@ -127,7 +141,8 @@ class Agent(nn.Module):
         return (kl.sum(0) * mask).mean()
 
     def calibrate_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal."""
+        """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal [, vector: the policy's past
+        actions]."""
         if not self.calibrated:
             raise RuntimeError("call start_calibration() before calibrate_step")
         post_logit, is_first = batch["post_logit"], batch["is_first"]
@@ -146,6 +161,8 @@ class Agent(nn.Module):
             "sigma": self.wm.draw.belief(raw).reshape(b * t, -1)[:count],
             "cont": 1.0 - batch["is_terminal"].reshape(-1)[:count].float(),
         }
+        if self.hist_dim:
+            start["hist"] = self.history(batch.get("vector")).reshape(b * t, -1)[:count]
         with autocast(self.config, post_logit.device):
             metrics.update(self.task.train_step(self.wm, start, self.residual))
         return metrics

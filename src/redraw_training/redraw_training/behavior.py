@@ -3,7 +3,9 @@
 Per update, from N start states (z, sigma): roll the policy H steps in the world model (optionally under a
 ReDRAW residual), rewards from the reward head on z_1..z_H, continue flags from the continue head's mode,
 lambda-returns bootstrapped with the fast critic, percentile return normalisation, REINFORCE actor loss
-with entropy bonus, two-hot critic regularised towards a slow EMA critic. The policy reads z only.
+with entropy bonus, two-hot critic regularised towards a slow EMA critic. The policy reads z only, or z and the
+last k actions (`hist_dim` = k * A entries, newest first, as in a Duckiebot vector): those start from each start
+state's `hist` and follow the imagined actions.
 """
 
 from __future__ import annotations
@@ -65,13 +67,19 @@ def lambda_return(reward: torch.Tensor, value: torch.Tensor, disc: torch.Tensor,
     return torch.stack(out[::-1])
 
 
+def shift_history(hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """The history after `action`: newest first, the oldest action dropped."""
+    return torch.cat([action, hist[..., : hist.shape[-1] - action.shape[-1]]], -1)
+
+
 class ImagActorCritic(nn.Module):
-    def __init__(self, config: Config, zdim: int, action_dim: int):
+    def __init__(self, config: Config, zdim: int, action_dim: int, hist_dim: int = 0):
         super().__init__()
         self.config = config
-        self.actor = Actor(zdim, action_dim, config.actor)
+        self.hist_dim = hist_dim
+        self.actor = Actor(zdim + hist_dim, action_dim, config.actor)
         c = config.critic
-        self.critic = TwoHotHead(zdim, c.layers, c.units, c.bins, c.low, c.high, out_init="zero")
+        self.critic = TwoHotHead(zdim + hist_dim, c.layers, c.units, c.bins, c.low, c.high, out_init="zero")
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = ReturnNorm(config.retnorm)
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
@@ -82,17 +90,43 @@ class ImagActorCritic(nn.Module):
     def optimizers(self) -> dict[str, Optimizer]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
 
-    def policy(self, z: torch.Tensor, sample: bool = True) -> torch.Tensor:
-        dist = self.actor(z)
+    def features(self, z: torch.Tensor, hist: torch.Tensor | None = None) -> torch.Tensor:
+        """The actor's and critic's input: z, then the past actions when the policy reads them."""
+        if not self.hist_dim:
+            return z
+        if hist is None or hist.shape[-1] != self.hist_dim:
+            raise ValueError(f"this policy reads the last {self.hist_dim} action entries next to z, "
+                             f"found {None if hist is None else tuple(hist.shape)}")
+        return torch.cat([z, hist.to(z.dtype)], -1)
+
+    def policy(self, z: torch.Tensor, sample: bool = True, hist: torch.Tensor | None = None) -> torch.Tensor:
+        dist = self.actor(self.features(z, hist))
         return dist.sample() if sample else dist.mean
 
+    def imagine(self, wm, start: dict[str, torch.Tensor], residual: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """Roll the actor in the (corrected) model; adds `feat` (H+1, N, zdim + hist_dim), the actor's inputs."""
+        if not self.hist_dim:
+            traj = wm.draw.imagine(lambda z: self.actor(z).sample(), start["sigma"], start["z"], self.config.imag_horizon, residual)
+            traj["feat"] = traj["z"]
+            return traj
+        hists = [start["hist"]]
+
+        def act(z: torch.Tensor) -> torch.Tensor:
+            action = self.actor(self.features(z, hists[-1])).sample()
+            hists.append(shift_history(hists[-1], action))
+            return action
+
+        traj = wm.draw.imagine(act, start["sigma"], start["z"], self.config.imag_horizon, residual)
+        traj["feat"] = self.features(traj["z"], torch.stack(hists[:-1]))
+        return traj
+
     def train_step(self, wm, start: dict[str, torch.Tensor], residual: nn.Module | None = None) -> dict[str, torch.Tensor]:
-        """start: z, sigma (N, K*C) and cont (N,) = 1 - is_terminal. `wm` supplies draw, reward and cont."""
+        """start: z, sigma (N, K*C), cont (N,) = 1 - is_terminal [, hist (N, hist_dim)]. `wm` supplies draw, reward
+        and cont."""
         cfg = self.config
-        horizon = cfg.imag_horizon
-        traj = wm.draw.imagine(lambda z: self.actor(z).sample(), start["sigma"], start["z"], horizon, residual)
-        z, action = traj["z"], traj["action"]
-        vdist = self.critic(z)                                                       # fast critic (H+1, N), with grad
+        traj = self.imagine(wm, start, residual)
+        z, feat, action = traj["z"], traj["feat"], traj["action"]
+        vdist = self.critic(feat)                                                    # fast critic (H+1, N), with grad
         with torch.no_grad():
             reward = wm.reward(z[1:]).mean()                                         # (H, N)
             cont = torch.cat([start["cont"][None].float(), wm.cont_mode(z[1:])], 0)  # (H+1, N)
@@ -103,9 +137,9 @@ class ImagActorCritic(nn.Module):
             scale = self.retnorm.scale()
             adv = (ret - value[:-1]) / scale
             w = weight[:-1]
-            slow = self.slow_critic(z[:-1]).mean()
+            slow = self.slow_critic(feat[:-1]).mean()
 
-        dist = self.actor(z[:-1])
+        dist = self.actor(feat[:-1])
         logp = dist.log_prob(action[:-1])
         ent = dist.entropy()
         actor_loss = -(w * (logp * adv + cfg.actent * ent)).mean()

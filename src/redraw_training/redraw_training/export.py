@@ -43,13 +43,15 @@ class PolicyGraph(nn.Module):
         self.actor = agent.task.actor.mlp
         self.stoch, self.classes = agent.wm.draw.stoch, agent.wm.draw.classes
         self.action_dim = agent.action_dim
+        # history_to_policy: the encoder reads the vector's head (velocity), the actor its tail (past actions)
+        self.model_vector_dim, self.hist_dim = agent.wm.model_vector_dim, agent.hist_dim
 
     def forward(self, obs: torch.Tensor, vector: torch.Tensor | None = None) -> torch.Tensor:
-        embed = self.encoder(obs, vector)
+        embed = self.encoder(obs, vector if not self.hist_dim else vector[:, : self.model_vector_dim])
         raw = self.obs_stats(self.obs_out(embed)).reshape(-1, self.classes, self.stoch)      # (1, C, K) layout
         z = F.one_hot(torch.argmax(raw, 1), self.classes).to(raw.dtype).permute(0, 2, 1)  # (1, C, K) one-hot
         z = z.reshape(-1, self.stoch * self.classes)
-        out = self.actor(z)
+        out = self.actor(z if not self.hist_dim else torch.cat([z, vector[:, self.model_vector_dim:]], -1))
         return torch.tanh(out[:, : self.action_dim])
 
 

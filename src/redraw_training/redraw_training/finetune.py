@@ -83,7 +83,7 @@ class DrawFinetune:
         agent.wm.opt = None
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal."""
+        """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal [, vector]."""
         agent, cfg = self.agent, self.config
         draw = agent.wm.draw
         post, is_first = batch["post_logit"], batch["is_first"]
@@ -102,6 +102,8 @@ class DrawFinetune:
         count = max(1, int(b * t * cfg.calibrate.imag_start_fraction))
         start = {"z": z.reshape(b * t, -1)[:count], "sigma": draw.belief(raw.detach()).reshape(b * t, -1)[:count],
                  "cont": 1.0 - batch["is_terminal"].reshape(-1)[:count].float()}
+        if agent.hist_dim:
+            start["hist"] = agent.history(batch.get("vector")).reshape(b * t, -1)[:count]
         with autocast(cfg, post.device):
             metrics.update(agent.task.train_step(agent.wm, start))
         return metrics
@@ -241,6 +243,8 @@ def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str 
                                "finetune": method, "eval_env": {"id": eval_env, "perturb": perturb}})
 
     keys = ("action", "is_first", "is_terminal") if is_draw else ("image", "vector", "action", "is_first", "is_terminal")
+    if is_draw and agent.hist_dim:
+        keys += ("vector",)   # the policy's past actions
     try:
         while counters["updates"] < cal.updates:
             index = dataset.train.sample_indices(batch_size, length)

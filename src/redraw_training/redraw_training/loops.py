@@ -446,7 +446,7 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
         while counters["updates"] < cal.updates:
             index = dataset.train.sample_indices(batch_size, length)
             arrays = dataset.train.gather(index)
-            batch = to_torch({k: arrays[k] for k in ("action", "is_first", "is_terminal")}, device)
+            batch = to_torch({k: arrays[k] for k in ("action", "is_first", "is_terminal") + (("vector",) if agent.hist_dim else ())}, device)
             batch["post_logit"] = cache[torch.from_numpy(index).to(device)]
             mean.add(agent.calibrate_step(batch))
             counters["updates"] += 1

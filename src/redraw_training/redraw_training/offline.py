@@ -185,7 +185,10 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
         if have != want and not widen:
             raise OfflineError(f"--init-from {init_from}: the model has {have}, the dataset {dataset} needs {want}")
         # this run's config (the source's, then --preset / --set on top) builds the model; the source gives the weights
-        agent, manifest, _ = load_agent(init_from, device, optimizers=True, overrides=config.to_dict())
+        overrides = config.to_dict()
+        if widen:   # the source is built as it was trained; the wide model below takes this run's config
+            overrides["history_to_policy"] = bool(manifest.get("config", {}).get("history_to_policy", False))
+        agent, manifest, _ = load_agent(init_from, device, optimizers=True, overrides=overrides)
         lineage = {"checkpoint": str(init_from), "updates": manifest["counters"]["updates"],
                    "dataset": manifest.get("data", {}).get("dataset", {})}
         if widen:
@@ -193,7 +196,7 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
             # the dataset's vector observation extends the model's (e.g. velocity + past actions): the new inputs
             # start with zero weights, so the widened model encodes every old observation exactly as before
             with torch.device(device):
-                wide = build_agent(agent.config, image_shape, action_dim, vector_dim)
+                wide = build_agent(agent.config.update({"history_to_policy": config.history_to_policy}), image_shape, action_dim, vector_dim)
             widen_vector_input(agent, wide)
             agent = wide
         counters.update(manifest["counters"])
@@ -267,7 +270,10 @@ def _has_checkpoint(folder: Path) -> bool:
         return False
 
 
-VECTOR_LAYERS = ("wm.encoder.mlp.", "wm.decoder.vector.")   # the only tensors whose size depends on the vector's
+# the only tensors whose size depends on the vector's: the world model's vector encoder and decoder, and (with
+# history_to_policy) the first layers of the actor and critics, which read the past actions next to z
+VECTOR_LAYERS = ("wm.encoder.mlp.", "wm.decoder.vector.", "task.actor.mlp.hidden.0.", "task.critic.mlp.hidden.0.",
+                 "task.slow_critic.mlp.hidden.0.")
 
 
 def widen_vector_input(old, new) -> None:

@@ -153,11 +153,11 @@ class P2EAgent(Agent):
         self.expl_behavior: ImagActorCritic | None = None
         if not calibrated:
             ac_config = pretraining_config(config)
-            self.task = ImagActorCritic(ac_config, self.wm.zdim, action_dim)
+            self.task = ImagActorCritic(ac_config, self.wm.zdim, action_dim, self.hist_dim)
             e = config.expl
             zdim = self.wm.zdim
             self.disag = Disagreement(2 * zdim + action_dim, self.wm.encoder.out_dim, e.members, e.layers, e.units, e.lr, e.eps, e.clip)
-            self.expl_behavior = ImagActorCritic(ac_config, zdim, action_dim)
+            self.expl_behavior = ImagActorCritic(ac_config, zdim, action_dim, self.hist_dim)
 
     def optimizers(self) -> dict[str, Optimizer]:
         opts = super().optimizers()
@@ -175,8 +175,7 @@ class P2EAgent(Agent):
             raise RuntimeError("this agent has no exploration actor (calibrated agents drop it)")
         logits = self.wm.posterior_logits(obs)
         z = self.wm.draw.sample(logits, grad=False) if sample else mode_onehot(logits).flatten(-2)
-        dist = self.expl_behavior.actor(z)
-        return (dist.sample() if sample else dist.mean).clamp(-1.0, 1.0)
+        return self.expl_behavior.policy(z, sample, self.history(obs.get("vector"))).clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def intrinsic_reward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -197,7 +196,7 @@ class P2EAgent(Agent):
         if self.calibrated or self.disag is None:
             raise RuntimeError("this agent is calibrated (frozen world model); use calibrate_step")
         states, metrics = self.wm.train_step(batch)
-        start = self._starts(states, batch["is_terminal"], self.config.imag_starts)
+        start = self._starts(states, batch, self.config.imag_starts)
         e = self.config.expl
         with autocast(self.config, batch["image"].device):
             metrics.update(self.disag_step(states, batch))

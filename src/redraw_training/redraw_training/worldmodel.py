@@ -74,11 +74,26 @@ class Decoder(nn.Module):
         return (h * s, w * s, self.image.net[-1].out_channels)
 
 
+def history_dims(vector_dim: int) -> int:
+    """The entries of past actions at the end of a Duckiebot vector of size `vector_dim` (history_to_policy)."""
+    try:
+        k = history_length(vector_dim)
+    except ValueError as exc:
+        raise ValueError(f"history_to_policy needs a Duckiebot vector (velocity + past actions): {exc}") from None
+    if not k:
+        raise ValueError(f"history_to_policy needs past actions in the vector, found only the velocity (size {vector_dim}); "
+                         "make the env with action_history=k > 0")
+    return ACTION_DIM * k
+
+
 class WorldModel(nn.Module):
     def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0):
         super().__init__()
         self.config = config
         self.image_shape, self.action_dim, self.vector_dim = tuple(image_shape), action_dim, vector_dim
+        # history_to_policy: the past actions at the end of the observation's vector are the policy's, not the model's
+        self.policy_history_dims = history_dims(vector_dim) if config.history_to_policy else 0
+        vector_dim = self.model_vector_dim = vector_dim - self.policy_history_dims
         self.encoder = Encoder(self.image_shape, vector_dim, config.encoder)
         r = config.rssm
         self.draw = DRAW(self.encoder.out_dim, action_dim, r.stoch, r.classes, r.units, r.img_hidden_layers, r.unimix, r.action_clip)
@@ -113,8 +128,14 @@ class WorldModel(nn.Module):
 
     # ------------------------------------------------------------------------------------------------------
 
+    def own_vector(self, vector: torch.Tensor | None) -> torch.Tensor | None:
+        """The part of an observation's vector this model encodes (all of it unless history_to_policy)."""
+        if vector is None or not self.policy_history_dims:
+            return vector
+        return vector[..., : self.model_vector_dim]
+
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encoder(batch["image"], batch.get("vector"))
+        return self.encoder(batch["image"], self.own_vector(batch.get("vector")))
 
     def posterior_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalised log-probs (..., C, K) of q(z | x) for every step."""
@@ -133,7 +154,8 @@ class WorldModel(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         image = normalize_image(batch["image"])       # encoder input and (+0.5) decoder target, computed once
-        embed = self.encoder(image, batch.get("vector"))
+        vector = self.own_vector(batch.get("vector"))
+        embed = self.encoder(image, vector)
         states = self.draw.observe(embed, batch["action"], batch["is_first"])
         z = states["z"]
         losses = {}
@@ -141,8 +163,8 @@ class WorldModel(nn.Module):
         steps = image.shape[0] * image.shape[1]
         # squared error summed over pixels, mean over (B, T): one fused kernel forward and backward
         losses["image"] = F.mse_loss(recon["image"].float(), image, reduction="sum") / steps
-        if self.vector_dim:
-            losses["vector"] = ((recon["vector"].float() - symlog(batch["vector"].float())) ** 2).sum(-1)
+        if self.model_vector_dim:
+            losses["vector"] = ((recon["vector"].float() - symlog(vector.float())) ** 2).sum(-1)
         if "reward" in batch:
             losses["reward"] = -self.reward(z).log_prob(batch["reward"])
         cont_target = 1.0 - batch["is_terminal"].float()
@@ -151,7 +173,7 @@ class WorldModel(nn.Module):
         losses["dyn"], losses["rep"] = kl["dyn"], kl["rep"]
         total = sum(self.scales[k] * v.mean() for k, v in losses.items())
         if self.history_dims:
-            counterfactual = self.counterfactual_losses(embed, batch, cont_target)
+            counterfactual = self.counterfactual_losses(embed, {**batch, "vector": vector}, cont_target)
             total = total + sum(self.scales[k.removesuffix("_cf")] * v.mean() for k, v in counterfactual.items())
             losses.update(counterfactual)
         metrics = {f"wm/{k}": v.detach().mean() for k, v in losses.items()}

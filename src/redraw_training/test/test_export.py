@@ -72,3 +72,28 @@ def test_export_with_vector_input(tmp_path):
     a = session.run(["action"], {"obs": obs, "vector": np.zeros((1, 4), np.float32)})[0]
     b = session.run(["action"], {"obs": obs, "vector": np.full((1, 4), 5.0, np.float32)})[0]
     assert a.shape == (1, 3) and not np.allclose(a, b)   # the vector reaches the policy
+
+
+def test_export_with_the_past_actions_read_by_the_policy(tmp_path):
+    """history_to_policy: the graph takes the whole vector; its past actions reach the action (next to z), and the
+    ONNX action equals the agent's deterministic torch action."""
+    torch.manual_seed(0)
+    agent = Agent(load_config(["tiny"], ["history_to_policy=true"]), (32, 32, 2), 2, vector_dim=6)
+    with torch.no_grad():   # a trained policy reads the history; the fresh one's weights are small but not zero
+        agent.task.actor.mlp.hidden[0].linear.weight[:, agent.wm.zdim:].normal_(0.0, 1.0)
+    save_checkpoint(tmp_path / "ckpt", agent, kind="pretrain", counters={}, preprocessing={})
+    result = export_policy(tmp_path / "ckpt", tmp_path / "model")
+    manifest = load_verified(tmp_path / "model" / "policy.onnx")
+    assert [t.name for t in manifest.inputs] == ["obs", "vector"] and manifest.inputs[1].shape == (1, 6)
+    assert result["max_abs_diff"] <= 1e-4
+    session = _session(tmp_path / "model" / "policy.onnx")
+    obs = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 2), dtype=np.uint8)
+    velocity = np.array([[0.3, -0.2]], np.float32)
+    hists = [np.zeros((1, 4), np.float32), np.array([[1.0, -1.0, 0.5, 0.5]], np.float32)]
+    got = [session.run(["action"], {"obs": obs, "vector": np.concatenate([velocity, h], 1)})[0] for h in hists]
+    assert not np.allclose(got[0], got[1], atol=1e-3)   # the past actions reach the policy
+    with torch.no_grad():
+        for h, a in zip(hists, got):
+            vector = torch.from_numpy(np.concatenate([velocity, h], 1))
+            want = agent.policy({"image": torch.from_numpy(obs), "vector": vector}, sample=False).numpy()
+            np.testing.assert_allclose(a, want, atol=1e-4)

@@ -398,3 +398,28 @@ def test_offline_pretrain_widens_the_vector_from_a_narrower_run(tmp_path):
     assert manifest["model"]["vector_dim"] == 6 and manifest["data"]["init_from"]["widened_vector"] == [2, 6]
     with pytest.raises(SystemExit):
         main(["--dataset", str(tmp_path / "v2"), "--updates", "70", "--init-from", str(tmp_path / "b"), "--out", str(tmp_path / "c"), *common])
+
+
+def test_offline_pretrain_widens_a_velocity_run_into_a_policy_that_reads_the_past_actions(tmp_path):
+    """--init-from a velocity-only run with --set history_to_policy=true: the world model keeps its 2-entry vector
+    (its weights carry over unchanged), the actor and critic gain the 4 past-action inputs; the run records it."""
+    from safetensors.torch import load_file
+
+    from redraw_training.cli.pretrain import main
+
+    base = tmp_path / "base"
+    _write_dataset(base, 3)
+    _with_vector(base, tmp_path / "v2", 2)
+    _with_vector(base, tmp_path / "v6", 6)
+    common = ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
+    assert main(["--dataset", str(tmp_path / "v2"), "--updates", "40", "--out", str(tmp_path / "a"), *common]) == 0
+    assert main(["--dataset", str(tmp_path / "v6"), "--updates", "42", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                 "--set", "history_to_policy=true", *common]) == 0
+    manifest = json.loads((tmp_path / "b" / "checkpoint" / "checkpoint.json").read_text())
+    assert manifest["model"]["vector_dim"] == 6 and manifest["config"]["history_to_policy"] is True
+    assert manifest["data"]["init_from"]["widened_vector"] == [2, 6]
+    a = load_file(str(tmp_path / "a" / "checkpoint" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "b" / "checkpoint" / "weights.safetensors"))
+    assert a["wm.encoder.mlp.hidden.0.linear.weight"].shape == b["wm.encoder.mlp.hidden.0.linear.weight"].shape
+    grown = b["task.actor.mlp.hidden.0.linear.weight"].shape[1] - a["task.actor.mlp.hidden.0.linear.weight"].shape[1]
+    assert grown == 4
