@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--transitions", type=int, default=3000, help="calibration transitions to record at 10 Hz (default %(default)s; 10000 for the paper's size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the explorer, the twin's start poses and calibration (default %(default)s)")
     p.add_argument("--out", default="runs/sim2real", help="output folder (default %(default)s)")
-    p.add_argument("--updates", type=int, default=1500, help="calibration updates (default %(default)s)")
+    p.add_argument("--updates", type=int, default=3000, help="calibration updates (default %(default)s: the fresh policy needs about that many to lap)")
     p.add_argument("--drive-seconds", type=float, default=150.0,
                    help="simulated seconds each policy drives (default %(default)s: 2+ laps of loop_empty at 0.25 m/s)")
     p.add_argument("--real-time-factor", type=float, default=2.0,

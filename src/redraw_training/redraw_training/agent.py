@@ -24,6 +24,12 @@ from .residual import EnsembleResidual
 from .worldmodel import WorldModel, autocast
 
 
+def calibration_config(config: Config) -> Config:
+    """The actor-critic's config after transfer: imag_horizon = calibrate.imag_horizon when that is set (> 0)."""
+    horizon = int(config.calibrate.imag_horizon)
+    return config.update({"imag_horizon": horizon}) if horizon > 0 else config
+
+
 class Agent(nn.Module):
     def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0,
                  calibrated: bool = False):
@@ -118,7 +124,7 @@ class Agent(nn.Module):
         device = next(self.wm.parameters()).device
         self.residual = EnsembleResidual(self.wm.zdim, self.action_dim, r.members, r.layers, r.units).to(device)
         self.res_opt = Optimizer("residual", self.residual.parameters(), r.lr, r.eps, r.clip)
-        self.task = ImagActorCritic(config, self.wm.zdim, self.action_dim, self.hist_dim).to(device)
+        self.task = ImagActorCritic(calibration_config(config), self.wm.zdim, self.action_dim, self.hist_dim).to(device)
 
     def filter_with_residual(self, post_logit: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
                              residual: bool = True, generator: torch.Generator | None = None):

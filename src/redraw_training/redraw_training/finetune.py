@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .agent import calibration_config
 from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
 from .config import Config
 from .datasets import load_target_dataset
@@ -77,6 +78,7 @@ class DrawFinetune:
         if not hasattr(agent.wm, "draw") or agent.calibrated:
             raise FinetuneError("draw_finetune needs an uncalibrated DRAW checkpoint (config model: draw)")
         self.agent, self.config = agent, config
+        agent.task.config = calibration_config(config)   # the kept actor-critic imagines as ReDRAW's does
         f = config.finetune
         self.params = _set_trainable(agent, DRAW_TRAINABLE)
         self.opt = Optimizer("finetune", self.params, f.lr, f.eps, f.clip)

@@ -75,15 +75,14 @@ class Decoder(nn.Module):
 
 
 def history_dims(vector_dim: int) -> int:
-    """The entries of past actions at the end of a Duckiebot vector of size `vector_dim` (history_to_policy)."""
+    """The entries of past actions at the end of a Duckiebot vector of size `vector_dim` (history_to_policy); 0 for
+    no vector or the velocity alone (nothing to route, as history_counterfactual)."""
+    if not vector_dim:
+        return 0
     try:
-        k = history_length(vector_dim)
+        return ACTION_DIM * history_length(vector_dim)
     except ValueError as exc:
         raise ValueError(f"history_to_policy needs a Duckiebot vector (velocity + past actions): {exc}") from None
-    if not k:
-        raise ValueError(f"history_to_policy needs past actions in the vector, found only the velocity (size {vector_dim}); "
-                         "make the env with action_history=k > 0")
-    return ACTION_DIM * k
 
 
 class WorldModel(nn.Module):

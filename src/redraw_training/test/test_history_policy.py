@@ -47,15 +47,15 @@ def test_the_world_model_encodes_the_velocity_and_the_policy_reads_the_past_acti
     assert (a - b).abs().max() > 1e-3
 
 
-def test_a_policy_with_history_needs_it_and_a_vector_without_past_actions_is_refused():
+def test_a_policy_with_history_needs_it_and_a_vector_of_another_layout_is_refused():
     agent = _agent()
     z = torch.zeros(2, agent.wm.zdim)
     with pytest.raises(ValueError, match="last 4 action entries"):
         agent.task.policy(z, hist=None)
     with pytest.raises(ValueError, match="vector. observation"):
         agent.policy({"image": _obs()["image"]})
-    with pytest.raises(ValueError, match="past actions in the vector"):
-        _agent(vector_dim=2)
+    velocity_only = _agent(vector_dim=2)    # nothing to route: the model encodes the velocity, the policy reads z
+    assert velocity_only.hist_dim == 0 and velocity_only.wm.model_vector_dim == 2
     with pytest.raises(ValueError, match="2 \\+ 2k"):
         _agent(vector_dim=5)
 
@@ -111,3 +111,23 @@ def test_widening_a_velocity_only_run_into_a_history_policy_keeps_its_actions():
         want = narrow.policy({**obs, "vector": obs["vector"][:, :2]}, sample=False)
         assert torch.allclose(wide.policy(obs, sample=False), want, atol=1e-6)
         assert torch.allclose(wide.policy(other, sample=False), want, atol=1e-6)
+
+
+def test_calibration_imagines_over_calibrate_imag_horizon():
+    """calibrate.imag_horizon > 0 sets the horizon of the fresh (ReDRAW) and the kept (DRAW finetune) actor-critic;
+    0 keeps the model's imag_horizon."""
+    from redraw_training.finetune import DrawFinetune
+
+    agent = _agent(**{"calibrate.imag_horizon": 7})
+    assert agent.task.config.imag_horizon == 15          # pretraining: the model's horizon (tiny preset)
+    agent.start_calibration()
+    assert agent.task.config.imag_horizon == 7
+    n = 3
+    start = {"z": torch.zeros(n, agent.wm.zdim), "sigma": torch.full((n, agent.wm.zdim), 1.0 / 8), "cont": torch.ones(n),
+             "hist": torch.zeros(n, 4)}
+    start["z"].view(n, -1, agent.wm.draw.stoch)[:, 0] = 1.0
+    assert agent.task.imagine(agent.wm, start, agent.residual)["z"].shape[0] == 8
+    kept = _agent(**{"calibrate.imag_horizon": 9})
+    DrawFinetune(kept, kept.config)
+    assert kept.task.config.imag_horizon == 9
+    assert _agent().config.calibrate.imag_horizon == 0 and _agent().task.config.imag_horizon == 15
