@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the digital twin (issue 8), one command after setup:
 #   the twin with reversed actions as the "real" robot + the exploration driver + the recorder -> a calibration bag
-#   (3000 transitions) -> calibrate the shipped sim-pretrained model (models/duckietown_draw) -> export ONNX of
+#   (10000 transitions) -> calibrate the shipped sim-pretrained model (models/duckietown_draw) -> export ONNX of
 #   DRAW zero-shot and ReDRAW -> each drives the twin through the policy node -> a table, runs/sim2real/<time>/summary.json
 #   and comparison.png. Any sim2real option passes through (sim2real --help), e.g.
 #
