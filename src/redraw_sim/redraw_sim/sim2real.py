@@ -20,8 +20,8 @@ The twin and every node follow the twin's simulated clock (/clock, use_sim_time)
 changes the wall time, not the data; when the machine cannot render fast enough, the twin skips camera
 frames (never physics), which the conversion report and the policy's watchdog counts show (both go into
 summary.json, with a note when they matter). Defaults, measured on the 2-core machine while other jobs
-loaded it: recording at 2x real time (the converter cuts the few episodes around skipped frames; about 94 %
-of the recorded transitions stay usable), driving at 1x (at 2x the policy node's watchdog stopped the
+loaded it: recording at 2.5x real time (10000 transitions in 404 s; the twin skipped 107 camera frames and the
+converter cut the few episodes around them, 9987 transitions stayed usable), driving at 1x (at 2x the policy node's watchdog stopped the
 wheels for stale frames in 15-20 % of its control ticks; at 1x in 2-3 %). Every ROS process
 gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_HOME under OUT/logs and a ROS_DOMAIN_ID of its own stage,
 and every child process is ended (by process group) on exit, error or Ctrl-C. Exit codes: 0 done, 1 a
@@ -99,7 +99,7 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--updates", type=int, default=3000, help="calibration updates (default %(default)s: the fresh policy needs about that many to lap)")
     p.add_argument("--drive-seconds", type=float, default=120.0,
                    help="simulated seconds each policy drives (default %(default)s: 2 laps of loop_empty at 41 s per lap)")
-    p.add_argument("--real-time-factor", type=float, default=2.0,
+    p.add_argument("--real-time-factor", type=float, default=2.5,
                    help="simulated seconds per wall second of the twin while recording (default %(default)s)")
     p.add_argument("--drive-real-time-factor", type=float, default=1.0,
                    help="... while the policies drive (default %(default)s: a loaded 2-core machine still renders about every frame the "
