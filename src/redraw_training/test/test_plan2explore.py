@@ -377,16 +377,22 @@ def test_widening_the_vector_keeps_what_the_model_knows():
         widen_vector_input(narrow, build_agent(config, (16, 16, 3), 3, 6))
 
 
+def _velocity_and_history_datasets(tmp_path: Path) -> list[str]:
+    """tmp_path/v2 (velocity) and tmp_path/v6 (velocity + 2 past actions) over the same episodes; returns the common
+    pretrain arguments of the widening tests."""
+    base = tmp_path / "base"
+    _write_dataset(base, 3)
+    _with_vector(base, tmp_path / "v2", 2)
+    _with_vector(base, tmp_path / "v6", 6)
+    return ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
+
+
 def test_offline_pretrain_widens_the_vector_from_a_narrower_run(tmp_path):
     """--init-from a run whose vector is narrower than the dataset's (velocity -> velocity + past actions): the run
     continues with the old weights (first loss far below a fresh model's) and records the widening; narrowing is refused."""
     from redraw_training.cli.pretrain import main
 
-    base = tmp_path / "base"
-    _write_dataset(base, 3)
-    _with_vector(base, tmp_path / "v2", 2)
-    _with_vector(base, tmp_path / "v6", 6)
-    common = ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
+    common = _velocity_and_history_datasets(tmp_path)
     assert main(["--dataset", str(tmp_path / "v2"), "--updates", "60", "--out", str(tmp_path / "a"), *common]) == 0
     assert main(["--dataset", str(tmp_path / "v6"), "--updates", "62", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
                  "--set", "history_counterfactual=true", *common]) == 0
@@ -407,11 +413,7 @@ def test_offline_pretrain_widens_a_velocity_run_into_a_policy_that_reads_the_pas
 
     from redraw_training.cli.pretrain import main
 
-    base = tmp_path / "base"
-    _write_dataset(base, 3)
-    _with_vector(base, tmp_path / "v2", 2)
-    _with_vector(base, tmp_path / "v6", 6)
-    common = ["--preset", "tiny", "--threads", "1", "--no-progress", "--set", "run.log_every=1", "--set", "imag_starts=32"]
+    common = _velocity_and_history_datasets(tmp_path)
     assert main(["--dataset", str(tmp_path / "v2"), "--updates", "40", "--out", str(tmp_path / "a"), *common]) == 0
     assert main(["--dataset", str(tmp_path / "v6"), "--updates", "42", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
                  "--set", "history_to_policy=true", *common]) == 0
