@@ -36,6 +36,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,8 +345,40 @@ def evaluate_stage(s: CompareSettings, checkpoint: Path, perturb: str, seed: int
     return metrics
 
 
+@contextmanager
+def seed_lock(out: Path, seed: int):
+    """Hold `out`/.seed<N>.lock while a process runs seed N: resuming restarts unfinished stages from scratch, so a
+    second process on the same seed and folder would wipe the first one's stage in flight. The OS drops the lock
+    when the holder exits, however it ends."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f".seed{seed}.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise CompareError(f"seed {seed} of {out} is being run by another process (pid {holder}); wait for it to end, "
+                               f"or give this run other --seeds or another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_seed(s: CompareSettings, seed: int, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Every stage of one seed; returns its result rows."""
+    """Every stage of one seed (holding its seed_lock); returns its result rows."""
+    with seed_lock(Path(s.out), seed):
+        return _run_seed(s, seed, log)
+
+
+def _run_seed(s: CompareSettings, seed: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     import torch
 
     from .finetune import finetune

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from redraw_training.compare import LANE_COLUMNS, METHODS, CompareError, CompareSettings, summarize, table_markdown
+from redraw_training.compare import LANE_COLUMNS, METHODS, CompareError, CompareSettings, seed_lock, summarize, table_markdown
 from redraw_training.evaluation import lane_metrics
 
 # ----------------------------------------------------------------------------------------------------------
@@ -161,6 +162,12 @@ def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_ch
     stamp = (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime
     assert main(args) == 0
     assert (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp
+    capsys.readouterr()
+    with seed_lock(out, 1), pytest.raises(SystemExit):       # as if another process were running seed 1 in OUT
+        main(args)
+    err = capsys.readouterr().err
+    assert f"seed 1 of {out} is being run by another process (pid {os.getpid()})" in err
+    assert (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp   # nothing wiped
     other = [a if a != str(tiny_checkpoints["dreamer"]) else str(tiny_checkpoints["dreamer"] / "checkpoint") for a in args]
     assert main(other) == 0                                  # the same weights through the checkpoint folder are fine
     previous = json.loads((out / "pretrained.json").read_text())
