@@ -128,7 +128,7 @@ def bench_inference(path: Path, iterations: int) -> dict:
     for threads in (1, 2):
         model = PolicyModel(path, threads=threads)
         obs = rng.integers(0, 256, (64, *model.obs_shape[1:]), dtype=np.uint8)
-        vec = rng.normal(0.0, 0.5, (64, VECTOR_DIM)).astype(np.float32) if model.uses_vector else [None] * 64
+        vec = rng.normal(0.0, 0.5, (64, model.vector_dim)).astype(np.float32) if model.uses_vector else [None] * 64
         for i in range(50):
             model.infer(obs[i % 64], vec[i % 64])
         wall, cpu = np.empty(iterations), np.empty(iterations)
