@@ -366,10 +366,7 @@ def seed_lock(out: Path, seed: int):
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield                                # closing the file releases the lock
 
 
 def run_seed(s: CompareSettings, seed: int, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
