@@ -26,9 +26,11 @@ SOURCE_EXPLORE = 2
 EVENT_START, EVENT_END, REASON_LEFT_LANE = 0, 1, 1
 
 
-def run_probe(group: NodeGroup, tmp_path: Path, seconds: float, command: str = "") -> dict:
+def run_probe(group: NodeGroup, tmp_path: Path, seconds: float, command: str = "", sim_seconds: float = 0.0) -> dict:
+    """Listen for `seconds` of wall time, or (sim_seconds > 0) for that much simulated time within `seconds` of wall time."""
     out = tmp_path / "probe.json"
-    probe = group.start_python(PROBE, ["--robot", "tb", "--seconds", str(seconds), "--out", str(out), "--command", command])
+    probe = group.start_python(PROBE, ["--robot", "tb", "--seconds", str(seconds), "--out", str(out), "--command", command,
+                                       "--sim-seconds", str(sim_seconds)])
     try:
         probe.wait(timeout=seconds + 30)
     except subprocess.TimeoutExpired:
@@ -41,7 +43,7 @@ def test_twin_with_explorer_streams_images_and_moves(tmp_path):
         twin = start_launch(group, LAUNCH / "twin.launch.py", {"robot": "tb", "use_sim_time": "true", "real_time_factor": "2.0"},
                             overrides={"twin_node": SMALL_CAMERA})["twin_node"]
         explorer = start_launch(group, LAUNCH / "explore.launch.py", {"robot": "tb", "use_sim_time": "true"})["explore_node"]
-        seen = run_probe(group, tmp_path, seconds=12.0)
+        seen = run_probe(group, tmp_path, seconds=120.0, sim_seconds=16.0)
         assert twin.alive() and explorer.alive(), twin.output()[-3000:] + explorer.output()[-3000:]
         logs = twin.output() + explorer.output()
     frames, truth, actions, wheels = seen["frames"], seen["truth"], seen["actions"], seen["wheels"]
@@ -50,8 +52,9 @@ def test_twin_with_explorer_streams_images_and_moves(tmp_path):
     assert all(f["format"] == "jpeg" and f["shape"] == [120, 160, 3] and f["frame_id"] == "tb" for f in frames)
     stamps = np.array([f["stamp_ns"] for f in frames]) / 1e9
     gaps = np.diff(stamps)
-    assert gaps.min() > 0 and np.median(gaps) == pytest.approx(1 / 30, abs=1e-6)
-    assert stamps[-1] - stamps[0] > 10.0                   # ~2x real time over ~9 s of wall time
+    # every frame the camera rate owes, on a loaded machine too (the twin slows its clock instead of skipping)
+    assert gaps.min() > 0 and gaps.max() == pytest.approx(1 / 30, abs=1e-6), np.unique(np.round(gaps, 4))
+    assert stamps[-1] - stamps[0] > 14.0
     assert np.std([f["mean"] for f in frames]) > 0.1      # the view changes as the robot drives
     # the explorer drives: DriveActions (source EXPLORE) and the wheel commands the kinematics make of them
     assert len(actions) >= 60 and {a["source"] for a in actions} == {SOURCE_EXPLORE}
@@ -104,7 +107,7 @@ def test_scripted_teleop_drives_the_twin_like_a_teleop(tmp_path):
                      overrides={"twin_node": SMALL_CAMERA})
         teleop = start_launch(group, LAUNCH / "teleop.launch.py", {"robot": "tb", "use_sim_time": "true"},
                               overrides={"teleop_node": {"script": "100.0:0.5,0.0"}})["teleop_node"]
-        seen = run_probe(group, tmp_path, seconds=9.0)
+        seen = run_probe(group, tmp_path, seconds=120.0, sim_seconds=12.0)
         assert teleop.alive(), teleop.output()[-2000:]
     actions, truth = seen["actions"], seen["truth"]
     assert len(actions) >= 30 and {a["source"] for a in actions} == {1}     # DriveAction.SOURCE_TELEOP

@@ -1,5 +1,6 @@
-"""Test node: listens to a robot (the digital twin and its driver) for --seconds of wall time and writes what
-it saw as JSON: camera frames (count, decoded sizes, header stamps), ground truth (parsed rows), episode
+"""Test node: listens to a robot (the digital twin and its driver) for --seconds of wall time, or with
+--sim-seconds until the twin's ground truth has covered that much simulated time (--seconds is then the wall
+limit: a slow, loaded machine gives the same data later), and writes what it saw as JSON: camera frames (count, decoded sizes, header stamps), ground truth (parsed rows), episode
 events, DriveActions and wheel commands. Optionally publishes a wheel command sequence first
 (--command 'seconds:left,right;...', e.g. to test the twin's command timeout), timed from the first ground
 truth message (the twin is up). Exits 0.
@@ -63,6 +64,11 @@ class Probe(Node):
                 return
             t -= seconds
 
+    def sim_span(self) -> float:
+        """Simulated seconds between the first and the newest ground-truth message."""
+        truth = self.seen["truth"]
+        return truth[-1]["stamp_s"] - truth[0]["stamp_s"] if truth else 0.0
+
     def on_frame(self, msg):
         rgb = decode_jpeg(bytes(msg.data))
         self.seen["frames"].append({"t": time.monotonic() - self.t0, "stamp_ns": ns(msg.header.stamp), "shape": list(rgb.shape),
@@ -91,13 +97,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--robot", required=True)
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--sim-seconds", type=float, default=0.0, help="stop after this much simulated time (ground-truth stamps)")
     p.add_argument("--out", required=True)
     p.add_argument("--command", default="", help="wheel commands to publish first: 'seconds:left,right;...'")
     args = p.parse_args()
     rclpy.init()
     node = Probe(args)
     try:
-        while time.monotonic() - node.t0 < args.seconds:
+        while time.monotonic() - node.t0 < args.seconds and not (args.sim_seconds and node.sim_span() >= args.sim_seconds):
             rclpy.spin_once(node, timeout_sec=0.02)
     finally:
         with open(args.out, "w") as f:

@@ -7,8 +7,8 @@ Publishes (relative to the namespace)
     deadreckoning_node/velocity    geometry_msgs/TwistStamped, the measured velocity (twist.linear.x forward m/s,
                                    twist.angular.z yaw rate rad/s) as wheel-encoder odometry reports it: the
                                    Duckietown env's "vector" observation (LaneSim.sim.velocities(), after the
-                                   perturbation), at every camera tick of simulated time (also when a frame is
-                                   skipped), and stamped like the frame it goes with; off with publish_odometry:=false
+                                   perturbation), with every camera frame and stamped like it; off with
+                                   publish_odometry:=false
     redraw/episode                 redraw_msgs/EpisodeEvent: START at the start and after every reset, END (LEFT_LANE
                                    when the robot leaves its lane, TIMEOUT after `episode_timeout` s) before it
     redraw_sim/ground_truth        redraw_msgs/GroundTruth (fields: redraw_sim.ground_truth), every
@@ -18,11 +18,19 @@ Consumes
     wheels_driver_node/wheels_cmd  redraw_msgs/WheelsCmdStamped: held until the next one; after
                                    `command_timeout` s without one the wheels stop, like a real wheels driver.
 
-Time: the simulator steps at 30 Hz of simulated time, paced by the wall clock at `real_time_factor` x real
-time (1 = real time; 4 = four times faster). With publish_clock the simulated time goes out on /clock and
-stamps every message, so nodes started with use_sim_time:=true follow the twin at any speed; without it,
-messages are stamped with the ROS time at the start plus the simulated time. When rendering cannot keep up,
-frames are skipped (physics never): a slow machine lowers the frame rate, not the simulated physics.
+Time: the simulator steps at 30 Hz of simulated time, paced by the wall clock at most `real_time_factor` x real
+time (1 = real time; 4 = four times faster). The real-time factor is an upper bound, as in Gazebo: every camera
+frame the configured rate owes is rendered and published, and when rendering (or, with /clock, the driver) cannot
+keep up, simulated time slows instead; the achieved factor is logged every `log_every` s and in the closing line.
+With publish_clock the simulated time goes out on /clock and stamps every message, so nodes started with
+use_sim_time:=true follow the twin at any speed; without it, messages are stamped with the ROS time at the start
+plus the simulated time.
+
+Driver pacing (with publish_clock only): a driver that follows /clock stamps its wheel commands with simulated time.
+Once commands flow, the twin does not let simulated time run more than `max_command_lag` s past the newest
+command's stamp: it waits for the driver (in wall time) instead, so a driver starved of CPU sees the same
+simulated control delay as on an idle machine. A driver silent for `command_wait_timeout` wall seconds releases
+the wait (the wheels stop after `command_timeout`, as without a driver) until its next command. 0 turns pacing off.
 
 The perturbation (`perturb`, e.g. "reversed" or "trim:0.1,delay:0.2") acts inside the simulator on the wheel
 commands; nothing published reveals it except the motion itself.
@@ -74,12 +82,18 @@ class TwinNode(Node):
         height = int(param("camera_height", 480, "camera frame height, pixels"))
         camera_hz = float(param("camera_hz", 30.0, "camera frame rate in simulated time; must divide 30"))
         self.quality = int(param("jpeg_quality", 90, "JPEG quality of the camera frames"))
-        self.rtf = float(param("real_time_factor", 1.0, "simulated seconds per wall second (1 = real time)"))
+        self.rtf = float(param("real_time_factor", 1.0, "most simulated seconds per wall second (1 = real time); the twin runs "
+                               "slower when it cannot render every frame or its driver lags (achieved factor in the status lines)"))
         self.publish_clock = bool(param("publish_clock", False, "publish the simulated time on /clock and stamp with it"))
         self.command_timeout = float(param("command_timeout", 0.5, "seconds (simulated) without a wheel command before the wheels stop"))
         self.episode_timeout = float(param("episode_timeout", 0.0, "end and restart an episode after this many simulated seconds (0 = never)"))
         seed = int(param("seed", 0, "seed of the start poses"))
-        self.max_catchup = int(param("max_catchup_steps", 15, "most simulator steps one tick may run to catch up with the wall clock"))
+        self.max_catchup = int(param("max_catchup_steps", 5, "most simulator steps (each with its frame) one tick may run to catch up "
+                                     "with the wall clock; a larger backlog slows simulated time instead"))
+        self.max_command_lag = float(param("max_command_lag", 0.25, "with publish_clock: most simulated seconds past the newest wheel "
+                                           "command's stamp before the twin waits for its driver (0 = never wait)"))
+        self.command_wait_timeout = float(param("command_wait_timeout", 5.0, "wall seconds the twin waits for a lagging driver "
+                                                "before it runs on without one (until the driver's next command)"))
         log_every = float(param("log_every", 10.0, "seconds (wall) between status lines"))
         self.frame_id = param("frame_id", "", "frame_id of the camera frames (empty: the robot name)") or self.get_namespace().strip("/")
         publish_odometry = bool(param("publish_odometry", True, "publish the measured velocity on deadreckoning_node/velocity (false: a robot without odometry)"))
@@ -99,7 +113,6 @@ class TwinNode(Node):
         self.episode_pub = self.create_publisher(EpisodeEvent, topics.EPISODE, latched)
         self.truth_pub = self.create_publisher(GroundTruth, topics.GROUND_TRUTH, reliable)
         self.odom_pub = self.create_publisher(TwistStamped, topics.ODOM_VELOCITY, reliable) if publish_odometry else None
-        self.odom_step = -1                 # simulator step of the last odometry message
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", reliable) if self.publish_clock else None
         self.create_subscription(WheelsCmdStamped, topics.WHEELS_CMD, self.on_wheels, reliable)
 
@@ -109,17 +122,25 @@ class TwinNode(Node):
         self.episode = 0
         self.episode_start = 0.0
         self.episode_laps = 0
-        self.counts = {"frames": 0, "odometry": 0, "episodes": 1, "left_lane": 0, "timeouts": 0, "commands": 0, "skipped_frames": 0, "laps": 0}
+        self.counts = {"frames": 0, "odometry": 0, "episodes": 1, "left_lane": 0, "timeouts": 0, "commands": 0, "laps": 0}
+        self.command_stamp = -math.inf      # simulated time stamped on the newest wheel command (pacing)
+        self.pace = self.publish_clock and self.max_command_lag > 0
+        self.wait_since: float | None = None    # wall time the twin started waiting for its driver
+        self.released = False               # the driver went silent: no pacing until its next command
+        self.waited_s = 0.0                 # wall seconds spent waiting for the driver
         self.t0_ros = self.get_clock().now().nanoseconds
-        self.t0_wall = time.monotonic()
+        self.t0_wall = time.monotonic()     # wall time of simulated time 0 on the schedule (moves when the twin slows)
+        self.start_wall = self.last_tick = self.t0_wall
         self.last_log = self.t0_wall
+        self.last_log_sim = 0.0
         self.log_every = log_every
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0 / (SIM_HZ * self.rtf), self.on_tick, clock=wall)
         self.started = False
         self.get_logger().info(
             f"twin on {map_name} (loop {self.lane.track.length:.2f} m), perturbation '{self.lane.perturb or 'none'}', camera "
-            f"{width}x{height} at {camera_hz:g} Hz, {self.rtf:g}x real time{', publishing /clock' if self.publish_clock else ''}"
+            f"{width}x{height} at {camera_hz:g} Hz, at most {self.rtf:g}x real time{', publishing /clock' if self.publish_clock else ''}"
+            f"{f', pacing its driver (max command lag {self.max_command_lag:g} s)' if self.pace else ''}"
         )
 
     def check(self, camera_hz: float, width: int, height: int) -> None:
@@ -133,6 +154,10 @@ class TwinNode(Node):
             raise TwinConfigError(f"command_timeout must be > 0 s, found {self.command_timeout}")
         if self.max_catchup < 1:
             raise TwinConfigError(f"max_catchup_steps must be >= 1, found {self.max_catchup}")
+        if not (math.isfinite(self.max_command_lag) and self.max_command_lag >= 0):
+            raise TwinConfigError(f"max_command_lag must be >= 0 s (0 = no driver pacing), found {self.max_command_lag}")
+        if not self.command_wait_timeout > 0:
+            raise TwinConfigError(f"command_wait_timeout must be > 0 s, found {self.command_wait_timeout}")
 
     # time ---------------------------------------------------------------------------------------------------
     @property
@@ -151,26 +176,45 @@ class TwinNode(Node):
             return
         self.command = (max(-1.0, min(1.0, left)), max(-1.0, min(1.0, right)))
         self.command_time = self.sim_time
+        self.command_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.released = False
         self.counts["commands"] += 1
+
+    def driver_lags(self, now: float) -> bool:
+        """With pacing: the next step would put simulated time more than max_command_lag past the newest command."""
+        if not self.pace or self.released or self.command_stamp == -math.inf:
+            return False
+        if (self.steps + 1) / SIM_HZ - self.command_stamp <= self.max_command_lag:
+            self.wait_since = None
+            return False
+        if self.wait_since is None:
+            self.wait_since = now
+        if now - self.wait_since >= self.command_wait_timeout:
+            self.get_logger().warning(f"no wheel command for {now - self.wait_since:.1f} s wall (newest stamped {self.command_stamp:.2f} s, "
+                                      f"simulated time {self.sim_time:.2f} s): running on without the driver until its next command")
+            self.released, self.wait_since = True, None
+            return False
+        return True
 
     def on_tick(self) -> None:
         if not self.started:
             self.started = True
             self.publish_event(EpisodeEvent.EVENT_START, EpisodeEvent.REASON_NONE)
-        due = int((time.monotonic() - self.t0_wall) * SIM_HZ * self.rtf) - self.steps
-        if due > self.max_catchup:      # far behind (a stall): drop the backlog instead of racing through it
+        now = time.monotonic()
+        due = int((now - self.t0_wall) * SIM_HZ * self.rtf) - self.steps
+        if due > self.max_catchup:      # behind the schedule: slow simulated time instead of skipping frames
             self.t0_wall += (due - self.max_catchup) / (SIM_HZ * self.rtf)
             due = self.max_catchup
-        frames_due = 0
         for _ in range(max(due, 0)):
+            if self.driver_lags(now):
+                # hold simulated time where it is: the schedule moves with the wall clock while the twin waits
+                self.t0_wall = now - self.steps / (SIM_HZ * self.rtf)
+                self.waited_s += now - self.last_tick
+                break
             self.physics_step()
             if self.steps % self.camera_every == 0:
-                frames_due += 1
-                self.publish_odometry()
-        if frames_due:
-            self.counts["skipped_frames"] += frames_due - 1
-            self.publish_frame()
-        now = time.monotonic()
+                self.publish_frame()
+        self.last_tick = now
         if now - self.last_log >= self.log_every:
             self.log_status(now)
 
@@ -208,8 +252,7 @@ class TwinNode(Node):
 
     # publishing ---------------------------------------------------------------------------------------------
     def publish_frame(self) -> None:
-        if self.odom_step != self.steps:    # a frame rendered off the camera grid still gets its own odometry
-            self.publish_odometry()
+        self.publish_odometry()
         msg = rgb_to_compressed(self.lane.render(), stamp=self.stamp(), frame_id=self.frame_id, quality=self.quality)
         self.camera_pub.publish(msg)
         self.counts["frames"] += 1
@@ -225,7 +268,6 @@ class TwinNode(Node):
         msg.twist.linear.x = float(forward)
         msg.twist.angular.z = float(yaw_rate)
         self.odom_pub.publish(msg)
-        self.odom_step = self.steps
         self.counts["odometry"] += 1
 
     def publish_event(self, event: int, reason: int) -> None:
@@ -246,15 +288,20 @@ class TwinNode(Node):
             "episode": self.episode, "out_of_lane": float(terminated),
         }))
 
+    def achieved_rtf(self, now: float) -> float:
+        """Simulated seconds per wall second since the twin started."""
+        return self.sim_time / max(now - self.start_wall, 1e-9)
+
     def log_status(self, now: float) -> None:
-        wall = now - self.t0_wall
         c = self.counts
+        recent = (self.sim_time - self.last_log_sim) / max(now - self.last_log, 1e-9)
         self.get_logger().info(
-            f"t_sim {self.sim_time:.1f} s ({self.sim_time / max(wall, 1e-9):.2f}x real time), {c['frames']} frames "
-            f"({c['frames'] / max(self.sim_time, 1e-9):.1f}/s simulated, {c['skipped_frames']} skipped), {c['odometry']} odometry, {c['commands']} commands, "
+            f"t_sim {self.sim_time:.1f} s ({self.achieved_rtf(now):.2f}x real time achieved, {recent:.2f}x in the last "
+            f"{now - self.last_log:.0f} s; at most {self.rtf:g}x), {c['frames']} frames ({c['frames'] / max(self.sim_time, 1e-9):.1f}/s "
+            f"simulated), {c['odometry']} odometry, {c['commands']} commands, {self.waited_s:.1f} s waiting for the driver, "
             f"episode {self.episode} ({c['left_lane']} left the lane, {c['timeouts']} timed out), {c['laps']} laps"
         )
-        self.last_log = now
+        self.last_log, self.last_log_sim = now, self.sim_time
 
 
 def main(args: list[str] | None = None) -> int:
