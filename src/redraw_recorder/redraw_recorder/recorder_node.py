@@ -18,7 +18,6 @@ redraw_recorder.repair. Progress (transitions, rates, estimated drops, size, fre
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,9 +29,11 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
+from redraw_common.alignment import AlignmentRule, UsableCounter
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config
@@ -46,29 +47,6 @@ from .bagwriter import RecordingWriter, free_bytes
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_DISK_FULL = 0, 1, 2, 3
 ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
 OPTIONAL_ROLES = ("odometry",)  # recorded when the robot has them; their absence is reported, not fatal
-
-
-class TransitionCounter:
-    """Counts control-rate transitions the way the bag -> dataset converter forms them: time covered by
-    driving commands (actions, else wheel commands) with camera frames flowing, in control periods.
-    Gaps longer than `max_gap` (driver stopped) do not count."""
-
-    def __init__(self, control_hz: float, max_gap: float = 0.5):
-        self.period = 1.0 / control_hz
-        self.max_gap = max_gap
-        self.covered = 0.0
-        self.last: float | None = None
-
-    def command(self, t: float, camera_fresh: bool) -> None:
-        if self.last is not None and camera_fresh:
-            dt = t - self.last
-            if 0 < dt <= self.max_gap:
-                self.covered += dt
-        self.last = t
-
-    @property
-    def transitions(self) -> int:
-        return int(self.covered / self.period + 1e-6) + (1 if self.covered > 0 else 0)
 
 
 class DropEstimator:
@@ -117,7 +95,8 @@ class Recorder(Node):
         output = param("output", "", "recording folder to create; empty = <output_root>/<robot>_<UTC time>")
         output_root = param("output_root", "~/redraw_bags", "parent folder of automatically named recordings")
         storage = param("storage", "mcap", "rosbag2 storage: mcap or sqlite3")
-        self.max_transitions = int(param("max_transitions", 0, "stop after this many control-rate transitions (0 = no limit)"))
+        self.max_transitions = int(param("max_transitions", 0, "stop after this many usable transitions, counted as the bag -> dataset "
+                                         "converter keeps them (redraw_common.alignment; 0 = no limit)"))
         self.max_duration = float(param("max_duration", 0.0, "stop after this many seconds of recording, node clock (0 = no limit)"))
         split_size_mb = float(param("split_size_mb", 512.0, "start a new part after this many MiB (0 = never)"))
         split_duration = float(param("split_duration", 300.0, "start a new part after this many seconds (0 = never)"))
@@ -154,9 +133,9 @@ class Recorder(Node):
                      for role in types}
         self.counts = dict.fromkeys(types, 0)
         self.drops = {role: DropEstimator() for role in ("camera", "odometry") if role in types}
-        self.counter = TransitionCounter(control_hz)
-        self.last_camera = -math.inf
-        self.camera_fresh_s = max(0.5, 3.0 / control_hz)
+        # counts as the converter will keep them; odometry is required from its first message on (a robot without
+        # odometry still gets frame-only transitions counted, and the NO ODOMETRY warning)
+        self.counter = UsableCounter(AlignmentRule(control_hz=control_hz), needs_odometry=False)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
                                 reliability=ReliabilityPolicy.BEST_EFFORT if camera_best_effort else ReliabilityPolicy.RELIABLE)
@@ -192,13 +171,19 @@ class Recorder(Node):
             if self.t_first is None:
                 self.t_first = t
             if role == "camera":
-                self.last_camera = t
-                self.drops["camera"].stamp(cdr_header_stamp(raw))
+                stamp = cdr_header_stamp(raw)
+                self.drops["camera"].stamp(stamp)
+                self.counter.frame(stamp)
             elif role == "odometry":
-                self.drops["odometry"].stamp(cdr_header_stamp(raw))
+                stamp = cdr_header_stamp(raw)
+                self.drops["odometry"].stamp(stamp)
+                self.counter.odometry_stamp(stamp)
+                self.counter.needs_odometry = True
+            elif role == "episode":
+                self.counter.event(episode_event_kind(raw))
             elif role == "action" or (role == "wheels_cmd" and self.counts["action"] == 0):
-                self.counter.command(t, t - self.last_camera <= self.camera_fresh_s)
-                if self.max_transitions and self.counter.transitions >= self.max_transitions:
+                self.counter.command(cdr_header_stamp(raw))
+                if self.max_transitions and self.counter.usable >= self.max_transitions:
                     self._stop(f"reached max_transitions={self.max_transitions}")
             self._check_duration(t)
 
@@ -225,7 +210,10 @@ class Recorder(Node):
         elapsed = time.monotonic() - self.t0
         stats = {
             "elapsed_s": round(elapsed, 3),
-            "transitions": self.counter.transitions,
+            "transitions": self.counter.usable,
+            "transitions_requested": self.max_transitions,
+            "control_ticks": self.counter.ticks,
+            "ticks_without_observation": self.counter.unusable,
             "messages": dict(self.counts),
             "camera_drops_estimated": self.drops["camera"].drops,
             "camera_out_of_order": self.drops["camera"].out_of_order,
@@ -253,8 +241,10 @@ class Recorder(Node):
         free = free_bytes(self.writer.folder)
         s = self.stats()
         odom = f", odometry {(self.counts['odometry'] - odom_prev) / dt:.1f} Hz" if "odometry" in self.counts else ""
+        wanted = f" of {self.max_transitions} requested" if self.max_transitions else ""
         line = (
-            f"{s['transitions']} transitions ({(s['transitions'] - tr_prev) / dt:.1f}/s), camera {(self.counts['camera'] - cam_prev) / dt:.1f} Hz"
+            f"{s['transitions']} usable transitions{wanted} ({(s['transitions'] - tr_prev) / dt:.1f}/s, {s['ticks_without_observation']} "
+            f"ticks without a fresh frame or odometry), camera {(self.counts['camera'] - cam_prev) / dt:.1f} Hz"
             f"{odom}, {s['camera_drops_estimated']} camera drops, {self.writer.bytes / 2**20:.1f} MiB in {s['parts']} part(s), "
             f"{free / 2**30:.1f} GiB free"
         )
@@ -282,6 +272,11 @@ class Recorder(Node):
             self.get_logger().info(line)
         else:  # the context is gone after SIGINT/SIGTERM: rosout would refuse the line
             print(f"[INFO] [{self.get_name()}]: {line}", flush=True)
+
+
+def episode_event_kind(raw: bytes) -> int:
+    """The `event` of a serialised redraw_msgs/EpisodeEvent (a few per episode: decoding them costs nothing)."""
+    return int(deserialize_message(bytes(raw), EpisodeEvent).event)
 
 
 def topics_name(role: str) -> str:

@@ -9,7 +9,7 @@ from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.recording import RecordingInfo, Sidecar
 from redraw_recorder.bagwriter import RecordingWriter, redraw_typestore
-from redraw_recorder.recorder_node import DropEstimator, TransitionCounter
+from redraw_recorder.recorder_node import DropEstimator
 from redraw_recorder.repair import main as repair_main
 from redraw_recorder.repair import repair_recording
 
@@ -89,21 +89,6 @@ def test_a_crashed_recording_repairs_up_to_the_last_flush(tmp_path, capsys):
     assert all(r.action == "ok" for r in repair_recording(tmp_path / "rec"))
     assert repair_main([str(tmp_path / "nothing")]) == 2
     assert "not a folder" in capsys.readouterr().err
-
-
-def test_transition_counter_counts_control_periods_with_camera():
-    c = TransitionCounter(10.0)
-    for k in range(21):                      # 10 Hz commands for 2 s
-        c.command(k * 0.1, camera_fresh=True)
-    assert c.transitions == 21
-    fast = TransitionCounter(10.0)
-    for k in range(101):                     # 50 Hz commands for 2 s: still 10 Hz transitions
-        fast.command(k * 0.02, camera_fresh=True)
-    assert fast.transitions == 21
-    blind = TransitionCounter(10.0)
-    for k in range(21):
-        blind.command(k * 0.1, camera_fresh=False)
-    assert blind.transitions == 0
 
 
 def test_drop_estimator():

@@ -196,7 +196,7 @@ def _fmt_rtf(value: float) -> str:
 
 
 class Sim2Real:
-    TRANSITIONS_RE = re.compile(r"(\d+) transitions \(")
+    TRANSITIONS_RE = re.compile(r"(\d+) usable transitions")
 
     def __init__(self, opts: Options, console):
         self.opts = opts

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.alignment import AlignmentRule
 from redraw_common.episodes import make_flags, save_episode
 from redraw_common.errors import BagError, PreprocessError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
@@ -762,11 +763,13 @@ def convert_bags(
         raise BagError(f"action_source must be 'auto', 'action' or 'wheels', found {action_source!r}")
     if min_episode_length < 2:
         raise BagError(f"min_episode_length must be >= 2 (the episode format needs 2 steps), found {min_episode_length}")
-    max_frame_age = 1.0 / control_hz if max_frame_age is None else float(max_frame_age)
     history = _vector_history(vector_dim)
-    max_odometry_age = 2.0 / control_hz if max_odometry_age is None else float(max_odometry_age)
-    if not (math.isfinite(max_odometry_age) and max_odometry_age >= 0):
-        raise BagError(f"max_odometry_age must be a finite number of seconds >= 0, found {max_odometry_age!r}")
+    try:   # the rule the recorder counts by too (redraw_common.alignment): its defaults are the converter's
+        rule = AlignmentRule(control_hz=control_hz, max_gap_s=max_gap, max_frame_age_s=max_frame_age,
+                             max_odometry_age_s=max_odometry_age, min_episode_length=min_episode_length)
+    except ValueError as exc:
+        raise BagError(str(exc)) from None
+    max_frame_age, max_odometry_age = rule.max_frame_age_s, rule.max_odometry_age_s
     sources = [s for p in bag_paths for s in discover(p)]
     seen = set()
     for s in sources:
