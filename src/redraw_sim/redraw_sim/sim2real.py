@@ -17,12 +17,11 @@ Stages (logs of every process under OUT/logs/<stage>/):
 5. report     OUT/summary.json, OUT/comparison.png and the table on the terminal
 
 The twin and every node follow the twin's simulated clock (/clock, use_sim_time), so the real-time factor
-changes the wall time, not the data; when the machine cannot render fast enough, the twin skips camera
-frames (never physics), which the conversion report and the policy's watchdog counts show (both go into
-summary.json, with a note when they matter). Defaults, measured on the 2-core machine while other jobs
-loaded it: recording at 2.5x real time (10000 transitions in 404 s; the twin skipped 107 camera frames and the
-converter cut the few episodes around them, 9987 transitions stayed usable), driving at 1x (at 2x the policy node's watchdog stopped the
-wheels for stale frames in 15-20 % of its control ticks; at 1x in 2-3 %). Every ROS process
+changes the wall time, not the data: the factor is an upper bound, and when the machine cannot render every
+camera frame or a node lags (a loaded machine), the twin slows its clock instead of skipping frames and waits for
+a lagging driver (its achieved factor is in its status lines and in summary.json's twin_status). The recorder
+stops at the requested number of *usable* transitions, counted by the converter's own alignment rule. Defaults:
+recording at (at most) 2.5x real time, driving at 1x. Every ROS process
 gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_HOME under OUT/logs and a ROS_DOMAIN_ID of its own stage,
 and every child process is ended (by process group) on exit, error or Ctrl-C. Exit codes: 0 done, 1 a
 stage failed (the message says which and where its log is), 2 bad options, 130 interrupted.
@@ -100,7 +99,8 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--drive-seconds", type=float, default=120.0,
                    help="simulated seconds each policy drives (default %(default)s: 2 laps of loop_empty at 41 s per lap)")
     p.add_argument("--real-time-factor", type=float, default=2.5,
-                   help="simulated seconds per wall second of the twin while recording (default %(default)s)")
+                   help="most simulated seconds per wall second of the twin while recording (default %(default)s; a loaded "
+                        "machine runs slower, with the same data)")
     p.add_argument("--drive-real-time-factor", type=float, default=1.0,
                    help="... while the policies drive (default %(default)s: a loaded 2-core machine still renders about every frame the "
                         "policy node needs; at 2x its watchdog stops the wheels for stale frames in 15-20 %% of the control ticks there)")
@@ -369,8 +369,7 @@ class Sim2Real:
                                                 if k in dataset}}
         if dataset and not dataset.get("clean", True):
             self.notes.append(f"the calibration recording is not clean ({dataset.get('dropped_frames')} camera frames dropped, "
-                              f"{dataset.get('held_ticks')} held ticks; {reports[-1]}): the twin could not render every frame at "
-                              f"{o.real_time_factor:g}x real time on this machine; the converter cut the episodes around them")
+                              f"{dataset.get('held_ticks')} held ticks; {reports[-1]}); the converter cut the episodes around them")
         kl = (f", held-out KL {hold['holdout/kl_sim']:.2f} -> {hold['holdout/kl_redraw']:.2f}" if "holdout/kl_sim" in hold else "")
         progress.done("calibrate", f"{o.updates} updates in {wall:.0f} s{kl} -> {run}")
         return run
@@ -622,7 +621,7 @@ def _last_step(scalars: Path) -> int:
 
 
 def _last_status(log: Path) -> str:
-    """The twin's last status line (speed, frames, skipped frames, episodes)."""
+    """The twin's last status line (achieved real-time factor, frames, time spent waiting for the driver, episodes)."""
     try:
         lines = [ln for ln in Path(log).read_text(errors="replace").splitlines() if "t_sim" in ln]
     except OSError:
