@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-env", default=None, help="gymnasium id of the target env for periodic evaluation (optional)")
     parser.add_argument("--perturb", default="", help="perturbation of the evaluation env, e.g. reversed")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of eval env kwargs (default: the pretraining env's)")
+    parser.add_argument("--accept-unclean", action="store_true",
+                        help="calibrate on converted bags that fail the data checks (redraw_training.datacheck) instead of refusing")
     add_config_args(parser)
     args = parser.parse_args(argv)
     try:
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     src_env = src.get("extra", {}).get("env", {})
     eval_kwargs = parse_kwargs(args.env_kwargs) if args.env_kwargs else (dict(src_env.get("kwargs", {})) if args.eval_env == src_env.get("id") else {})
     cal = config.calibrate
-    data = _dataset_folder(args.data, args.out, src)
+    data = _dataset_folder(args.data, args.out, src, config.batch_length, args.accept_unclean)
     say([
         f"calibrate: ReDRAW residual ({config.residual.members} member(s), {config.residual.units} units, lr {config.residual.lr}) "
         f"+ fresh actor-critic, {cal.updates} updates of batch {config.batch_size}x{config.batch_length}",
@@ -73,9 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _dataset_folder(data: str, out: str, manifest: dict) -> str:
-    """`data` itself if it is a dataset folder; for rosbag2 input, the converted dataset (cached in OUT/dataset)."""
+def _dataset_folder(data: str, out: str, manifest: dict, batch_length: int, accept_unclean: bool) -> str:
+    """`data` itself if it is a dataset folder; for rosbag2 input, the converted dataset (cached in OUT/dataset), after
+    the data checks: a dataset that fails them is removed again (with OUT, if this call made it) and refused."""
+    import shutil
+
     from ..bags import BagError, dataset_from_bags, format_report, is_bag_input
+    from ..datacheck import failed_checks
 
     if not is_bag_input(data):
         return data
@@ -90,11 +96,21 @@ def _dataset_folder(data: str, out: str, manifest: dict) -> str:
     vector_dim = int(manifest["model"].get("vector_dim", 0))
     say([f"converting rosbag2 input {data} with the checkpoint's preprocessing ({pre.get('mode')}, "
          f"{pre.get('height')}x{pre.get('width')}){f' and a {vector_dim}-dim vector (odometry + last commands)' if vector_dim > 2 else ' and odometry vector' if vector_dim else ''} at {control_hz:g} Hz -> {out}/dataset/"])
+    made_out = not Path(out).exists()
+    made_dataset = not (Path(out) / "dataset").exists()
     try:
         folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz, vector_dim=vector_dim)
     except BagError as exc:
         fail(str(exc))
     say([format_report(report)])
+    failed = failed_checks(report, batch_length)
+    if failed and not accept_unclean:
+        if made_out or made_dataset:    # what this call wrote; a conversion cached by an earlier run stays
+            shutil.rmtree(Path(out) if made_out else Path(out) / "dataset", ignore_errors=True)
+        fail(f"{data}: the converted data fail {len(failed)} check(s); nothing was trained:\n  - "
+             + "\n  - ".join(failed) + "\n(record again on a less loaded machine, or pass --accept-unclean to calibrate on them anyway)")
+    if failed:
+        say([f"warning: calibrating on data that fail {len(failed)} check(s) (--accept-unclean): " + "; ".join(failed)])
     return str(folder)
 
 
