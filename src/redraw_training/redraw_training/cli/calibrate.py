@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _dataset_folder(data: str, out: str, manifest: dict, batch_length: int, accept_unclean: bool) -> str:
+def _dataset_folder(data: str, out: str, manifest: dict, batch_length: int = 1, accept_unclean: bool = False) -> str:
     """`data` itself if it is a dataset folder; for rosbag2 input, the converted dataset (cached in OUT/dataset), after
     the data checks: a dataset that fails them is removed again (with OUT, if this call made it) and refused."""
     import shutil
