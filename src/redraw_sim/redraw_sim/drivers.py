@@ -107,42 +107,74 @@ class LaneFollowPController:
 
 
 class ActuationSigns:
-    """Online estimate of the sign of each command channel (forward, turn) from the robot's odometry.
+    """Identifies, once per channel, the sign of each command channel (forward, turn) from the robot's odometry.
 
-    The measured (speed, yaw rate) at a tick is regressed through the origin on the command sent `lag`
-    ticks before (the motors act late), with forgetting `decay`. A channel's sign is the sign of that
-    regression once the command has excited it (`min_excitation`, sum of squared commands) and the cosine
-    similarity of command and response reaches `min_similarity`; until then it is +1 (forward drives
-    ahead, turn > 0 turns left). A driver multiplies its intended command by the signs; the estimate
-    concerns the robot, so it carries over between episodes.
+    The motors and the odometry act late by a number of ticks that is not known in advance, so for every
+    candidate lag k in 0..max_lag the measured (speed, yaw rate) at a tick is regressed through the origin on
+    the command sent k + 1 ticks before (k = 0: the last command). A channel is decided at the lag whose slope
+    has the largest t statistic, once that lag has `min_samples` samples, the commands have excited the
+    channel (sum of squared commands >= `min_excitation`) and |t| >= `confidence`. The default 8 is far
+    beyond what noise gives (|t| >= 8 has probability ~1e-15 for a slope that is zero), with room for the
+    correlated residuals of a closed loop. A decided sign is final: later noise, stalls or a lane departure
+    do not change it. Until a channel is decided its sign is +1 (forward drives ahead, turn > 0 turns left).
+    A driver multiplies its intended command by the signs; the estimate concerns the robot, so it carries
+    over between episodes.
     """
 
-    def __init__(self, lag: int = 2, decay: float = 0.98, min_excitation: float = 1.0, min_similarity: float = 0.5):
-        if lag < 0 or not 0.0 < decay <= 1.0 or min_excitation <= 0 or not 0.0 < min_similarity <= 1.0:
-            raise ValueError(f"expected lag >= 0, decay in (0, 1], min_excitation > 0 and min_similarity in (0, 1]; found "
-                             f"{lag}, {decay}, {min_excitation}, {min_similarity}")
-        self.lag, self.decay = int(lag), float(decay)
-        self.min_excitation, self.min_similarity = float(min_excitation), float(min_similarity)
+    CHANNELS = ("forward", "turn")
+
+    def __init__(self, max_lag: int = 5, confidence: float = 8.0, min_samples: int = 10, min_excitation: float = 1.0):
+        if max_lag < 0 or confidence <= 0 or min_samples < 3 or min_excitation <= 0:
+            raise ValueError(f"expected max_lag >= 0, confidence > 0, min_samples >= 3 and min_excitation > 0; found "
+                             f"{max_lag}, {confidence}, {min_samples}, {min_excitation}")
+        self.max_lag, self.confidence = int(max_lag), float(confidence)
+        self.min_samples, self.min_excitation = int(min_samples), float(min_excitation)
         self.signs = np.ones(2)
-        self.sent: deque[np.ndarray] = deque(maxlen=self.lag + 1)   # the commands of the last lag + 1 ticks
-        self.sxy, self.sxx, self.syy = np.zeros(2), np.zeros(2), np.zeros(2)
+        self.decided = np.zeros(2, bool)
+        self.decided_lag = np.full(2, -1)          # ticks, of the decision
+        self.decided_t = np.zeros(2)               # the t statistic it was made at
+        self.observations = 0
+        self.decided_after = np.zeros(2, int)      # observations seen when it was made
+        self.sent: deque[np.ndarray] = deque(maxlen=self.max_lag + 1)   # sent[-1 - k]: the command k + 1 ticks ago
+        shape = (self.max_lag + 1, 2)
+        self.n, self.sxy, self.sxx, self.syy = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
 
     def new_episode(self) -> None:
         """The robot was reset: commands before it no longer explain its motion (the estimate itself stays)."""
         self.sent.clear()
 
+    def t_statistics(self) -> np.ndarray:
+        """(max_lag + 1, 2): the t statistic of each lag's slope per channel (0 where a lag has < 3 samples)."""
+        safe_sxx = np.maximum(self.sxx, 1e-12)
+        rss = np.maximum(self.syy - self.sxy ** 2 / safe_sxx, 1e-12 * np.maximum(self.syy, 1e-12))
+        t = self.sxy / np.sqrt(safe_sxx * rss / np.maximum(self.n - 1, 1))
+        return np.where(self.n >= 3, t, 0.0)
+
     def observe(self, speed: float, yaw_rate: float) -> None:
         """The measured motion at this tick, before the next command is chosen."""
-        if len(self.sent) <= self.lag:
+        if self.decided.all() or not self.sent:
             return
-        u = self.sent[0]
+        self.observations += 1
         y = np.array([speed, yaw_rate])
-        self.sxy = self.decay * self.sxy + u * y
-        self.sxx = self.decay * self.sxx + u * u
-        self.syy = self.decay * self.syy + y * y
-        similarity = self.sxy / np.sqrt(np.maximum(self.sxx * self.syy, 1e-12))
-        known = (self.sxx >= self.min_excitation) & (np.abs(similarity) >= self.min_similarity)
-        self.signs = np.where(known, np.sign(self.sxy), self.signs)
+        for k in range(len(self.sent)):
+            u = self.sent[-1 - k]
+            self.n[k] += 1
+            self.sxy[k] += u * y
+            self.sxx[k] += u * u
+            self.syy[k] += y * y
+        t = self.t_statistics()
+        for c in np.flatnonzero(~self.decided):
+            k = int(np.argmax(np.abs(t[:, c])))
+            if self.n[k, c] >= self.min_samples and self.sxx[k, c] >= self.min_excitation and abs(t[k, c]) >= self.confidence:
+                self.signs[c] = np.sign(t[k, c])
+                self.decided[c], self.decided_lag[c], self.decided_t[c] = True, k, t[k, c]
+                self.decided_after[c] = self.observations
+
+    def describe(self, channel: int) -> str:
+        """One line on a decided channel, for a log."""
+        name = self.CHANNELS[channel]
+        return (f"{name} x{self.signs[channel]:+.0f} (t = {self.decided_t[channel]:+.1f} >= {self.confidence:g} after "
+                f"{self.decided_after[channel]} odometry ticks, response {self.decided_lag[channel] + 1} ticks after the command)")
 
     def command(self, intended: np.ndarray) -> np.ndarray:
         """The command that makes the robot do `intended` (forward, turn), remembered for the estimate."""

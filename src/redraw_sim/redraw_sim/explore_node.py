@@ -75,7 +75,7 @@ class ExploreNode(Node):
         self.state: dict[str, float] | None = None
         self.state_time_ns = 0
         self.stopped_for_truth = False
-        self.logged_signs = [1.0, 1.0]
+        self.logged_decisions = [False, False]
         self.create_timer(1.0 / control_hz, self.on_tick)
         self.get_logger().info(f"{driver} driver at {control_hz:g} Hz, seed {seed}, reading {topics.GROUND_TRUTH}")
 
@@ -105,10 +105,11 @@ class ExploreNode(Node):
         forward, turn = self.driver.act(self.state)
         self.out.publish(float(forward), float(turn))
         signs = getattr(self.driver, "actuation", None)
-        if signs is not None and signs.signs.tolist() != self.logged_signs:
-            self.logged_signs = signs.signs.tolist()
-            self.get_logger().info(f"actuation identified from odometry: forward x{self.logged_signs[0]:+.0f}, "
-                                   f"turn x{self.logged_signs[1]:+.0f} (commands sent = intended x sign)")
+        for channel in range(2) if signs is not None else ():
+            if signs.decided[channel] and not self.logged_decisions[channel]:
+                self.logged_decisions[channel] = True
+                self.get_logger().info(f"actuation identified from odometry: {signs.describe(channel)}; "
+                                       "commands sent = intended x sign from now on")
 
 
 def run(node_factory, name: str, args: list[str] | None = None) -> int:
