@@ -138,6 +138,7 @@ def test_explorer_drives_ahead_on_a_reversed_robot(headless):
     """With odometry in its input the explorer keeps lane-following data coming from a robot with reversed
     controls; from the lane pose alone it steers the wrong way and leaves the lane again and again."""
     env = gym.make("redraw/DuckietownLoop-v0", perturb="reversed").unwrapped
+    driver_decided_after = []
 
     def drive(with_odometry: bool):
         driver, distance, departures = ExploreDriver(seed=5), 0.0, 0
@@ -151,10 +152,11 @@ def test_explorer_drives_ahead_on_a_reversed_robot(headless):
                 distance, departures = distance + info["distance_m"], departures + int(terminated)
                 env.reset()
                 driver.reset()
+        driver_decided_after[:] = [driver.actuation.decided_after.copy()]
         return distance + info["distance_m"], departures, driver.actuation.signs
 
     ahead, departures, signs = drive(True)
-    assert signs.tolist() == [-1.0, -1.0]
+    assert signs.tolist() == [-1.0, -1.0] and np.all(driver_decided_after[0] <= 20), driver_decided_after
     assert ahead > 1.5 and departures <= 2, (ahead, departures)
     blind, blind_departures, blind_signs = drive(False)
     assert blind_signs.tolist() == [1.0, 1.0] and blind < ahead / 2 and blind_departures >= 5, (blind, blind_departures)
