@@ -4,6 +4,7 @@ transitions, on CPU. Target (issue 8): 10k transitions in 10 minutes or less on 
 
     python bench/bench_calibrate.py                                 # models/duckietown_draw, 10k reversed transitions, 2 threads
     python bench/bench_calibrate.py --threads 1 2                   # one calibrate run per thread count
+    python bench/bench_calibrate.py --threads 1 2 --load 0 1 --updates 300   # x a busy loop on 0 and on 1 core (issue 24)
     python bench/bench_calibrate.py --data runs/sim2real/redraw/dataset/<bag>   # an existing dataset, no collection
     python bench/bench_calibrate.py --only collect                  # only make (and cache) the target dataset
     python bench/bench_calibrate.py --checkpoint /tmp/tiny --transitions 300 --updates 20 --out /tmp/cal.json
@@ -26,8 +27,12 @@ transitions, on CPU. Target (issue 8): 10k transitions in 10 minutes or less on 
    child); the held-out KL(posterior || prior) of the sim model and of ReDRAW from summary.json, which shows the
    work was real. Where U differs from the checkpoint config's calibrate.updates, the wall time is also
    extrapolated to that many updates at the steady rate.
-Measured while other jobs kept the 2-core machine at load ~5.4 (models/duckietown_draw, 300 transitions): 0.16 s per
-update at 1 thread, 10 s per update at 2 threads; measure the target on a free machine.
+Load: `--load 0 1` repeats every thread count with that many busy-loop processes running beside calibrate
+(tests/helpers/cpuhog.py, started before the run and killed by PID after it), so one core taken gives a load of ~2
+on 2 cores; each row records its `load_cores`.
+Measured (2026-12-03, 2 cores, 10k transitions, 300 updates, --load 0 1): idle 0.261 / 0.147 s per update at 1 / 2
+threads; one core busy 0.238 / 0.479: two threads on one free core cost 3x the idle rate, hence `threads: 0` (one
+per free core, redraw_training.runtime.auto_threads).
 The machine is shared: the 1-, 5- and 15-minute load averages before and after each run and the mean 1-minute
 load during it are recorded next to the numbers, with the CPU model and the cores this process may use. Writes
 bench/results/calibrate.json (+ calibrate.png: phases against the target, held-out KL over updates) and appends
@@ -52,6 +57,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.helpers.cpuhog import CpuHog  # noqa: E402  (the busy loop the load tests use)
+
 TARGET_S = 600.0  # issue 8: calibrate on 10k transitions in 10 minutes or less on 2 cores
 TARGET_TRANSITIONS = 10_000
 MANIFEST = "checkpoint.json"  # redraw_training.checkpoint.MANIFEST (read here without importing torch)
@@ -173,7 +181,17 @@ def _scalar_rows(path: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_calibrate(args: argparse.Namespace, data: str, run: Path, threads: int, updates: int) -> dict[str, Any]:
+def run_calibrate(args: argparse.Namespace, data: str, run: Path, threads: int, updates: int, load_cores: int = 0) -> dict[str, Any]:
+    """One calibrate subprocess; with `load_cores` busy loops beside it for its whole life."""
+    hog = CpuHog(load_cores).start() if load_cores else None
+    try:
+        return {"load_cores": load_cores, **_run_calibrate(args, data, run, threads, updates)}
+    finally:
+        if hog is not None:
+            hog.stop()
+
+
+def _run_calibrate(args: argparse.Namespace, data: str, run: Path, threads: int, updates: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "redraw_training", "calibrate", "--checkpoint", args.checkpoint, "--data", data, "--out", str(run),
            "--updates", str(updates), "--threads", str(threads), "--seed", str(args.seed)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
@@ -279,6 +297,8 @@ def main() -> int:
     parser.add_argument("--cache", default=str(REPO / "runs" / "bench_cache"), help="where collected datasets are cached (default %(default)s)")
     parser.add_argument("--updates", type=int, default=None, help="calibration updates (default: the main job's, sim2real --updates)")
     parser.add_argument("--threads", nargs="+", type=int, default=[2], help="torch threads of calibrate, one run each (default 2)")
+    parser.add_argument("--load", nargs="+", type=int, default=[0],
+                        help="busy-loop processes beside calibrate, one set of runs each (default 0; 1 = one core taken)")
     parser.add_argument("--seed", type=int, default=0, help="calibrate --seed (default %(default)s)")
     parser.add_argument("--only", choices=("collect", "calibrate"), default=None,
                         help="collect: only make/cache the target data; calibrate: use cached/given data, never collect")
@@ -287,6 +307,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.transitions < 1 or (args.updates is not None and args.updates < 1) or any(t < 1 for t in args.threads):
         parser.error("--transitions, --updates and --threads must be >= 1")
+    if any(n < 0 for n in args.load):
+        parser.error(f"--load must be >= 0 busy-loop processes, found {args.load}")
     try:
         return _run(args)
     except BenchError as exc:
@@ -324,11 +346,12 @@ def _run(args: argparse.Namespace) -> int:
     root = Path(args.run_dir) if keep else Path(tempfile.mkdtemp(prefix="bench_calibrate_"))
     results = []
     try:
-        for threads in args.threads:
-            run = root / f"threads_{threads}"
-            if run.exists() and any(run.iterdir()):
-                raise BenchError(f"{run} is not empty (calibrate would resume it); choose another --run-dir")
-            results.append(run_calibrate(args, data["path"], run, threads, updates))
+        for load_cores in args.load:
+            for threads in args.threads:
+                run = root / f"load_{load_cores}_threads_{threads}"
+                if run.exists() and any(run.iterdir()):
+                    raise BenchError(f"{run} is not empty (calibrate would resume it); choose another --run-dir")
+                results.append(run_calibrate(args, data["path"], run, threads, updates, load_cores))
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -347,7 +370,7 @@ def _run(args: argparse.Namespace) -> int:
     doc = {"machine": mach, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "settings": {"checkpoint": str(ckpt_dir), "presets": manifest.get("presets", []), "transitions": n, "updates": updates,
                         "updates_from": "sim2real --updates default" if args.updates is None else "--updates",
-                        "config_updates": config_updates, "threads": args.threads, "seed": args.seed, "env": env_id,
+                        "config_updates": config_updates, "threads": args.threads, "load_cores": args.load, "seed": args.seed, "env": env_id,
                         "perturb": args.perturb if not args.data else None, "target_s": TARGET_S, "target_transitions": TARGET_TRANSITIONS,
                         "batch": [manifest["config"].get("batch_size"), manifest["config"].get("batch_length")]},
            "data": data, "results": results}
@@ -357,7 +380,7 @@ def _run(args: argparse.Namespace) -> int:
     with open(runs, "a") as f:
         for r in results:
             f.write(json.dumps({"date": doc["date"], "checkpoint": str(ckpt_dir), "transitions": n, **{k: r.get(k) for k in (
-                "threads", "updates", "wall_s", "first_update_s", "s_per_update_steady", "cpu_s", "kl_sim", "kl_redraw", "target_met",
+                "threads", "load_cores", "updates", "wall_s", "first_update_s", "s_per_update_steady", "cpu_s", "kl_sim", "kl_redraw", "target_met",
                 "wall_s_at_config_updates", "load_before", "load_mean_during")}}) + "\n")
     print(f"appended {runs}")
     png = _plot(results, n, out.with_suffix(".png"))
@@ -372,19 +395,19 @@ def _print(results: list[dict], data: dict, n: int, updates: int, config_updates
     collect_s = f"{c['wall_s']:.0f} s wall (load {c['load_before'][0]} -> {c['load_after'][0]})" if c else "unknown"
     print(f"\ntarget data: {n} transitions in {data.get('episodes', data.get('files'))} episodes, {how}; "
           f"collection {collect_s}: not part of the calibrate time")
-    header = (f"{'thr':>3} {'wall':>8} {'1st upd':>8} {'startup':>8} {'data+cache':>10} {'loop':>8} {'s/update':>9} {'steady':>8} "
+    header = (f"{'hog':>3} {'thr':>3} {'wall':>8} {'1st upd':>8} {'startup':>8} {'data+cache':>10} {'loop':>8} {'s/update':>9} {'steady':>8} "
               f"{'tail':>6} {'CPU s':>8} {'CPU/wall':>8} {'RSS MB':>7} {'held-out KL sim -> ReDRAW':>26} {'load':>11}  target {TARGET_S:.0f} s")
     print(header)
     print("-" * len(header))
     for r in results:
         kl = (f"{r['kl_sim']:.3f} -> {r['kl_redraw']:.3f} ({r['kl_reduction']:.0%})" if r["kl_sim"] is not None else "no holdout")
-        print(f"{r['threads']:>3} {r['wall_s']:>7.1f}s {r['first_update_s']:>7.1f}s {r['startup_s'] or 0:>7.1f}s {r['data_and_cache_s'] or 0:>9.1f}s "
+        print(f"{r['load_cores']:>3} {r['threads']:>3} {r['wall_s']:>7.1f}s {r['first_update_s']:>7.1f}s {r['startup_s'] or 0:>7.1f}s {r['data_and_cache_s'] or 0:>9.1f}s "
               f"{r['loop_s']:>7.1f}s {r['s_per_update']:>8.4f}s {r['s_per_update_steady']:>7.4f}s {r['tail_s']:>5.1f}s {r['cpu_s']:>7.1f}s "
               f"{r['cpu_per_wall']:>8.2f} {r['peak_rss_mb']:>7.0f} {kl:>26} {r['load_before'][0]:>4.1f}/{r['load_mean_during'] or 0:>4.1f}  "
               f"{ {True: 'met', False: 'NOT met', None: 'n/a'}[r['target_met']]}")
-    print(f"(wall = process start to exit; 1st upd = time to the first update; load = 1-min load before / mean during; "
+    print(f"(hog = busy-loop processes the bench ran beside calibrate; wall = process start to exit; 1st upd = time to the first update; load = 1-min load before / mean during; "
           f"{updates} updates{', the main job default' if main_job else ''})")
-    busy = [r for r in results if max(r["load_before"][0], r["load_mean_during"] or 0) > 1.0]
+    busy = [r for r in results if not r["load_cores"] and max(r["load_before"][0], r["load_mean_during"] or 0) > 1.0]
     if busy:
         print(f"warning: the machine was busy (1-min load up to {max(max(r['load_before'][0], r['load_mean_during'] or 0) for r in busy):.1f} "
               f"on {os.cpu_count()} CPUs): these are not a free machine's times; with more than one thread per free core, "
@@ -399,7 +422,8 @@ def _print(results: list[dict], data: dict, n: int, updates: int, config_updates
 
 
 def _plot(results: list[dict], n: int, path: Path) -> Path | None:
-    """Left: calibrate's phases per thread count against the target. Right: held-out KL of ReDRAW over updates."""
+    """Left: calibrate's phases per run against the target. Middle: steady seconds per update by busy cores and
+    threads. Right: held-out KL of ReDRAW over updates."""
     try:
         import matplotlib
 
@@ -407,10 +431,11 @@ def _plot(results: list[dict], n: int, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, (ax, kx) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100)
+    fig, (ax, sx, kx) = plt.subplots(1, 3, figsize=(15, 3.8), dpi=100, gridspec_kw={"width_ratios": [1.2, 0.8, 1]})
     phases = [("startup_s", "startup (imports, checkpoint)"), ("data_and_cache_s", "dataset + posterior cache + sim KL"),
               ("loop_s", "update loop"), ("tail_s", "final KL, save, report")]
-    labels = [f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}" for r in results]
+    labels = [f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}" + (f", {r['load_cores']} core busy" if r["load_cores"] else "")
+              for r in results]
     for i, r in enumerate(results):
         left = 0.0
         for j, (key, name) in enumerate(phases):
@@ -424,6 +449,20 @@ def _plot(results: list[dict], n: int, path: Path) -> Path | None:
     ax.set_xlim(0, max(TARGET_S, max(r["wall_s"] for r in results)) * 1.15)
     ax.set_title(f"calibrate: {results[0]['updates']} updates on {n} transitions", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    loads = sorted({r["load_cores"] for r in results})
+    threads = sorted({r["threads"] for r in results})
+    width = 0.8 / len(threads)
+    for j, t in enumerate(threads):
+        for i, lc in enumerate(loads):
+            r = next((r for r in results if r["threads"] == t and r["load_cores"] == lc), None)
+            if r is not None:
+                x = i + (j - (len(threads) - 1) / 2) * width
+                sx.bar(x, r["s_per_update_steady"], width, color=f"C{j}", label=f"{t} thread{'s' if t > 1 else ''}" if i == 0 else None)
+                sx.text(x, r["s_per_update_steady"], f"{r['s_per_update_steady']:.3f}", ha="center", va="bottom", fontsize=7)
+    sx.set_xticks(range(len(loads)), [f"{lc} core{'s' if lc != 1 else ''} busy" for lc in loads])
+    sx.set_ylabel("s per update (steady)")
+    sx.set_title("update cost under load", fontsize=9)
+    sx.legend(fontsize=7)
     for i, r in enumerate(results):
         pts = [(c["step"], c["kl_redraw"]) for c in r["curve"] if c["kl_redraw"] is not None]
         if pts and r["kl_sim"] is not None:

@@ -106,8 +106,9 @@ def parse_args(argv: list[str] | None) -> Options:
                         "policy node needs; at 2x its watchdog stops the wheels for stale frames in 15-20 %% of the control ticks there)")
     p.add_argument("--camera", default="auto", help="the twin's camera WIDTHxHEIGHT (default: the pretraining env's, else 160x120)")
     p.add_argument("--bag", default=None, help="use this calibration recording instead of recording one (skips stage 1)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="torch threads of calibrate (default %(default)s, this machine's CPUs: nothing else runs meanwhile)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads of calibrate (default 0: one per core free when calibrate starts; on a loaded 2-core "
+                        "machine a second thread makes each update slower, see bench/results/calibrate.json)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the first stage, +1 per later one (default: from the pid, in 101..200)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     a = p.parse_args(argv)
@@ -346,7 +347,7 @@ class Sim2Real:
         group = self.group("calibrate")
         argv = [sys.executable, "-m", "redraw_training", "calibrate", "--checkpoint", str(self.model), "--data", str(bag), "--out", str(run),
                 "--updates", str(o.updates), "--seed", str(o.seed), "--no-progress"]
-        if o.threads:
+        if o.threads is not None:
             argv += ["--threads", str(o.threads)]
         proc = group.start_command("calibrate", argv)
         scalars = run / "scalars.jsonl"

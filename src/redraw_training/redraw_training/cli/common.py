@@ -20,7 +20,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override one config key (dotted, YAML value), e.g. --set rssm.units=128 --set env.kwargs.size=64")
     group.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: config 'device')")
-    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: config 'threads'; 0 = one per free core)")
     group.add_argument("--seed", type=int, default=None, help="random seed (default: config 'seed')")
     group.add_argument("--no-progress", action="store_true", help="no progress bar (logs and TensorBoard are still written)")
 
