@@ -1,6 +1,7 @@
 """The training runs' thread choice (`threads: 0`) counts the cores other work leaves free."""
 
 from helpers.cpuhog import CpuHog
+
 from redraw_training.runtime import auto_threads, free_cores, usable_cpus
 
 

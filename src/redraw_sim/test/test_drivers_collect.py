@@ -91,7 +91,7 @@ def test_actuation_signs_identify_a_lagged_robot(gains):
 def test_actuation_signs_stay_undecided_on_noise():
     """Odometry that does not depend on the commands never decides a sign."""
     signs, rng = ActuationSigns(), np.random.default_rng(1)
-    for t in range(3000):
+    for _ in range(3000):
         signs.observe(*(0.3 * rng.standard_normal(2)))
         signs.command(np.array([0.2 + 0.6 * rng.uniform(), rng.uniform(-1, 1)]))
     assert not signs.decided.any() and signs.signs.tolist() == [1.0, 1.0], signs.t_statistics()
