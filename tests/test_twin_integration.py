@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -76,6 +77,10 @@ def test_twin_with_explorer_streams_images_and_moves(tmp_path, hog):
     path = np.array([[r["x_m"], r["y_m"]] for r in truth])
     assert np.linalg.norm(path.max(0) - path.min(0)) > 0.3
     assert any(e["event"] == EVENT_START for e in seen["events"]) or truth[0]["episode"] > 0
+    # the explorer identifies each command channel of the nominal twin once, as +1, and never revises it
+    for channel in ("forward", "turn"):
+        decisions = re.findall(rf"actuation identified from odometry: {channel} x([+-]1)", logs)
+        assert decisions == ["+1"], (channel, decisions, logs[-3000:])
 
 
 def test_reversed_twin_flips_the_motion_resets_on_lane_departure_and_stops_without_commands(tmp_path):

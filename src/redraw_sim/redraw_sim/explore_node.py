@@ -105,7 +105,9 @@ class ExploreNode(Node):
         forward, turn = self.driver.act(self.state)
         self.out.publish(float(forward), float(turn))
         signs = getattr(self.driver, "actuation", None)
-        for channel in range(2) if signs is not None else ():
+        if signs is None:
+            return
+        for channel in range(2):
             if signs.decided[channel] and not self.logged_decisions[channel]:
                 self.logged_decisions[channel] = True
                 self.get_logger().info(f"actuation identified from odometry: {signs.describe(channel)}; "

@@ -138,7 +138,6 @@ def test_explorer_drives_ahead_on_a_reversed_robot(headless):
     """With odometry in its input the explorer keeps lane-following data coming from a robot with reversed
     controls; from the lane pose alone it steers the wrong way and leaves the lane again and again."""
     env = gym.make("redraw/DuckietownLoop-v0", perturb="reversed").unwrapped
-    driver_decided_after = []
 
     def drive(with_odometry: bool):
         driver, distance, departures = ExploreDriver(seed=5), 0.0, 0
@@ -152,14 +151,13 @@ def test_explorer_drives_ahead_on_a_reversed_robot(headless):
                 distance, departures = distance + info["distance_m"], departures + int(terminated)
                 env.reset()
                 driver.reset()
-        driver_decided_after[:] = [driver.actuation.decided_after.copy()]
-        return distance + info["distance_m"], departures, driver.actuation.signs
+        return distance + info["distance_m"], departures, driver.actuation
 
-    ahead, departures, signs = drive(True)
-    assert signs.tolist() == [-1.0, -1.0] and np.all(driver_decided_after[0] <= 20), driver_decided_after
+    ahead, departures, actuation = drive(True)
+    assert actuation.signs.tolist() == [-1.0, -1.0] and np.all(actuation.decided_after <= 20), actuation.decided_after
     assert ahead > 1.5 and departures <= 2, (ahead, departures)
-    blind, blind_departures, blind_signs = drive(False)
-    assert blind_signs.tolist() == [1.0, 1.0] and blind < ahead / 2 and blind_departures >= 5, (blind, blind_departures)
+    blind, blind_departures, blind_actuation = drive(False)
+    assert blind_actuation.signs.tolist() == [1.0, 1.0] and blind < ahead / 2 and blind_departures >= 5, (blind, blind_departures)
 
 
 def test_collect_writes_reward_free_episodes(nominal_env, tmp_path):
