@@ -27,11 +27,13 @@ CFG = PreprocessConfig(height=32, width=32)
 STOP_WITHIN = 0.2  # seconds: the issue's bound from cause to zero wheels
 
 
-def run(tmp_path, model, script, listen=3.0, timeout=60, probe_args=()):
-    """Start the policy node (as the launch file declares it) and the probe; return (probe JSON, node process, node log)."""
+def run(tmp_path, model, script, listen=3.0, timeout=60, probe_args=(), params=None):
+    """Start the policy node (as the launch file declares it, plus `params`) and the probe; return (probe JSON, node
+    process, node log)."""
     out = tmp_path / "probe.json"
     with NodeGroup(tmp_path) as group:
-        node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model)})["policy_node"]
+        node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model)},
+                            overrides={"policy_node": params} if params else None)["policy_node"]
         probe = group.start_python(NODES / "policy_probe.py", ["--robot", ROBOT, "--out", str(out), "--script", json.dumps(script),
                                                               "--listen", str(listen), *probe_args])
         try:
@@ -135,6 +137,28 @@ def test_refuses_a_bad_model_and_never_moves_the_wheels(tmp_path, case, message)
     out = log
     assert "refusing the model" in out and message in out and "No wheel command was sent" in out, out
     assert data["wheels"] == [] and data["status"] == []
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"control_hz": -5}, "parameter control_hz must be in (0, 100] Hz, or 0 for the manifest's 10 Hz; found -5"),
+    ({"control_slack": 0.5}, "parameter control_slack must be in [0, 0.1) s (the control period at control_hz 10), found 0.5"),
+    ({"frame_timeout": 0}, "parameter frame_timeout must be > 0, found 0"),
+], ids=["negative_integer_control_hz", "slack_beyond_the_period", "zero_frame_timeout"])
+def test_refuses_a_bad_parameter_naming_it_and_never_moves_the_wheels(tmp_path, model, params, message):
+    data, node, log = run(tmp_path, model, [], listen=4.0, params=params)
+    assert not node.alive() and node.proc.returncode == 2
+    assert "bad configuration" in log and message in log and "No wheel command was sent" in log and "Traceback" not in log, log
+    assert data["wheels"] == []
+
+
+def test_control_rate_above_the_camera_rate_is_reported(tmp_path, model):
+    # an integer for the double parameter; 40 Hz asked for, the camera gives 30: one command per frame, and the log says so
+    data, node, log = run(tmp_path, model, [{"mode": "road", "seconds": 3.0}], params={"control_hz": 40})
+    assert data["warmed_up"], log
+    (phase,) = data["phases"]
+    rate = len([w for w in data["wheels"] if phase["t_start"] <= w[0] <= phase["t_end"]]) / (phase["t_end"] - phase["t_start"])
+    assert 24.0 <= rate <= 34.0, f"{rate:.1f} Hz"
+    assert "control_hz 40 is above the camera's" in log and "the node acts on every frame" in log, log
 
 
 # --- models with a vector input: the measured velocity (deadreckoning_node/velocity) ------------------------------

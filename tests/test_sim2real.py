@@ -6,9 +6,12 @@ the job (also when it is interrupted). Not a learning claim."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from helpers.cpuhog import CpuHog
 
 pytestmark = pytest.mark.ros
 METRICS = ("dense_reward", "lap_time_s", "centre_offset_cm", "laps", "departures")
@@ -151,3 +155,58 @@ def test_interrupted_job_ends_every_process_it_started(tiny_model, tmp_path):
     text = proc.stdout.read()
     assert code == 130 and "interrupted" in text, text[-3000:]
     assert processes_mentioning(str(out)) == []
+
+
+# --- the record stage under load (issue 24) ---------------------------------------------------------------------
+RECORD_TRANSITIONS = 300
+#: the explorer may leave the lane this many times more with a core taken than on an idle machine (stated before the
+#: first run): 2 + a quarter of the idle count. The twin waits for a lagging driver, so the data should not change.
+DEPARTURE_MARGIN = (2, 0.25)
+TWIN_STATUS_RE = re.compile(r"t_sim ([\d.]+) s \(([\d.]+)x real time achieved.*?\), (\d+) frames .*?\((\d+) left the lane")
+
+
+def record_stage(model: Path, out: Path, hog: bool) -> dict:
+    """The main job's own record stage (Sim2Real.record), at 4x real time at most, optionally with a core taken."""
+    from rich.console import Console
+
+    from redraw_sim.sim2real import Progress, Sim2Real, parse_args
+
+    opts = parse_args(["--model", str(model), "--transitions", str(RECORD_TRANSITIONS), "--real-time-factor", "4", "--seed", "3",
+                       "--out", str(out)])
+    console = Console(file=io.StringIO(), width=140)
+    job = Sim2Real(opts, console)
+    t0 = time.monotonic()
+    with CpuHog(cores=1) if hog else contextlib.nullcontext() as hogs:
+        try:
+            job.prepare_out()
+            job.record(Progress(console))
+        finally:
+            job.stop_all()
+        if hog:
+            assert hogs.alive(), "the CPU hog died during the run"
+    stage = dict(job.stages["record"], wall_s=time.monotonic() - t0)
+    found = TWIN_STATUS_RE.search(stage["twin_status"])
+    assert found, stage["twin_status"]
+    stage["t_sim"], stage["achieved_rtf"], stage["frames"], stage["departures"] = (
+        float(found.group(1)), float(found.group(2)), int(found.group(3)), int(found.group(4)))
+    assert processes_mentioning(str(out)) == []
+    return stage
+
+
+def test_record_stage_gives_the_same_data_with_a_core_taken_only_slower(tiny_model, tmp_path):
+    stages = {hog: record_stage(tiny_model, tmp_path / ("hog" if hog else "idle"), hog) for hog in (False, True)}
+    report = {("one core taken" if hog else "idle"): {k: s[k] for k in ("wall_s", "achieved_rtf", "frames", "t_sim", "departures")}
+              for hog, s in stages.items()}
+    print("record stage:", report)
+    for hog, s in stages.items():
+        rec = s["recording"]
+        # every usable transition asked for, counted by the converter's rule, and nothing lost on the way
+        assert rec["transitions"] == RECORD_TRANSITIONS == s["transitions_requested"], (hog, rec)
+        # the twin rendered every frame its 30 Hz owes over the simulated time (a status line is up to one tick late)
+        assert abs(s["frames"] - 30.0 * s["t_sim"]) <= 3, (hog, s["frames"], s["t_sim"])
+        # and the recorder got them: DDS may lose a rare one on a loaded machine (9 of 31083 in the loaded main job
+        # of 2026-12-03), at most 1 %
+        assert rec["camera_drops_estimated"] <= 0.01 * s["frames"] and rec["camera_out_of_order"] == 0, (hog, rec)
+        assert 0 < s["achieved_rtf"] <= 4.0 + 0.05, (hog, s["twin_status"])
+    idle, loaded = stages[False]["departures"], stages[True]["departures"]
+    assert loaded <= idle + DEPARTURE_MARGIN[0] + DEPARTURE_MARGIN[1] * idle, report

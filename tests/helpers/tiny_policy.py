@@ -27,7 +27,7 @@ from redraw_common.manifest import ActionSpec, ModelManifest, TensorSpec, manife
 from redraw_common.preprocessing import PreprocessConfig
 
 
-def _graph(shape: tuple[int, int, int, int], nan_when_white: bool, error_when_black: bool = False) -> onnx.ModelProto:
+def _graph(shape: tuple[int, int, int, int], nan_when_white: bool, error_when_black: bool = False, extra_output: bool = False) -> onnx.ModelProto:
     _, h, w, c = shape
     f32 = TensorProto.FLOAT
     nodes = [
@@ -73,6 +73,10 @@ def _graph(shape: tuple[int, int, int, int], nan_when_white: bool, error_when_bl
     else:
         nodes.append(helper.make_node("Identity", ["a1"], ["a2"]))
     nodes.append(helper.make_node("Unsqueeze", ["a2", "axes0"], ["action"]))
+    outputs = [helper.make_tensor_value_info("action", f32, [1, 2])]
+    if extra_output:     # a graph with an output beside 'action' (the channel means), that no manifest lists
+        nodes.append(helper.make_node("Identity", ["m"], ["channel_means"]))
+        outputs.append(helper.make_tensor_value_info("channel_means", f32, [1, c]))
     consts = [
         helper.make_tensor("axes_hw", TensorProto.INT64, [2], [1, 2]),
         helper.make_tensor("axes0", TensorProto.INT64, [1], [0]),
@@ -86,7 +90,7 @@ def _graph(shape: tuple[int, int, int, int], nan_when_white: bool, error_when_bl
     graph = helper.make_graph(
         nodes, "tiny_policy",
         [helper.make_tensor_value_info("obs", TensorProto.UINT8, list(shape))],
-        [helper.make_tensor_value_info("action", f32, [1, 2])],
+        outputs,
         initializer=consts,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="redraw-tests")
@@ -103,16 +107,16 @@ def reference_action(obs: np.ndarray) -> np.ndarray:
 
 def build_policy(folder: str | Path, preprocessing: PreprocessConfig | None = None, *, nan_when_white: bool = True, error_when_black: bool = True,
                  input_shape: tuple[int, ...] | None = None, manifest_input_shape: tuple[int, ...] | None = None,
-                 model_id: str = "tiny-test-policy", control_hz: float = 10.0) -> Path:
+                 model_id: str = "tiny-test-policy", control_hz: float = 10.0, extra_output: bool = False) -> Path:
     """Write policy.onnx + policy.manifest.json into `folder`. `input_shape` overrides the ONNX input shape
     and `manifest_input_shape` the shape the manifest declares (both default to (1, *preprocessing.shape)),
-    to build mismatched models."""
+    and `extra_output` adds a graph output the manifest does not list, to build mismatched models."""
     cfg = preprocessing or PreprocessConfig()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     shape = tuple(input_shape or (1, *cfg.shape))
     path = folder / "policy.onnx"
-    onnx.save(_graph(shape, nan_when_white, error_when_black and (shape[1] * shape[2] * shape[3]) % 7 != 0), path)
+    onnx.save(_graph(shape, nan_when_white, error_when_black and (shape[1] * shape[2] * shape[3]) % 7 != 0, extra_output), path)
     manifest = ModelManifest(
         model_id=model_id, model_file=path.name, sha256=sha256_file(path), preprocessing=cfg,
         inputs=(TensorSpec("obs", tuple(manifest_input_shape or shape), "uint8"),),

@@ -109,8 +109,8 @@ class PolicyModel:
         graph_outputs = {o.name: o for o in self.session.get_outputs()}
         if set(graph_inputs) != set(inputs):
             raise ManifestError(f"the manifest lists inputs {sorted(inputs)}, the ONNX model has {sorted(graph_inputs)}")
-        if ACTION_OUTPUT not in graph_outputs:
-            raise ManifestError(f"the ONNX model has outputs {sorted(graph_outputs)}, not '{ACTION_OUTPUT}'")
+        if set(graph_outputs) != set(outputs):
+            raise ManifestError(f"the manifest lists outputs {sorted(outputs)}, the ONNX model has {sorted(graph_outputs)}")
         _check_spec("input", obs, graph_inputs[OBS_INPUT])
         if vector is not None:
             _check_spec("input", vector, graph_inputs[VECTOR_INPUT])

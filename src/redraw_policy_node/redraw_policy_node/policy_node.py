@@ -41,6 +41,7 @@ import math
 import signal
 import sys
 import time
+from collections import deque
 
 import rclpy
 from geometry_msgs.msg import TwistStamped
@@ -63,6 +64,7 @@ from . import watchdog as wd
 from .model import PolicyModel
 
 EXIT_OK, EXIT_REFUSED = 0, 2
+CAMERA_RATE_WINDOW = 30      # frames over which the camera's rate is measured once, against control_hz
 STOP_WARNINGS = {wd.STALE_CAMERA: "camera frames stale: wheels to zero",
                  wd.STALE_ODOMETRY: f"odometry ({topics.ODOM_VELOCITY}) missing or stale: wheels to zero"}
 
@@ -72,9 +74,10 @@ class PolicyNode(Node):
         super().__init__("policy_node", **node_kwargs)
 
         def param(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            # dynamic typing: `control_hz:=40` (an integer) for a double parameter is not a type error
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description, dynamic_typing=True)).value
 
-        model_path = param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it")
+        model_path = str(param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it"))
         threads = int(param("threads", 1, "onnxruntime intra-op threads"))
         control_hz = float(param("control_hz", 0.0, "control rate in Hz (0 = the manifest's control_hz)"))
         slack = float(param("control_slack", 0.02, "a frame taken this many seconds short of a control period after the frame "
@@ -88,12 +91,17 @@ class PolicyNode(Node):
             raise ManifestError("parameter model_path is empty; expected the path of an exported policy .onnx")
         # load and verify before anything can reach the wheels
         self.model = PolicyModel(model_path, threads=threads)
+        if not (math.isfinite(control_hz) and 0.0 <= control_hz <= 100.0):
+            raise RedrawInputError(f"parameter control_hz must be in (0, 100] Hz, or 0 for the manifest's "
+                                   f"{self.model.manifest.control_hz:g} Hz; found {control_hz:g}")
+        for name, value in (("frame_timeout", frame_timeout), ("odom_timeout", odom_timeout), ("watchdog_hz", watchdog_hz)):
+            if not (math.isfinite(value) and value > 0):
+                raise RedrawInputError(f"parameter {name} must be > 0, found {value:g}")
         self.control_hz = control_hz or self.model.manifest.control_hz
         period = 1.0 / self.control_hz
         if not 0.0 <= slack < period:
-            raise RedrawInputError(f"control_slack must be in [0, {period:g}) s (the control period), found {slack}")
-        if watchdog_hz <= 0:
-            raise RedrawInputError(f"watchdog_hz must be > 0, found {watchdog_hz}")
+            raise RedrawInputError(f"parameter control_slack must be in [0, {period:g}) s (the control period at "
+                                   f"control_hz {self.control_hz:g}), found {slack:g}")
         self.period_ns = int(period * 1e9)
         self.min_interval_ns = int((period - slack) * 1e9)
         self.watchdog = wd.Watchdog(frame_timeout, odom_timeout if self.model.uses_vector else None)
@@ -119,6 +127,8 @@ class PolicyNode(Node):
         self.last_state = wd.WAITING
         self.last_inference_ms = 0.0
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        self.frame_stamps: deque[int] = deque(maxlen=CAMERA_RATE_WINDOW)   # stamps of the latest frames: the camera's rate
+        self.rate_checked = False
         self.create_timer(1.0 / watchdog_hz, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         m = self.model.manifest
         odom = f"; odometry from {topics.ODOM_VELOCITY}, timeout {odom_timeout:g} s" if self.model.uses_vector else ""
@@ -140,6 +150,8 @@ class PolicyNode(Node):
         now = self.now()
         self.watchdog.frame(now)
         taken = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec or received
+        if not self.rate_checked:
+            self.check_camera_rate(taken)
         if self.last_action_ns is not None and 0 <= taken - self.last_action_ns < self.min_interval_ns:
             return  # not due yet: the frame is dropped undecoded (a stamp going back, e.g. a restarted twin, resyncs)
         state = self.watchdog.state(now)
@@ -149,6 +161,20 @@ class PolicyNode(Node):
             return
         self.last_action_ns = taken
         self.act(msg, taken)
+
+    def check_camera_rate(self, taken_ns: int) -> None:
+        """Once a window of frames has come: say so when the control rate asked for is above the camera's, which
+        gives one command per frame, at the camera's rate."""
+        self.frame_stamps.append(taken_ns)
+        if len(self.frame_stamps) < CAMERA_RATE_WINDOW:
+            return
+        self.rate_checked = True
+        span = (self.frame_stamps[-1] - self.frame_stamps[0]) / 1e9
+        camera_hz = (len(self.frame_stamps) - 1) / span if span > 0 else math.inf
+        if self.control_hz > 1.05 * camera_hz:
+            self.get_logger().warning(
+                f"control_hz {self.control_hz:g} is above the camera's {camera_hz:.1f} Hz (measured over {len(self.frame_stamps)} "
+                f"frames): the node acts on every frame, about {camera_hz:.1f} commands per second; set control_hz <= the camera rate")
 
     def on_odom(self, msg: TwistStamped) -> None:
         forward, yaw_rate = float(msg.twist.linear.x), float(msg.twist.angular.z)

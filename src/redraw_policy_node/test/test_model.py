@@ -51,6 +51,7 @@ def test_runs_the_manifests_preprocessing_and_matches_the_reference(tmp_path, rn
         ("vector_dtype", r"input 'vector' must be float32 \[1, 2\] .*the manifest says float16 \[1, 2\]"),
         ("onnx_vector_shape", r"input 'vector': the manifest says shape \[1, 2\], the ONNX model has \[1, 3\]"),
         ("action_names", r"action names \['forward', 'steer'\] lack \['turn'\]"),
+        ("extra_output", r"the manifest lists outputs \['action'\], the ONNX model has \['action', 'channel_means'\]"),
     ],
 )
 def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
@@ -58,6 +59,8 @@ def test_refuses_mismatched_models_with_clear_errors(tmp_path, case, match):
         path = build_policy(tmp_path, CFG, input_shape=(1, 32, 32, 2), manifest_input_shape=(1, 16, 16, 2))
     elif case == "manifest_input_size":
         path = build_policy(tmp_path, CFG, input_shape=(1, 32, 32, 2))
+    elif case == "extra_output":
+        path = build_policy(tmp_path, CFG, extra_output=True)
     else:
         path = build_policy(tmp_path, CFG)
     if case == "hash":

@@ -24,6 +24,7 @@ from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typest
 from rosbags.typesys.store import Typestore
 
 from redraw_common.errors import BagError
+from redraw_common.paths import out_dir_problem
 from redraw_common.recording import PART_CLOSED, PartEntry, RecordingInfo, Sidecar
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -108,6 +109,9 @@ class RecordingWriter:
         """Create the folder and the first part. Refuses an existing output or a nearly full disk."""
         if self.folder.exists():
             raise BagError(f"output {self.folder} exists already; the recorder never overwrites or appends: choose a new output")
+        problem = out_dir_problem(self.folder, "output")
+        if problem:
+            raise BagError(problem)
         free = free_bytes(self.folder.parent)
         if free < self.min_free:
             raise BagError(

@@ -66,6 +66,7 @@ from redraw_common.errors import BagError, PreprocessError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
 from redraw_common.mcaprepair import is_complete, iter_messages
 from redraw_common.observation import history_from_actions, history_length
+from redraw_common.paths import out_dir_problem
 from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, preprocess
 from redraw_common.recording import PART_CLOSED, PREFIX, SIDECAR, RecordingInfo, Sidecar, cdr_header_stamp
 
@@ -108,6 +109,7 @@ class Source:
     kind: str                      # "recording" | "bag"
     parts: list[Part]
     info: RecordingInfo | None
+    requested: int | None = None   # the usable transitions the recorder was asked for (recording.json stats)
 
 
 def _storage_file(folder: Path) -> Path | None:
@@ -145,7 +147,8 @@ def discover(path: str | Path) -> list[Source]:
             parts.append(_part(folder))
         if not parts:
             raise BagError(f"{path}: the recording holds no parts (the recorder stopped before the first message)")
-        return [Source(path, "recording", parts, sidecar.info)]
+        requested = int(sidecar.stats.get("transitions_requested") or 0) or None
+        return [Source(path, "recording", parts, sidecar.info, requested)]
     if (path / "metadata.yaml").is_file() or _storage_file(path) is not None:
         return [Source(path, "bag", [_part(path)], _bag_info(path))]
     children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -757,6 +760,9 @@ def convert_bags(
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists():
         raise BagError(f"output {out_dir} exists already; the converter never overwrites a dataset: choose a new folder")
+    problem = out_dir_problem(out_dir, "output")
+    if problem:
+        raise BagError(problem)
     if not (isinstance(control_hz, (int, float)) and 0 < control_hz <= 100):
         raise BagError(f"control_hz must be in (0, 100], found {control_hz!r}")
     if action_source not in ("auto", "action", "wheels"):
@@ -922,6 +928,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
             "action_source": streams.action_source,
             "camera_hz": round(camera_hz, 2),
             "transitions": written,
+            "transitions_requested": source.requested,
             "episodes": episodes_here,
             "frames": {
                 "total": int(len(streams.frame_stamp) + streams.frame_out_of_order),

@@ -8,13 +8,22 @@ from typing import Any
 
 #: most ticks inside episodes that had no fresh frame (or odometry), as a fraction of all control ticks
 MAX_TICKS_WITHOUT_OBSERVATION = 0.05
-#: most camera frames lost (estimated from the frame stamps), as a fraction of the frames the camera rate owes
+#: most camera frames lost (estimated from the frame stamps), as a fraction of the frames the camera rate owes (a
+#: camera at half its configured rate has lost 50 %)
 MAX_DROPPED_FRAME_FRACTION = 0.05
+#: fewest usable transitions, as a fraction of what the recorder was asked for (recording.json), per recording: the
+#: recorder counts with the converter's own rule, so a shortfall means the bag lost data after the recorder saw it
+MIN_FRACTION_OF_REQUESTED = 0.9
 
 
 def failed_checks(report: dict[str, Any], batch_length: int) -> list[str]:
     """The checks of a bags -> dataset conversion report that fail, each as a sentence; [] when the data are usable."""
     failed = []
+    for entry in report.get("inputs", []):
+        requested, usable = entry.get("transitions_requested"), int(entry.get("transitions", 0))
+        if requested and usable < MIN_FRACTION_OF_REQUESTED * requested:
+            failed.append(f"{entry['path']}: {usable} usable transitions of the {requested} the recorder was asked for ({usable / requested:.1%}; "
+                          f"at least {MIN_FRACTION_OF_REQUESTED:.0%})")
     ticks = sum(int(e["ticks"]["ticks"]) for e in report.get("inputs", []))
     without = sum(int(e["ticks"]["ticks_without_observation"]) for e in report.get("inputs", []))
     if ticks and without / ticks > MAX_TICKS_WITHOUT_OBSERVATION:

@@ -15,6 +15,9 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import logging
+import os
+import shutil
+import tempfile
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -30,6 +33,17 @@ from redraw_common.preprocessing import PreprocessConfig
 
 from .checkpoint import load_agent
 from .envs import default_preprocessing
+
+#: the files of one export, in the order they are put in place (the manifest, which names the model's sha256, last)
+EXPORT_FILES = ("policy.onnx", "policy.manifest.json")
+
+
+class ExportError(ValueError):
+    """An export that cannot be made or would replace one without being told to."""
+
+
+class ParityError(ExportError):
+    """The ONNX graph's action differs from torch's by more than the tolerance."""
 
 
 class PolicyGraph(nn.Module):
@@ -85,8 +99,42 @@ def onnx_parity(path: Path, graph: nn.Module, feeds: dict[str, np.ndarray]) -> f
 
 
 def export_policy(checkpoint: str | Path, out: str | Path, model_id: str | None = None, verify_samples: int = 8,
-                  seed: int = 0, parity_feeds: list[dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
-    """Write out/policy.onnx and out/policy.manifest.json; check ONNX against torch. Returns a summary."""
+                  seed: int = 0, parity_feeds: list[dict[str, np.ndarray]] | None = None, overwrite: bool = False,
+                  tolerance: float | None = None) -> dict[str, Any]:
+    """Write out/policy.onnx and out/policy.manifest.json; check ONNX against torch. Returns a summary.
+
+    Everything is written into a hidden sibling folder first and put in place only when the export and its parity
+    check (|onnx - torch| <= tolerance, when given) succeeded: a failure leaves `out` as it was. An `out` that
+    already holds an export is replaced only with overwrite=True."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file; expected a folder for {' and '.join(EXPORT_FILES)}")
+    held = [name for name in EXPORT_FILES if (out / name).exists()]
+    if held and not overwrite:
+        raise ExportError(f"{out} already holds an export ({', '.join(held)}); choose another --out or pass --overwrite to replace it")
+    agent, manifest, directory = load_agent(checkpoint, "cpu", optimizers=False)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ExportError(f"--out {out}: a file is in the way of its parent folder {out.parent}") from None
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        result = _export_into(agent, manifest, directory, checkpoint, staging, model_id, verify_samples, seed, parity_feeds)
+        if tolerance is not None and result["max_abs_diff"] > tolerance:
+            raise ParityError(f"ONNX output differs from torch by {result['max_abs_diff']:.3e} > tolerance {tolerance}; nothing was written to {out}")
+        if out.exists():
+            for name in EXPORT_FILES:
+                os.replace(staging / name, out / name)
+        else:
+            os.chmod(staging, 0o755)
+            os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {**result, "model": str(out / EXPORT_FILES[0]), "manifest": str(out / EXPORT_FILES[1])}
+
+
+def _export_into(agent, manifest: dict[str, Any], directory: Path, checkpoint: str | Path, out: Path, model_id: str | None,
+                 verify_samples: int, seed: int, parity_feeds: list[dict[str, np.ndarray]] | None) -> dict[str, Any]:
     agent, manifest, directory = load_agent(checkpoint, "cpu", optimizers=False)
     model = manifest.get("config", {}).get("model", "draw")
     if model != "draw":
@@ -96,9 +144,7 @@ def export_policy(checkpoint: str | Path, out: str | Path, model_id: str | None 
     agent.eval()
     graph = PolicyGraph(agent).eval()
     h, w, c = agent.image_shape
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "policy.onnx"
+    path = out / EXPORT_FILES[0]
     rng = np.random.default_rng(seed)
     example = {"obs": rng.integers(0, 256, (1, h, w, c), dtype=np.uint8)}
     inputs = [TensorSpec("obs", (1, h, w, c), "uint8")]

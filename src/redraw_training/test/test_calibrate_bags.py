@@ -5,49 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from helpers.synthetic_bag import write_recording, write_redraw_recording
 
 from redraw_common.episodes import iter_episodes
-from redraw_common.preprocessing import encode_jpeg
 from redraw_training.checkpoint import read_manifest
 from redraw_training.cli.calibrate import main as calibrate_main
-
-MSG_DIR = Path(__file__).resolve().parents[2] / "redraw_msgs" / "msg"
-NS = 1_000_000_000
-
-
-def write_recording(path: Path, seconds: float = 6.0, camera_hz: float = 30.0, control_hz: float = 10.0,
-                    outage: tuple[float, float] | None = None) -> Path:
-    """outage=(every, length): no camera frames in the last `length` s of every `every` s."""
-    store = get_typestore(Stores.ROS2_KILTED)
-    types = {}
-    for f in sorted(MSG_DIR.glob("*.msg")):
-        types.update(get_types_from_msg(f.read_text(), f"redraw_msgs/msg/{f.stem}"))
-    store.register(types)
-    Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
-    Img, Act = store.types["sensor_msgs/msg/CompressedImage"], store.types["redraw_msgs/msg/DriveAction"]
-    rng = np.random.default_rng(0)
-    t0 = 1_700_000_000 * NS
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
-        cam = w.add_connection("/db/camera_node/image/compressed", Img.__msgtype__, typestore=store)
-        act = w.add_connection("/db/redraw/action", Act.__msgtype__, typestore=store)
-        msgs = []
-        for i in range(int(seconds * camera_hz)):
-            s = t0 + int(i * NS / camera_hz)
-            if outage and (i / camera_hz) % outage[0] >= outage[0] - outage[1]:
-                continue
-            jpeg = encode_jpeg(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), 90)
-            msg = Img(header=Header(stamp=Time(sec=s // NS, nanosec=s % NS), frame_id=""), format="jpeg", data=np.frombuffer(jpeg, np.uint8))
-            msgs.append((s, cam, store.serialize_cdr(msg, Img.__msgtype__)))
-        for k in range(int(seconds * control_hz)):
-            s = t0 + int(k * NS / control_hz) + 10_000_000
-            msg = Act(header=Header(stamp=Time(sec=s // NS, nanosec=s % NS), frame_id=""), forward=0.5, turn=float(np.sin(k / 5)), source=2)
-            msgs.append((s, act, store.serialize_cdr(msg, Act.__msgtype__)))
-        for s, conn, raw in sorted(msgs, key=lambda m: m[0]):
-            w.write(conn, s + 1_000_000, raw)
-    return path
 
 
 def test_calibrate_accepts_a_bag_and_converts_it_with_the_checkpoint_preprocessing(redraw_run, tmp_path, capsys):
@@ -70,31 +32,46 @@ def test_calibrate_accepts_a_bag_and_converts_it_with_the_checkpoint_preprocessi
     assert summary["counters"]["updates"] == 3
 
 
+def refused_then_accepted(checkpoint, bag: Path, out: Path, capsys, batch_length: int, checks: int) -> str:
+    """calibrate on `bag` refuses (exit 2, nothing left at `out`) and returns its error; with --accept-unclean it
+    calibrates (2 updates)."""
+    args = ["--checkpoint", str(checkpoint), "--data", str(bag), "--out", str(out), "--updates", "2", "--no-progress",
+            "--set", "calibrate.holdout=0", "--set", f"batch_length={batch_length}", "--set", "batch_size=2"]
+    codes = []
+    for extra in ([], ["--accept-unclean"]):
+        try:
+            codes.append(calibrate_main(args + extra))
+        except SystemExit as exc:
+            codes.append(exc.code)
+        captured = capsys.readouterr()
+        if not extra:
+            err = captured.err
+            assert codes == [2], err
+            assert f"fail {checks} check(s)" in err and "--accept-unclean" in err, err
+            assert not out.exists()          # nothing trained, nothing half-written
+    assert codes[1] == 0, captured.err
+    assert f"calibrating on data that fail {checks} check(s)" in captured.out
+    assert json.loads((out / "summary.json").read_text())["counters"]["updates"] == 2
+    return err
+
+
 def test_calibrate_refuses_a_recording_the_converter_could_barely_use_unless_told(redraw_run, tmp_path, capsys):
     # the camera out for 0.3 s of every 2 s (a twin that skipped frames): ticks without a fresh frame, frames lost
     bag = write_recording(tmp_path / "rec", seconds=12.0, outage=(2.0, 0.3))
-    out = tmp_path / "cal"
-    args = ["--checkpoint", str(redraw_run.pretrain_dir), "--data", str(bag), "--out", str(out), "--updates", "2", "--no-progress",
-            "--set", "calibrate.holdout=0", "--set", "batch_length=4", "--set", "batch_size=2"]
-    try:
-        calibrate_main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "fail 2 check(s)" in err and "12 of 120 control ticks (10.0%) have no fresh camera frame or odometry (at most 5%)" in err, err
-    assert "the camera lost 44 frames (12.5%; at most 5%)" in err and "--accept-unclean" in err
-    assert not out.exists()          # nothing trained, nothing half-written
-    # told to, it calibrates on them
-    try:
-            code = calibrate_main(args + ["--accept-unclean"])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert "calibrating on data that fail 2 check(s)" in captured.out
-    assert json.loads((out / "summary.json").read_text())["counters"]["updates"] == 2
+    err = refused_then_accepted(redraw_run.pretrain_dir, bag, tmp_path / "cal", capsys, batch_length=4, checks=2)
+    assert "12 of 120 control ticks (10.0%) have no fresh camera frame or odometry (at most 5%)" in err, err
+    assert "the camera lost 44 frames (12.5%; at most 5%)" in err
+
+
+def test_calibrate_refuses_the_loaded_machine_recording_of_issue_24_unless_told(redraw_run, tmp_path, capsys):
+    # what a twin that skipped frames left (issue 24): 10000 transitions asked for; the camera out for 0.6 s of every
+    # 2.1 s, so the converter keeps ~1430 transitions in episodes shorter than one training sequence
+    bag = write_redraw_recording(tmp_path / "rec", requested=10000, seconds=197.4, outage=(2.1, 0.6))
+    err = refused_then_accepted(redraw_run.pretrain_dir, bag, tmp_path / "cal", capsys, batch_length=16, checks=4)
+    assert f"{bag}: 1435 usable transitions of the 10000 the recorder was asked for (14.3%; at least 90%)" in err
+    assert "539 of 1974 control ticks (27.3%) have no fresh camera frame or odometry (at most 5%)" in err
+    assert "the camera lost 1674 frames (28.4%; at most 5%)" in err
+    assert "the mean episode is 15.3 transitions, shorter than one training sequence (batch_length=16)" in err
 
 
 def test_data_checks_name_each_failure_with_its_number_and_threshold():
@@ -108,3 +85,9 @@ def test_data_checks_name_each_failure_with_its_number_and_threshold():
     assert len(failed) == 2
     assert "the camera lost 600 frames (20.0%; at most 5%)" in failed[0]
     assert "mean episode is 9.5 transitions, shorter than one training sequence (batch_length=16)" in failed[1]
+    # the recorder's request: 90 % of it must be usable (a bag without recording.json requests nothing)
+    entry = {"path": "rec", "ticks": {"ticks": 1000, "ticks_without_observation": 10}, "transitions": 899, "transitions_requested": 1000}
+    assert failed_checks({**report, "inputs": [entry]}, 16) == ["rec: 899 usable transitions of the 1000 the recorder was asked for "
+                                                                   "(89.9%; at least 90%)"]
+    assert failed_checks({**report, "inputs": [{**entry, "transitions": 900}]}, 16) == []
+    assert failed_checks({**report, "inputs": [{**entry, "transitions_requested": None}]}, 16) == []

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..checkpoint import CheckpointError, read_manifest
+from ..checkpoint import CheckpointError, load_agent, read_manifest
 from ..config import ConfigError, config_from_dict
 from ..datasets import DatasetError
 from ..loops import calibrate as run_calibrate
 from ..loops import has_checkpoint
-from .common import add_config_args, build_config, fail, parse_kwargs, say
+from .common import add_config_args, build_config, check_out_dir, fail, parse_kwargs, say
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +39,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="calibrate on converted bags that fail the data checks (redraw_training.datacheck) instead of refusing")
     add_config_args(parser)
     args = parser.parse_args(argv)
+    # everything checked before anything is written: the checkpoint (manifest, weights' sha256, the model they
+    # describe), the output folder, the evaluation env's perturbation
+    check_out_dir(args.out)
     try:
         src_dir, src = read_manifest(args.checkpoint)
         base = config_from_dict(src["config"], src.get("presets", []))
+        load_agent(src_dir, "cpu", optimizers=False)
     except (CheckpointError, ConfigError) as exc:
         fail(str(exc))
+    if args.perturb and not args.eval_env:
+        fail(f"--perturb {args.perturb!r} perturbs the evaluation env; it needs --eval-env")
     extra = {"calibrate.updates": args.updates} if args.updates is not None else {}
     config = build_config(args, base=base, extra=extra)
     src_env = src.get("extra", {}).get("env", {})
     eval_kwargs = parse_kwargs(args.env_kwargs) if args.env_kwargs else (dict(src_env.get("kwargs", {})) if args.eval_env == src_env.get("id") else {})
+    if args.eval_env:      # the env (its id, kwargs and perturbation) is built once here, so that a bad one is refused first
+        from ..envs import make_env
+
+        try:
+            make_env(args.eval_env, args.perturb, **eval_kwargs).close()
+        except (ValueError, TypeError) as exc:     # EnvSpecError, PerturbError; TypeError: an unknown env kwarg
+            fail(f"--eval-env {args.eval_env} --perturb {args.perturb!r}: {exc}")
     cal = config.calibrate
     data = _dataset_folder(args.data, args.out, src, config.batch_length, args.accept_unclean)
     say([

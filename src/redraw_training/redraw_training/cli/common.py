@@ -69,6 +69,15 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def check_out_dir(path: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be made (redraw_common.paths), before anything is written."""
+    from redraw_common.paths import out_dir_problem
+
+    problem = out_dir_problem(path, option)
+    if problem:
+        fail(problem)
+
+
 def say(lines: list[str]) -> None:
     for line in lines:
         print(line, flush=True)
