@@ -83,6 +83,9 @@ EVENT_START, EVENT_END = 0, 1
 TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
 REPORT = "report.json"
 CLEAN_MAX_DROP_FRACTION = 0.01
+#: most driving commands that were non-finite (dropped) or outside [-1, 1] (clipped), as a fraction of all, in a
+#: clean report
+CLEAN_MAX_BAD_COMMAND_FRACTION = 0.01
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -795,6 +798,10 @@ def convert_bags(
     for source in sources:
         streams = read_streams(source, types, action_source=action_source, kinematics=kinematics, max_bad_fraction=max_bad_fraction,
                                odometry=history is not None, odometry_topic=odometry_topic)
+        _, camera_hz = estimate_camera_drops(streams.frame_stamp)
+        if camera_hz and control_hz > 1.05 * camera_hz:
+            raise BagError(f"{source.path}: control_hz {control_hz:g} is above the camera's {camera_hz:.1f} Hz (median frame interval): "
+                           f"frames would be reused for several transitions; convert at a control rate <= {camera_hz:.1f} Hz")
         ticks = control_ticks(streams.cmd_stamp, streams.cmd_action, control_hz, max_gap)
         plan = plan_episodes(streams, ticks, max_frame_age, min_episode_length, max_odometry_age)
         planned.append((source, streams, ticks, plan))
@@ -940,7 +947,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
                 "expected_size": list(expected) if expected else None,
             },
             "commands": {
-                "total": int(len(streams.cmd_stamp)),
+                "total": int(len(streams.cmd_stamp) + streams.command_out_of_order + streams.bad_commands),   # every command read
                 "out_of_order": streams.command_out_of_order,
                 "non_finite": streams.bad_commands,
                 "clipped": streams.clipped_commands,
@@ -969,10 +976,10 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
         )
     frames_total = sum(e["frames"]["total"] for e in inputs)
     drop_fraction = totals["dropped"] / max(1, frames_total + totals["dropped"])
-    # clean: every transition is sound (no tick without a fresh frame, no frame discarded, nothing recovered) and
-    # the camera lost at most CLEAN_MAX_DROP_FRACTION of its frames (lost frames no tick needed are harmless)
-    clean = not any(totals[k] for k in ("out_of_order", "wrong_size", "undecodable", "misaligned", "stale_odometry", "recovered_parts")) \
-        and drop_fraction <= CLEAN_MAX_DROP_FRACTION
+    commands = sum(e["commands"]["total"] for e in inputs)
+    non_finite = sum(e["commands"]["non_finite"] for e in inputs)
+    clipped = sum(e["commands"]["clipped"] for e in inputs)
+    reasons = _unclean_reasons(totals, drop_fraction, commands, non_finite, clipped)
     return {
         "transitions": totals["transitions"],
         "episodes": totals["episodes"],
@@ -986,10 +993,36 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
         "held_ticks": totals["held"],
         "stale_odometry_ticks": totals["stale_odometry"],
         "recovered_parts": totals["recovered_parts"],
+        "non_finite_commands": non_finite,
+        "clipped_commands": clipped,
         "time_span": {"start": _iso(span[0]), "end": _iso(span[1]), "seconds": round((span[1] - span[0]) / 1e9, 3)},
-        "clean": clean,
+        "clean": not reasons,
+        "unclean": reasons,
         "inputs": inputs,
     }
+
+
+def _unclean_reasons(totals: dict[str, int], drop_fraction: float, commands: int, non_finite: int, clipped: int) -> list[str]:
+    """Each cleanliness check a conversion failed, as a phrase. Clean: every transition is sound (no tick without a
+    fresh frame, no frame discarded, nothing recovered), the camera lost at most CLEAN_MAX_DROP_FRACTION of its frames
+    (lost frames no tick needed are harmless) and at most CLEAN_MAX_BAD_COMMAND_FRACTION of the commands were
+    non-finite or out of range."""
+    checks = [
+        (totals["misaligned"] - totals["wrong_size"] - totals["undecodable"], "ticks without a fresh frame"),
+        (totals["out_of_order"], "messages out of order"),
+        (totals["wrong_size"], "frames of the wrong size"),
+        (totals["undecodable"], "undecodable frames"),
+        (totals["stale_odometry"], "ticks with stale odometry"),
+        (totals["recovered_parts"], "recovered (unfinished) bag parts"),
+    ]
+    reasons = [f"{n} {what}" for n, what in checks if n]
+    if drop_fraction > CLEAN_MAX_DROP_FRACTION:
+        reasons.append(f"{totals['dropped']} camera frames lost ({drop_fraction:.1%}; at most {CLEAN_MAX_DROP_FRACTION:.0%})")
+    bad = non_finite + clipped
+    if commands and bad / commands > CLEAN_MAX_BAD_COMMAND_FRACTION:
+        reasons.append(f"{bad} of {commands} driving commands non-finite ({non_finite}, dropped) or outside [-1, 1] ({clipped}, "
+                       f"clipped) ({bad / commands:.1%}; at most {CLEAN_MAX_BAD_COMMAND_FRACTION:.0%})")
+    return reasons
 
 
 def _odometry_entry(odom: Odometry, ages: list[np.ndarray]) -> dict[str, Any]:
@@ -1040,7 +1073,7 @@ def format_report(report: dict[str, Any]) -> str:
         actions = f", + {_actions_phrase(history)}" if history else ""
         lines.append(f"  vector: {ODOMETRY_SOURCE}, at most {vector['max_odometry_age_s']:g} s older than its frame{actions}; "
                      f"{report['stale_odometry_ticks']} ticks with stale odometry (cut)")
-    lines.append(f"  {'clean' if report['clean'] else 'NOT clean: see report.json'}")
+    lines.append("  clean" if report["clean"] else f"  NOT clean: {'; '.join(report.get('unclean', []))} (details in report.json)")
     for e in report["inputs"]:
         odom = e.get("odometry")
         lines.append(f"  - {e['path']}: {e['transitions']} transitions, {e['episodes']} episodes, actions from {e['action_source']}, "

@@ -301,6 +301,30 @@ def test_a_lost_frame_no_tick_needed_keeps_the_report_clean(tmp_path):
     assert report["transitions"] == 40
 
 
+def test_non_finite_and_out_of_range_commands_make_the_report_unclean_and_say_so(tmp_path):
+    from redraw_training.bags import format_report
+
+    frames, actions = stream(seconds=4.0)
+    # 2 of 40 commands NaN (dropped, held over by the previous one), 2 of 1e9 (clipped to 1): 10 %, above 1 %
+    actions = [(t, float("nan") if k in (5, 6) else 1e9 if k in (20, 30) else f, tu) for k, (t, f, tu) in enumerate(actions)]
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions), tmp_path / "ds", CFG, verbose=False)
+    assert report["non_finite_commands"] == 2 and report["clipped_commands"] == 2 and not report["clean"]
+    reason = "4 of 40 driving commands non-finite (2, dropped) or outside [-1, 1] (2, clipped) (10.0%; at most 1%)"
+    assert report["unclean"] == [reason]
+    assert f"NOT clean: {reason} (details in report.json)" in format_report(report)
+    eps = episodes(tmp_path / "ds")
+    assert np.abs(np.concatenate([ep["action"] for ep in eps])).max() <= 1.0
+
+
+def test_a_control_rate_above_the_camera_rate_is_refused_naming_both(tmp_path):
+    frames, actions = stream(seconds=4.0, camera_hz=10.0, control_hz=10.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions)
+    with pytest.raises(BagError, match=r"control_hz 15 is above the camera's 10.0 Hz \(median frame interval\): frames would be reused"):
+        convert_bags(bag, tmp_path / "ds", CFG, 15.0, verbose=False)
+    assert not (tmp_path / "ds").exists()
+    assert convert_bags(bag, tmp_path / "ds", CFG, 10.0, verbose=False)["transitions"] == 40     # at the camera's rate it converts
+
+
 def test_many_bags_and_recording_folders_and_the_cli(tmp_path, capsys):
     f1, a1 = stream(seconds=2.0)
     f2, a2 = stream(seconds=2.0, start=T0 + 100 * NS)
