@@ -60,6 +60,19 @@ def corrupt_checkpoint(checkpoint, tmp_path) -> Path:
     return bad
 
 
+@pytest.fixture()
+def unknown_preset_checkpoint(checkpoint, tmp_path) -> Path:
+    """The checkpoint with a manifest naming a preset configs.yaml does not define."""
+    import shutil
+
+    bad = tmp_path / "foreign"
+    shutil.copytree(checkpoint, bad)
+    manifest = json.loads((bad / "checkpoint.json").read_text())
+    manifest["presets"] = ["tiny", "turbo"]
+    (bad / "checkpoint.json").write_text(json.dumps(manifest))
+    return bad
+
+
 def export_main(argv):
     from redraw_training.cli.export import main
 
@@ -118,6 +131,13 @@ def test_export_of_a_corrupt_checkpoint_writes_nothing(corrupt_checkpoint, tmp_p
     assert not out.exists()
 
 
+def test_export_of_a_checkpoint_naming_an_unknown_preset_writes_nothing(unknown_preset_checkpoint, tmp_path, capsys):
+    out = tmp_path / "model"
+    code, _, err = run_main(export_main, ["--checkpoint", str(unknown_preset_checkpoint), "--out", str(out)], capsys)
+    assert code == 2 and "names preset(s) ['turbo'] that configs.yaml does not define" in err, err
+    assert not out.exists()
+
+
 # --- calibrate ----------------------------------------------------------------------------------------------------
 
 @pytest.fixture()
@@ -137,6 +157,14 @@ def test_calibrate_with_a_corrupt_checkpoint_leaves_out_exactly_as_it_was(corrup
     assert code == 2 and "is corrupted: sha256" in err and "weights.safetensors" in err, err
     assert "converting" not in printed                     # refused before the bags were touched
     assert snapshot(out) == before
+
+
+def test_calibrate_from_a_checkpoint_naming_an_unknown_preset_writes_nothing(unknown_preset_checkpoint, bag, tmp_path, capsys):
+    out = tmp_path / "cal"
+    code, printed, err = run_main(calibrate_main, ["--checkpoint", str(unknown_preset_checkpoint), "--data", str(bag), "--out", str(out),
+                                                   "--updates", "1", "--no-progress"], capsys)
+    assert code == 2 and "names preset(s) ['turbo'] that configs.yaml does not define" in err, err
+    assert not out.exists() and "converting" not in printed
 
 
 @pytest.mark.parametrize("args, message", [

@@ -62,7 +62,7 @@ import numpy as np
 
 from redraw_common.alignment import AlignmentRule
 from redraw_common.episodes import make_flags, save_episode
-from redraw_common.errors import BagError, PreprocessError
+from redraw_common.errors import BagError, KinematicsError, PreprocessError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
 from redraw_common.mcaprepair import is_complete, iter_messages
 from redraw_common.observation import history_from_actions, history_length
@@ -399,7 +399,8 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
         if kinematics is None:
             raise BagError(
                 f"{source.path}: only wheel commands, and no kinematics to turn them into actions: the bag has no redraw "
-                f"recording info; pass kinematics=KinematicsConfig(...) for this robot"
+                f"recording info; give the robot's kinematics (convert-bags --kinematics FILE, a YAML mapping of gain, trim, "
+                f"baseline, radius, k, limit)"
             )
     if odometry:
         chosen["odometry"] = _pick_odometry(source, topics, odometry_topic)
@@ -743,6 +744,7 @@ def convert_bags(
     vector_dim: int = 0,
     odometry_topic: str | None = None,
     max_odometry_age: float | None = None,
+    mixed_robots: bool = False,
     progress: bool = False,
     verbose: bool = True,
 ) -> dict[str, Any]:
@@ -753,7 +755,8 @@ def convert_bags(
     ignored) or 2 + 2k: the wheel odometry's forward speed m/s and yaw rate rad/s, from `odometry_topic`, default
     <robot>/deadreckoning_node/velocity, at most `max_odometry_age` s older than its frame, default 2 / control_hz,
     then the episode's last k actions (forward, turn), newest first, zeros before its first step.
-    Returns the report (also written to <out_dir>/report.json). Raises BagError on bad input; then nothing
+    Recordings of several robots (by their recording info) are refused unless `mixed_robots`: a calibration dataset
+    is one robot's dynamics. Returns the report (also written to <out_dir>/report.json). Raises BagError on bad input; then nothing
     is written."""
     t_start = time.monotonic()
     if isinstance(bag_paths, (str, Path)):
@@ -786,6 +789,15 @@ def convert_bags(
         if key in seen:
             raise BagError(f"{s.path} is given twice")
         seen.add(key)
+    robots: dict[str, list[str]] = {}
+    for s in sources:
+        robots.setdefault(s.info.robot if s.info else "(unknown)", []).append(str(s.path))
+    named = sorted(r for r in robots if r != "(unknown)")
+    if len(named) > 1 and not mixed_robots:
+        raise BagError(f"the inputs are recordings of {len(named)} robots ("
+                       + "; ".join(f"{r}: {', '.join(robots[r])}" for r in named)
+                       + "); a calibration dataset is one robot's dynamics: convert each robot's recordings on their own "
+                         "(or pass --mixed-robots to convert them together)")
     cfg = preprocess_config
     if cfg is None:
         cfg = next((s.info.preprocessing for s in sources if s.info is not None), None)
@@ -813,6 +825,7 @@ def convert_bags(
         report = _write(planned, tmp, cfg, types, frame_size, max_bad_fraction, min_episode_length, progress, history or 0)
         report.update({
             "output": str(out_dir),
+            "robots": sorted(robots),
             "preprocessing": cfg.to_dict(),
             "control_hz": float(control_hz),
             "max_gap_s": max_gap,
@@ -1059,7 +1072,7 @@ def _safe(name: str) -> str:
 def format_report(report: dict[str, Any]) -> str:
     span = report["time_span"]
     lines = [
-        f"converted {len(report['inputs'])} input(s) -> {report['output']}",
+        f"converted {len(report['inputs'])} input(s) of robot(s) {', '.join(report.get('robots', []))} -> {report['output']}",
         f"  transitions {report['transitions']} in {report['episodes']} episodes "
         f"(length min/mean/max {report['episode_length']['min']}/{report['episode_length']['mean']}/{report['episode_length']['max']})",
         f"  frames: {report['dropped_frames']} dropped (estimated from stamp gaps), {report['misaligned_frames']} misaligned, "
@@ -1121,7 +1134,7 @@ def dataset_from_bags(bag_paths: str | Path | Sequence[str | Path], cache_root: 
 
 def _read_settings(path: Path) -> Any:
     if not path.is_file():
-        raise BagError(f"preprocessing settings not found: {path}")
+        raise BagError(f"settings file not found: {path}")
     text = path.read_text()
     try:
         return json.loads(text)
@@ -1166,12 +1179,28 @@ def load_preprocess_config(path: str | Path) -> PreprocessConfig:
         raise BagError(f"{path}: invalid preprocessing settings: {exc}") from None
 
 
+def load_kinematics_config(path: str | Path) -> KinematicsConfig:
+    """A robot's kinematics from a JSON/YAML mapping of KinematicsConfig's fields (gain, trim, baseline, radius, k, ...)."""
+    path = Path(path)
+    d = _read_settings(path)
+    if not isinstance(d, dict):
+        raise BagError(f"{path}: expected a mapping of kinematics settings (gain: 1.0, trim: 0.0, ...), found {type(d).__name__}")
+    try:
+        return KinematicsConfig.from_dict(d)
+    except KinematicsError as exc:
+        raise BagError(f"{path}: invalid kinematics: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convert-bags", description="Convert redraw recordings / rosbag2 bags into a dataset of episodes.")
     parser.add_argument("bags", nargs="+", help="recording folders, bag folders, .mcap files, or folders of them")
     parser.add_argument("--out", required=True, help="dataset folder to create (must not exist)")
     parser.add_argument("--preprocess", help="model manifest or JSON/YAML preprocessing settings (default: those stored with the bags)")
     parser.add_argument("--control-hz", type=float, default=10.0)
+    parser.add_argument("--mixed-robots", action="store_true", help="convert recordings of several robots into one dataset")
+    parser.add_argument("--kinematics", default=None,
+                        help="YAML/JSON mapping of the robot's kinematics (gain, trim, baseline, radius, k, limit), to turn wheel "
+                             "commands into actions (default: those stored with the bags)")
     parser.add_argument("--action-source", choices=("auto", "action", "wheels"), default="auto")
     parser.add_argument("--max-gap", type=float, default=0.5, help="seconds without commands that end an episode")
     parser.add_argument("--max-frame-age", type=float, default=None, help="oldest usable frame at a tick, s (default: 1/control_hz)")
@@ -1186,11 +1215,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_preprocess_config(args.preprocess) if args.preprocess else None
+        kinematics = load_kinematics_config(args.kinematics) if args.kinematics else None
         vector_dim = args.vector_dim if args.vector_dim is not None else ((load_vector_dim(args.preprocess) or 0) if args.preprocess else 0)
-        convert_bags(args.bags, args.out, cfg, args.control_hz, action_source=args.action_source, max_gap=args.max_gap,
+        convert_bags(args.bags, args.out, cfg, args.control_hz, action_source=args.action_source, max_gap=args.max_gap, kinematics=kinematics,
                      max_frame_age=args.max_frame_age, min_episode_length=args.min_episode_length,
                      max_bad_fraction=args.max_bad_fraction, vector_dim=vector_dim, odometry_topic=args.odometry_topic,
-                     max_odometry_age=args.max_odometry_age, progress=sys.stderr.isatty())
+                     max_odometry_age=args.max_odometry_age, mixed_robots=args.mixed_robots, progress=sys.stderr.isatty())
     except BagError as exc:
         print(f"convert-bags: error: {exc}", file=sys.stderr)
         return 2

@@ -197,5 +197,9 @@ def apply(config: Config, presets: Iterable[str] = (), overrides: Iterable[str] 
 def config_from_dict(data: Mapping[str, Any], presets: Iterable[str] = ()) -> Config:
     """Rebuild a stored config (e.g. from a checkpoint) on top of today's defaults, so keys added since still
     get their default values and keys that no longer exist are reported."""
+    presets = tuple(presets)
+    unknown = [p for p in presets if p not in preset_names()]
+    if unknown:   # the names are recorded as provenance; one configs.yaml does not define is a corrupted or foreign config
+        raise ConfigError(f"the stored config names preset(s) {unknown} that configs.yaml does not define; known: {preset_names()}")
     base = Config(_read_yaml(CONFIG_FILE)["defaults"])
     return base.update(dict(data)).update({}, presets=presets)

@@ -59,12 +59,12 @@ def header(ns: int):
 
 def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), odometry=None, info: RecordingInfo | None = None,
               camera_topic="/db/camera_node/image/compressed", odometry_topic=ODOM, odometry_type="geometry_msgs/msg/TwistStamped",
-              close=True):
-    """frames: [(stamp ns, jpeg bytes[, log time])], actions: [(stamp, forward, turn)], wheels: [(stamp, left, right)],
+              close=True, plain=False):
+    """plain: a bag as `ros2 bag record` writes it, without redraw recording info. frames: [(stamp ns, jpeg bytes[, log time])], actions: [(stamp, forward, turn)], wheels: [(stamp, left, right)],
     events: [(stamp, event, reason)], odometry: [(stamp, forward m/s, yaw rate rad/s[, log time])] (an empty list: the
     topic without messages; None: no topic). Log time = stamp + 1 ms."""
     w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
-    for k, v in (info or RecordingInfo(robot="db", preprocessing=CFG)).to_custom_data().items():
+    for k, v in ({} if plain else (info or RecordingInfo(robot="db", preprocessing=CFG)).to_custom_data()).items():
         w.set_custom_data(k, v)
     w.open()
     msgs = []
@@ -169,6 +169,38 @@ def test_wheel_commands_become_actions_through_the_stored_kinematics(tmp_path):
     convert_bags(bag, tmp_path / "ds2", CFG, verbose=False, kinematics=KinematicsConfig())
     (ep2,) = episodes(tmp_path / "ds2")
     assert np.abs(ep2["action"] - ep["action"]).max() > 0.05
+
+
+def test_wheel_commands_of_a_plain_bag_take_the_kinematics_from_the_cli(tmp_path, capsys):
+    kin = KinematicsConfig(trim=0.1, gain=0.8)
+    frames, actions = stream(seconds=2.0)
+    wheels = [(s, *(lambda w: (w.left, w.right))(action_to_wheels(f, t, kin))) for s, f, t in actions]
+    bag = write_bag(tmp_path / "bag", frames=frames, wheels=wheels, plain=True)
+    pre = tmp_path / "pre.json"
+    pre.write_text(json.dumps(CFG.to_dict()))
+    assert main([str(bag), "--out", str(tmp_path / "ds"), "--preprocess", str(pre)]) == 2
+    err = capsys.readouterr().err
+    assert "no kinematics to turn them into actions" in err and "convert-bags --kinematics FILE" in err, err
+    (tmp_path / "kin.yaml").write_text("gain: 0.8\ntrim: 0.1\n")
+    assert main([str(bag), "--out", str(tmp_path / "ds"), "--preprocess", str(pre), "--kinematics", str(tmp_path / "kin.yaml")]) == 0
+    (ep,) = episodes(tmp_path / "ds")
+    np.testing.assert_allclose(ep["action"], np.array([[f, t] for _, f, t in actions]), atol=1e-5)
+    (tmp_path / "bad.yaml").write_text("gain: 0.8\nwheel_radius: 0.03\n")
+    assert main([str(bag), "--out", str(tmp_path / "ds3"), "--preprocess", str(pre), "--kinematics", str(tmp_path / "bad.yaml")]) == 2
+    assert "bad.yaml: invalid kinematics" in capsys.readouterr().err and not (tmp_path / "ds3").exists()
+
+
+def test_two_robots_recordings_are_refused_together_unless_told(tmp_path):
+    frames, actions = stream(seconds=2.0)
+    a = write_bag(tmp_path / "a", frames=frames, actions=actions, info=RecordingInfo(robot="db1", preprocessing=CFG))
+    b = write_bag(tmp_path / "b", frames=frames, actions=actions, info=RecordingInfo(robot="db2", preprocessing=CFG))
+    with pytest.raises(BagError, match=rf"recordings of 2 robots \(db1: {a}; db2: {b}\); a calibration dataset is one robot's "
+                                       r"dynamics.*--mixed-robots"):
+        convert_bags([a, b], tmp_path / "ds", CFG, verbose=False)
+    assert not (tmp_path / "ds").exists()
+    report = convert_bags([a, b], tmp_path / "ds", CFG, verbose=False, mixed_robots=True)
+    assert report["robots"] == ["db1", "db2"] and report["transitions"] == 40
+    assert convert_bags([a], tmp_path / "ds1", CFG, verbose=False)["robots"] == ["db1"]
 
 
 def test_episodes_cut_at_events_and_gaps(tmp_path):

@@ -111,15 +111,19 @@ def _dataset_folder(data: str, out: str, manifest: dict, batch_length: int = 1, 
          f"{pre.get('height')}x{pre.get('width')}){f' and a {vector_dim}-dim vector (odometry + last commands)' if vector_dim > 2 else ' and odometry vector' if vector_dim else ''} at {control_hz:g} Hz -> {out}/dataset/"])
     made_out = not Path(out).exists()
     made_dataset = not (Path(out) / "dataset").exists()
+    def remove_what_this_call_made() -> None:    # a conversion cached by an earlier run stays
+        if made_out or made_dataset:
+            shutil.rmtree(Path(out) if made_out else Path(out) / "dataset", ignore_errors=True)
+
     try:
         folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz, vector_dim=vector_dim)
     except BagError as exc:
+        remove_what_this_call_made()
         fail(str(exc))
     say([format_report(report)])
     failed = failed_checks(report, batch_length)
     if failed and not accept_unclean:
-        if made_out or made_dataset:    # what this call wrote; a conversion cached by an earlier run stays
-            shutil.rmtree(Path(out) if made_out else Path(out) / "dataset", ignore_errors=True)
+        remove_what_this_call_made()
         fail(f"{data}: the converted data fail {len(failed)} check(s); nothing was trained:\n  - "
              + "\n  - ".join(failed) + "\n(record again on a less loaded machine, or pass --accept-unclean to calibrate on them anyway)")
     if failed:
