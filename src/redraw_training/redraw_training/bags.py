@@ -86,6 +86,10 @@ CLEAN_MAX_DROP_FRACTION = 0.01
 #: most driving commands that were non-finite (dropped) or outside [-1, 1] (clipped), as a fraction of all, in a
 #: clean report
 CLEAN_MAX_BAD_COMMAND_FRACTION = 0.01
+#: most used frames whose content is odd (redraw_training.bags.frame_content), per kind, in a clean report
+CLEAN_MAX_ODD_FRAME_FRACTION = 0.05
+ODD_FRAMES = {"grayscale": "grayscale (no colour: the lane mask finds no yellow)", "black": "all black (a covered lens?)",
+              "white": "all white (overexposed?)"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -676,9 +680,24 @@ def estimate_camera_drops(stamps: np.ndarray) -> tuple[int, float]:
 # Second pass: decode and preprocess the frames that are used
 # ---------------------------------------------------------------------------------------------------
 
+def frame_content(rgb: np.ndarray) -> str | None:
+    """What is wrong with a decoded camera frame's content, if anything: 'grayscale' (the three channels equal: a
+    mono camera or a grey JPEG, whose lane mask has no yellow), 'black' (nothing above 10 of 255: a covered lens)
+    or 'white' (nothing below 245: an overexposed one); None for an ordinary frame."""
+    view = rgb[::4, ::4].astype(np.int16)
+    if view.max() <= 10:
+        return "black"
+    if view.min() >= 245:
+        return "white"
+    if view.ndim == 3 and view.shape[2] >= 3 and not np.any(view[..., 0] - view[..., 1]) and not np.any(view[..., 1] - view[..., 2]):
+        return "grayscale"
+    return None
+
+
 def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: _Typestore, cfg: PreprocessConfig,
-                progress: bool) -> tuple[dict[int, np.ndarray], dict[int, tuple[int, int]], dict[int, str]]:
-    """Decode and preprocess the frames with stream indices in `wanted`. Returns (obs, frame sizes, problems)."""
+                progress: bool) -> tuple[dict[int, np.ndarray], dict[int, tuple[int, int]], dict[int, str], Counter]:
+    """Decode and preprocess the frames with stream indices in `wanted`. Returns (obs, frame sizes, problems, counts
+    of frames with odd content: frame_content)."""
     errors = _read_errors()
     want_by_part: dict[int, dict[int, int]] = {}
     for f in np.unique(wanted):
@@ -686,6 +705,7 @@ def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: _Ty
     obs: dict[int, np.ndarray] = {}
     sizes: dict[int, tuple[int, int]] = {}
     problems: dict[int, str] = {}
+    content: Counter = Counter()
     bar = _progress(len(np.unique(wanted)), f"frames of {source.path.name}", progress)
     for p, part in enumerate(source.parts):
         want = want_by_part.get(p)
@@ -703,6 +723,9 @@ def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: _Ty
                     rgb = decode_jpeg(bytes(msg.data))
                     sizes[f] = rgb.shape[:2]
                     obs[f] = preprocess(rgb, cfg)
+                    odd = frame_content(rgb)
+                    if odd:
+                        content[odd] += 1
                 except PreprocessError as exc:
                     problems[f] = str(exc)
                 bar.update(1)
@@ -711,7 +734,7 @@ def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: _Ty
         except errors as exc:
             raise BagError(f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc})") from None
     bar.close()
-    return obs, sizes, problems
+    return obs, sizes, problems, content
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -886,7 +909,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
     span = [2**63 - 1, 0]
     for source, streams, ticks, plan in planned:
         used = np.concatenate([plan.frame_of_tick[a:b] for a, b, _ in plan.episodes]) if plan.episodes else np.zeros(0, int)
-        obs, sizes, problems = load_frames(source, streams, used, types, cfg, progress)
+        obs, sizes, problems, content = load_frames(source, streams, used, types, cfg, progress)
         # wrong size: against the given size, else the most common size of the used frames
         expected = tuple(frame_size) if frame_size else (Counter(sizes.values()).most_common(1)[0][0] if sizes else None)
         wrong = {f for f, hw in sizes.items() if hw != expected}
@@ -958,6 +981,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
                 "wrong_size": len(wrong),
                 "undecodable": len(problems),
                 "expected_size": list(expected) if expected else None,
+                "content": {kind: int(content[kind]) for kind in ("grayscale", "black", "white")},
             },
             "commands": {
                 "total": int(len(streams.cmd_stamp) + streams.command_out_of_order + streams.bad_commands),   # every command read
@@ -976,6 +1000,9 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
         totals["out_of_order"] += streams.frame_out_of_order + streams.command_out_of_order
         totals["wrong_size"] += len(wrong)
         totals["undecodable"] += len(problems)
+        totals["decoded"] += len(sizes)
+        for kind in ("grayscale", "black", "white"):
+            totals[kind] += content[kind]
         totals["misaligned"] += plan.stats["stale_frame_ticks"] + len(wrong) + len(problems)
         totals["held"] += plan.stats["held_ticks"]
         totals["stale_odometry"] += plan.stats.get("stale_odometry_ticks", 0)
@@ -1031,6 +1058,10 @@ def _unclean_reasons(totals: dict[str, int], drop_fraction: float, commands: int
     reasons = [f"{n} {what}" for n, what in checks if n]
     if drop_fraction > CLEAN_MAX_DROP_FRACTION:
         reasons.append(f"{totals['dropped']} camera frames lost ({drop_fraction:.1%}; at most {CLEAN_MAX_DROP_FRACTION:.0%})")
+    for kind in ("grayscale", "black", "white"):
+        if totals["decoded"] and totals[kind] / totals["decoded"] > CLEAN_MAX_ODD_FRAME_FRACTION:
+            reasons.append(f"{totals[kind]} of {totals['decoded']} used frames {ODD_FRAMES[kind]} "
+                           f"({totals[kind] / totals['decoded']:.1%}; at most {CLEAN_MAX_ODD_FRAME_FRACTION:.0%})")
     bad = non_finite + clipped
     if commands and bad / commands > CLEAN_MAX_BAD_COMMAND_FRACTION:
         reasons.append(f"{bad} of {commands} driving commands non-finite ({non_finite}, dropped) or outside [-1, 1] ({clipped}, "

@@ -44,8 +44,9 @@ TS = typestore()
 
 
 def frame(level: int, size=(24, 32)) -> bytes:
-    """A flat frame of brightness `level` (JPEG keeps a flat image's level within 1)."""
-    return encode_jpeg(np.full((*size, 3), level, np.uint8), 95)
+    """A flat frame of mean brightness `level`, slightly tinted (a camera's colour: not grayscale); JPEG keeps a flat
+    image's level within 1."""
+    return encode_jpeg(np.full((*size, 3), (level + 3, level, level - 3), np.uint8), 95)
 
 
 def level_of(obs: np.ndarray) -> int:
@@ -346,6 +347,20 @@ def test_non_finite_and_out_of_range_commands_make_the_report_unclean_and_say_so
     assert f"NOT clean: {reason} (details in report.json)" in format_report(report)
     eps = episodes(tmp_path / "ds")
     assert np.abs(np.concatenate([ep["action"] for ep in eps])).max() <= 1.0
+
+
+@pytest.mark.parametrize("kind, pixel", [("grayscale", (90, 90, 90)), ("black", (3, 2, 4)), ("white", (250, 252, 251))])
+def test_frames_without_a_cameras_content_make_the_report_unclean(tmp_path, kind, pixel):
+    from redraw_training.bags import frame_content
+
+    frames, actions = stream(seconds=4.0)
+    odd = encode_jpeg(np.full((24, 32, 3), pixel, np.uint8), 95)
+    frames = [(t, odd if i % 3 == 0 and i < 60 else f) for i, (t, f) in enumerate(frames)]   # 20 of the 40 used frames
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions), tmp_path / "ds", CFG, verbose=False)
+    assert report["inputs"][0]["frames"]["content"][kind] == 20 and not report["clean"]
+    assert any(r.startswith(f"20 of 40 used frames {'all ' + kind if kind != 'grayscale' else 'grayscale'}") and "(50.0%; at most 5%)" in r
+               for r in report["unclean"]), report["unclean"]
+    assert frame_content(np.full((8, 8, 3), (100, 90, 80), np.uint8)) is None
 
 
 def test_a_control_rate_above_the_camera_rate_is_refused_naming_both(tmp_path):
