@@ -452,6 +452,9 @@ def read_streams(source: Source, types: _Typestore, *, action_source: str, kinem
                             bad += 1
                             continue
                         a = (inv.forward, inv.turn)
+                        if max(abs(msg.vel_left), abs(msg.vel_right)) > kinematics.limit:   # beyond what the driver takes
+                            clipped += 1
+                            a = tuple(np.clip(a, -1.0, 1.0))
                     if not all(math.isfinite(x) for x in a):
                         bad += 1
                         continue

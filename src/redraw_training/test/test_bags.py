@@ -372,6 +372,14 @@ def test_a_control_rate_above_the_camera_rate_is_refused_naming_both(tmp_path):
     assert convert_bags(bag, tmp_path / "ds", CFG, 10.0, verbose=False)["transitions"] == 40     # at the camera's rate it converts
 
 
+def test_wheel_commands_beyond_the_drivers_limit_are_counted_as_clipped(tmp_path):
+    frames, actions = stream(seconds=4.0)
+    wheels = [(t, 1e9 if k % 4 == 0 else 0.3, 1e9 if k % 4 == 0 else 0.2) for k, (t, _, _) in enumerate(actions)]
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, wheels=wheels), tmp_path / "ds", CFG, verbose=False)
+    assert report["clipped_commands"] == 10 and not report["clean"]
+    assert "10 of 40 driving commands non-finite (0, dropped) or outside [-1, 1] (10, clipped)" in report["unclean"][0]
+
+
 def test_many_bags_and_recording_folders_and_the_cli(tmp_path, capsys):
     f1, a1 = stream(seconds=2.0)
     f2, a2 = stream(seconds=2.0, start=T0 + 100 * NS)
