@@ -4,7 +4,8 @@ online, to count what the converter will keep and stop at `max_transitions` of t
 
 A control tick is a driving command (stamp t); commands faster than the control rate are thinned to one per control
 period (the converter locks its ticks to the command nearest each period; online, a command at least 0.9 period
-after the previous tick starts the next one: the same ticks for a driver at or above the control rate). It is usable when
+after the previous tick starts the next one: the same ticks for a driver at or above the control rate), and a period
+the driver let pass without a command (within `max_gap_s`) is a tick holding the command in force. It is usable when
 - the freshest camera frame stamped at or before t is at most `max_frame_age_s` old (default one control period),
 - for a recording with odometry: the latest odometry stamped at or before that frame is at most
   `max_odometry_age_s` older than the frame (default two control periods),
@@ -96,12 +97,22 @@ class UsableCounter:
         if stamp_ns is None:
             return
         t = int(stamp_ns)
+        period = NS / self.rule.control_hz
         if self.last_command is not None and t - self.last_command > self.rule.gap_ns:
             self._cut()
+            self.last_tick = None      # the driver stopped: the next tick is this command, as in the converter
         self.last_command = t
-        if self.last_tick is not None and t - self.last_tick < 0.9 * NS / self.rule.control_hz:
-            return
+        if self.last_tick is not None:
+            # control periods that passed without a command near them: the converter holds the command in force there
+            while t >= self.last_tick + 1.5 * period:
+                self.last_tick += period
+                self._tick(int(self.last_tick))
+            if t - self.last_tick < 0.9 * period:
+                return
         self.last_tick = t
+        self._tick(t)
+
+    def _tick(self, t: int) -> None:
         self.ticks += 1
         if not self.inside:
             return
