@@ -22,6 +22,8 @@ import cv2
 import pytest
 from helpers.cpuhog import CpuHog
 
+from redraw_training.bags import convert_bags
+
 pytestmark = pytest.mark.ros
 METRICS = ("dense_reward", "lap_time_s", "centre_offset_cm", "laps", "departures")
 DRIVE_S = 10.0
@@ -201,18 +203,26 @@ def record_stage(model: Path, out: Path, hog: bool) -> dict:
 
 def test_record_stage_gives_the_same_data_with_a_core_taken_only_slower(tiny_model, tmp_path):
     stages = {hog: record_stage(tiny_model, tmp_path / ("hog" if hog else "idle"), hog) for hog in (False, True)}
-    report = {("one core taken" if hog else "idle"): {k: s[k] for k in ("wall_s", "achieved_rtf", "frames", "t_sim", "departures")}
-              for hog, s in stages.items()}
-    print("record stage:", report)
     for hog, s in stages.items():
         rec = s["recording"]
-        # every usable transition asked for, counted by the converter's rule, and nothing lost on the way
-        assert rec["transitions"] == RECORD_TRANSITIONS == s["transitions_requested"], (hog, rec)
+        # every usable transition asked for, counted by the converter's rule: the recorder stops at the first count
+        # >= the request (an episode counts from its min_episode_length-th tick on, so the count can step past it by
+        # up to 7), and the converter keeps at least that many. Not exactly as many: its phase-locked ticks differ from
+        # the online ones where a loaded driver's period jitters by about half a period, so the recorder records a few
+        # per cent more than needed (10318 kept of 10000 counted in the loaded main job of 2026-12-03, 307 of 300 here
+        # with both cores busy): at most 5 %
+        assert s["transitions_requested"] == RECORD_TRANSITIONS <= rec["transitions"] < RECORD_TRANSITIONS + 8, (hog, rec)
+        converted = convert_bags([s["bag"]], Path(s["bag"]).parent / "dataset", None, 10.0, verbose=False)["transitions"]
+        assert rec["transitions"] <= converted <= 1.05 * rec["transitions"], (hog, converted, rec)
+        s["converted"] = converted
         # the twin rendered every frame its 30 Hz owes over the simulated time (a status line is up to one tick late)
         assert abs(s["frames"] - 30.0 * s["t_sim"]) <= 3, (hog, s["frames"], s["t_sim"])
-        # and the recorder got them: DDS may lose a rare one on a loaded machine (9 of 31083 in the loaded main job
-        # of 2026-12-03), at most 1 %
+        # and the recorder got them (a reliable subscription in twin runs; best-effort, it lost 13 of 1282 frames
+        # with both cores busy): at most 1 % missing
         assert rec["camera_drops_estimated"] <= 0.01 * s["frames"] and rec["camera_out_of_order"] == 0, (hog, rec)
         assert 0 < s["achieved_rtf"] <= 4.0 + 0.05, (hog, s["twin_status"])
+    report = {("one core taken" if hog else "idle"): {k: s[k] for k in ("wall_s", "achieved_rtf", "frames", "t_sim", "departures", "converted")}
+              for hog, s in stages.items()}
+    print("record stage:", report)
     idle, loaded = stages[False]["departures"], stages[True]["departures"]
     assert loaded <= idle + departure_margin(idle), report
