@@ -211,3 +211,35 @@ def test_recorder_writer_under_a_file(tmp_path):
     with pytest.raises(BagError, match="is a file, so no folder can be made under it"):
         writer.open()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+# --- the top-level handler of every CLI ---------------------------------------------------------------------------
+
+def test_cli_top_level_handler_turns_errors_into_one_line_and_keeps_the_traceback(capsys):
+    from redraw_common.errors import BagError
+    from redraw_training.cli.common import entry_point
+
+    @entry_point("demo")
+    def known(argv):
+        raise BagError("the bag is empty: expected camera frames")
+
+    @entry_point("demo")
+    def bug(argv):
+        return {}["missing"]
+
+    assert known([]) == 2
+    assert capsys.readouterr().err == "error: the bag is empty: expected camera frames\n"
+    assert bug(["--x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: demo failed unexpectedly: KeyError: 'missing' (traceback in ") and err.count("\n") == 1, err
+    log = Path(err.split("traceback in ")[1].split(";")[0])
+    assert "demo --x" in log.read_text() and "Traceback (most recent call last)" in log.read_text()
+    log.unlink()
+
+
+def test_every_training_cli_has_the_top_level_handler():
+    import importlib
+
+    for name in ("calibrate", "compare", "evaluate", "export", "finetune", "pretrain", "rollout"):
+        main = importlib.import_module(f"redraw_training.cli.{name}").main
+        assert hasattr(main, "__wrapped__"), f"redraw_training.cli.{name}.main has no entry_point handler"

@@ -23,9 +23,10 @@ from ..config import ConfigError, config_from_dict
 from ..datasets import DatasetError
 from ..loops import calibrate as run_calibrate
 from ..loops import has_checkpoint
-from .common import add_config_args, build_config, check_out_dir, fail, parse_kwargs, say
+from .common import add_config_args, build_config, check_out_dir, entry_point, fail, parse_kwargs, say
 
 
+@entry_point("calibrate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="pretrained run folder or checkpoint folder")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import functools
 import json
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +92,48 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=float) + "\n")
     return path
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """The error types that mean bad input (a message for the user), as opposed to a bug."""
+    from redraw_common.errors import RedrawInputError
+
+    from ..checkpoint import CheckpointError
+    from ..datasets import DatasetError
+    from ..envs import EnvSpecError
+    from ..envs.pointgoal import PerturbError
+
+    known: tuple[type[BaseException], ...] = (RedrawInputError, ConfigError, CheckpointError, DatasetError, EnvSpecError, PerturbError)
+    try:
+        from redraw_sim.perturb import PerturbError as SimPerturbError
+
+        known += (SimPerturbError,)
+    except ImportError:
+        pass
+    return known
+
+
+def entry_point(prog: str):
+    """The top-level handler of a CLI's main(argv): a known input error is `error: ...` and exit 2, Ctrl-C exit 130,
+    anything else (a bug) one line naming the error and a file with its traceback, exit 1; never a raw traceback."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return 130
+            except Exception as exc:
+                if isinstance(exc, _known_errors()):
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 2
+                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+                with tempfile.NamedTemporaryFile("w", prefix=f"redraw-{prog}-{stamp}-", suffix=".traceback.txt", delete=False) as f:
+                    f.write(f"{prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+                    traceback.print_exc(file=f)
+                print(f"error: {prog} failed unexpectedly: {type(exc).__name__}: {exc} (traceback in {f.name}; please report it)",
+                      file=sys.stderr)
+                return 1
+        return run
+    return wrap

@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 from ..config import ConfigError, preset_names
-from .common import fail, parse_kwargs, say
+from .common import entry_point, fail, parse_kwargs, say
 
 NOMINAL = ("nominal", "none")
 
@@ -50,6 +50,7 @@ def parse_conditions(values: list[str]) -> list[str]:
     return out
 
 
+@entry_point("compare")
 def main(argv: list[str] | None = None) -> int:
     from ..compare import METHODS, TARGET_DRIVERS, CompareError, CompareSettings, checkpoint_env, compare
 

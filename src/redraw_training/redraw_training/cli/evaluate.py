@@ -10,9 +10,10 @@ import argparse
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
 from ..loops import evaluate
-from .common import fail, parse_kwargs, say, set_threads, write_json
+from .common import entry_point, fail, parse_kwargs, say, set_threads, write_json
 
 
+@entry_point("evaluate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder (pretrain or calibrate)")

@@ -12,9 +12,10 @@ import argparse
 
 from ..checkpoint import CheckpointError
 from ..export import ParityError, export_policy
-from .common import fail, say, set_threads
+from .common import entry_point, fail, say, set_threads
 
 
+@entry_point("export")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")

@@ -18,9 +18,10 @@ from ..checkpoint import CheckpointError, read_manifest
 from ..config import ConfigError, config_from_dict
 from ..datasets import DatasetError
 from ..finetune import METHODS, FinetuneError
-from .common import add_config_args, build_config, fail, parse_kwargs, say
+from .common import add_config_args, build_config, entry_point, fail, parse_kwargs, say
 
 
+@entry_point("finetune")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="finetune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", required=True, choices=METHODS, help="which baseline")

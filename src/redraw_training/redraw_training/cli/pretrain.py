@@ -16,9 +16,10 @@ import argparse
 
 from ..checkpoint import CheckpointError, read_manifest
 from ..config import ConfigError, config_from_dict
-from .common import add_config_args, build_config, fail, parse_kwargs, say
+from .common import add_config_args, build_config, entry_point, fail, parse_kwargs, say
 
 
+@entry_point("pretrain")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default=None, help="gymnasium env id (default: config env.id, redraw/PointGoal-v0)")

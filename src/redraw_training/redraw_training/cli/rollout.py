@@ -12,9 +12,10 @@ import argparse
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
 from ..loops import collect
-from .common import fail, parse_kwargs, say, set_threads, write_json
+from .common import entry_point, fail, parse_kwargs, say, set_threads, write_json
 
 
+@entry_point("rollout")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rollout", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", required=True, help="gymnasium env id")
