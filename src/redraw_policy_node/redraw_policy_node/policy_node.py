@@ -45,7 +45,6 @@ from collections import deque
 
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -56,7 +55,7 @@ from std_msgs.msg import Bool
 from redraw_common import topics
 from redraw_common.errors import ManifestError, RedrawInputError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
-from redraw_common.nodeparams import declare_config
+from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.observation import ActionHistory, compose_vector
 from redraw_msgs.msg import DriveAction, EpisodeEvent, PolicyStatus, WheelsCmdStamped
 
@@ -74,8 +73,7 @@ class PolicyNode(Node):
         super().__init__("policy_node", **node_kwargs)
 
         def param(name, default, description):
-            # dynamic typing: `control_hz:=40` (an integer) for a double parameter is not a type error
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description, dynamic_typing=True)).value
+            return declare_param(self, name, default, description)
 
         model_path = str(param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it"))
         threads = int(param("threads", 1, "onnxruntime intra-op threads"))

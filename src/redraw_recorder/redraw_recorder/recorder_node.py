@@ -25,7 +25,6 @@ from pathlib import Path
 
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -34,9 +33,9 @@ from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
 from redraw_common.alignment import AlignmentRule, UsableCounter
-from redraw_common.errors import BagError
+from redraw_common.errors import RedrawInputError
 from redraw_common.kinematics import KinematicsConfig
-from redraw_common.nodeparams import declare_config
+from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.preprocessing import PreprocessConfig
 from redraw_common.recording import RecordingInfo, cdr_header_stamp
 from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
@@ -88,7 +87,7 @@ class Recorder(Node):
         super().__init__("recorder")
 
         def param(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            return declare_param(self, name, default, description)
 
         ns_robot = self.get_namespace().strip("/")
         robot = param("robot", "", "robot name stored with the bag; empty = the node's namespace") or ns_robot or topics.DEFAULT_ROBOT
@@ -294,7 +293,7 @@ def main(args: list[str] | None = None) -> int:
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
         code = node.exit_code
-    except BagError as exc:
+    except RedrawInputError as exc:     # BagError, a bad parameter
         print(f"recorder: error: {exc}", file=sys.stderr, flush=True)
         code = EXIT_REFUSED if node is None else EXIT_ERROR
         reason = f"error: {exc}"

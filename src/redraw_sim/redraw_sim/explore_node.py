@@ -19,14 +19,13 @@ import sys
 import time
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from redraw_common import topics
 from redraw_common.kinematics import KinematicsConfig
-from redraw_common.nodeparams import declare_config
+from redraw_common.nodeparams import declare_config, declare_param
 from redraw_msgs.msg import DriveAction, EpisodeEvent, GroundTruth
 
 from . import ground_truth
@@ -41,7 +40,7 @@ class ExploreNode(Node):
         super().__init__("explorer")
 
         def param(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            return declare_param(self, name, default, description)
 
         driver = param("driver", "explore", f"one of {list(DRIVERS)}: reward-free explorer or the lane-following P-controller")
         control_hz = float(param("control_hz", 10.0, "control rate, Hz (ROS time: simulated with use_sim_time)"))

@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from redraw_common.kinematics import KinematicsConfig
-from redraw_common.nodeparams import declare_config
+from redraw_common.nodeparams import declare_config, declare_param
 from redraw_msgs.msg import DriveAction
 
 from .action_out import ActionOut
@@ -61,7 +60,7 @@ class ScriptedTeleopNode(Node):
         super().__init__("teleop")
 
         def param(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            return declare_param(self, name, default, description)
 
         self.script = parse_script(param("script", "3.0:0.5,0.0; 1.5:0.4,0.5; 3.0:0.5,0.0; 1.5:0.4,-0.5; 1.0:0.0,0.0",
                                          "segments 'seconds:forward,turn' separated by ';'"))

@@ -46,7 +46,6 @@ import time
 import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -56,6 +55,7 @@ from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
 from redraw_common.imageconv import rgb_to_compressed
+from redraw_common.nodeparams import declare_param
 from redraw_msgs.msg import EpisodeEvent, GroundTruth, WheelsCmdStamped
 
 from . import ground_truth
@@ -74,7 +74,7 @@ class TwinNode(Node):
         super().__init__("twin")
 
         def param(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+            return declare_param(self, name, default, description)
 
         map_name = param("map_name", "loop_empty", f"Duckietown loop map, one of {list(MAPS)}")
         perturb = param("perturb", "", "dynamics perturbation inside the simulator, e.g. 'reversed' or 'trim:0.1,gain:0.7,delay:0.2'")
