@@ -135,7 +135,6 @@ def export_policy(checkpoint: str | Path, out: str | Path, model_id: str | None 
 
 def _export_into(agent, manifest: dict[str, Any], directory: Path, checkpoint: str | Path, out: Path, model_id: str | None,
                  verify_samples: int, seed: int, parity_feeds: list[dict[str, np.ndarray]] | None) -> dict[str, Any]:
-    agent, manifest, directory = load_agent(checkpoint, "cpu", optimizers=False)
     model = manifest.get("config", {}).get("model", "draw")
     if model != "draw":
         raise ValueError(f"{checkpoint}: export takes DRAW / ReDRAW checkpoints (a policy of the current frame only), "
