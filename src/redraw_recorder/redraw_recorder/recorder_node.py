@@ -18,6 +18,7 @@ redraw_recorder.repair. Progress (transitions, rates, estimated drops, size, fre
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
@@ -284,28 +286,39 @@ def topics_name(role: str) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    # Own signal handling: rclpy's SIGINT handler raises KeyboardInterrupt wherever the main thread is, which can
+    # be inside writer.write() between opening a new part and writing its first message (an empty part) or inside
+    # a chunk write. The handler only asks to stop; the loop ends between callbacks and closes every part.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     node = None
     reason = "interrupted"
     code = EXIT_OK
     try:
         node = Recorder()
-        while rclpy.ok() and not node.done:
+        while rclpy.ok() and not node.done and stop["signal"] is None:
             rclpy.spin_once(node, timeout_sec=0.1)
+        if stop["signal"] is not None:
+            reason = f"interrupted ({signal.Signals(stop['signal']).name})"
         code = node.exit_code
     except RedrawInputError as exc:     # BagError, a bad parameter
         print(f"recorder: error: {exc}", file=sys.stderr, flush=True)
         code = EXIT_REFUSED if node is None else EXIT_ERROR
         reason = f"error: {exc}"
-    except (KeyboardInterrupt, ExternalShutdownException):
-        reason = "interrupted (SIGINT/SIGTERM)"
+    except ExternalShutdownException:   # the context was shut down from outside (a launch's shutdown)
+        reason = "interrupted (context shut down)"
     finally:
         if node is not None:
             node.close(reason)
             node.destroy_node()
         rclpy.try_shutdown()
     return code
-
 
 if __name__ == "__main__":
     sys.exit(main())
