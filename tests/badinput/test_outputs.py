@@ -27,10 +27,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def run_main(main, argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
+    code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -216,8 +213,8 @@ def test_recorder_writer_under_a_file(tmp_path):
 # --- the top-level handler of every CLI ---------------------------------------------------------------------------
 
 def test_cli_top_level_handler_turns_errors_into_one_line_and_keeps_the_traceback(capsys):
+    from redraw_common.cli import entry_point
     from redraw_common.errors import BagError
-    from redraw_training.cli.common import entry_point
 
     @entry_point("demo")
     def known(argv):
@@ -228,18 +225,30 @@ def test_cli_top_level_handler_turns_errors_into_one_line_and_keeps_the_tracebac
         return {}["missing"]
 
     assert known([]) == 2
-    assert capsys.readouterr().err == "error: the bag is empty: expected camera frames\n"
+    assert capsys.readouterr().err == "demo: error: the bag is empty: expected camera frames\n"
     assert bug(["--x"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: demo failed unexpectedly: KeyError: 'missing' (traceback in ") and err.count("\n") == 1, err
+    assert err.startswith("demo: error: failed unexpectedly: KeyError: 'missing' (traceback in ") and err.count("\n") == 1, err
     log = Path(err.split("traceback in ")[1].split(";")[0])
     assert "demo --x" in log.read_text() and "Traceback (most recent call last)" in log.read_text()
     log.unlink()
 
 
-def test_every_training_cli_has_the_top_level_handler():
-    import importlib
+# ROS nodes run their own loop and signal handling (the wheels are stopped, the bag parts closed); the rest are CLIs
+NODES = {"policy_node", "recorder", "twin_node", "explore_node", "teleop_node", "drive_monitor"}
 
-    for name in ("calibrate", "compare", "evaluate", "export", "finetune", "pretrain", "rollout"):
-        main = importlib.import_module(f"redraw_training.cli.{name}").main
-        assert hasattr(main, "__wrapped__"), f"redraw_training.cli.{name}.main has no entry_point handler"
+
+def test_every_console_script_that_is_not_a_node_has_the_top_level_handler():
+    import importlib
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    scripts = {}
+    for setup in sorted(root.glob("src/*/setup.py")):
+        for name, module, func in re.findall(r'"([\w-]+) = ([\w.]+):(\w+)"', setup.read_text()):
+            scripts[name] = (module, func)
+    assert NODES <= set(scripts) and len(scripts) >= 16, sorted(scripts)
+    for name, (module, func) in sorted(scripts.items()):
+        if name not in NODES:
+            main = getattr(importlib.import_module(module), func)
+            assert hasattr(main, "__wrapped__"), f"{name} ({module}:{func}) has no redraw_common.cli.entry_point handler"

@@ -25,6 +25,7 @@ from rosbags.rosbag2.metadata import dump_qos_v9
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from ruamel.yaml import YAML
 
+from redraw_common.cli import entry_point
 from redraw_common.errors import BagError
 from redraw_common.mcaprepair import is_complete, repair_mcap
 from redraw_common.recording import PART_REPAIRED, SIDECAR, Sidecar
@@ -148,15 +149,12 @@ def repair_recording(path: str | Path) -> list[PartRepair]:
     return results
 
 
+@entry_point("repair_bag")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="repair_bag", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="recording folder (with recording.json) or one part folder")
     args = parser.parse_args(argv)
-    try:
-        results = repair_recording(args.path)
-    except BagError as exc:
-        print(f"repair_bag: error: {exc}", file=sys.stderr)
-        return 2
+    results = repair_recording(args.path)
     for r in results:
         if r.action == "ok":
             print(f"{r.part}: complete, nothing to do")

@@ -21,7 +21,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from redraw_common.cli import CommandError, entry_point
 from redraw_common.episodes import SUFFIX, make_flags, save_episode
+from redraw_common.errors import RedrawInputError
 
 from . import DMC_IDS, DUCKIETOWN_IDS  # noqa: F401  (registers the ids)
 from .drivers import ExploreDriver, LaneFollowPController, RandomDriver
@@ -29,7 +31,7 @@ from .drivers import ExploreDriver, LaneFollowPController, RandomDriver
 DRIVERS = ("expert", "explore", "random")
 
 
-class CollectError(ValueError):
+class CollectError(RedrawInputError):
     """Bad collection settings: unknown driver, an env without what the driver needs, an existing dataset."""
 
 
@@ -139,6 +141,7 @@ def collect(env: gym.Env, driver: Any, transitions: int, out: Path, *, seed: int
     return summary
 
 
+@entry_point("collect")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="collect", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="redraw/DuckietownLoop-v0", help="a registered gymnasium id (redraw/...)")
@@ -157,14 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--env-kwargs / --driver-kwargs must be JSON objects: {exc}")
     if args.env not in gym.registry:
         p.error(f"unknown env {args.env!r}; redraw ids: {sorted(k for k in gym.registry if k.startswith('redraw/'))}")
-    try:
+    try:   # the environment's and the driver's own checks of the keyword arguments the user gave
         env = gym.make(args.env, **env_kwargs)
         driver = make_driver(args.driver, env, seed=args.seed, **driver_kwargs)
-        summary = collect(env, driver, args.transitions, args.out, seed=args.seed, keep_reward=not args.reward_free,
-                          progress=not args.no_progress)
-    except (CollectError, ValueError, TypeError) as exc:
-        print(f"collect: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"--env-kwargs {args.env_kwargs} / --driver-kwargs {args.driver_kwargs}: {exc}") from None
+    summary = collect(env, driver, args.transitions, args.out, seed=args.seed, keep_reward=not args.reward_free,
+                      progress=not args.no_progress)
     print(f"wrote {summary['transitions']} transitions in {summary['episodes']} episodes to {args.out} "
           f"({summary['transitions'] / summary['seconds']:.0f} steps/s, mean return {summary['mean_return']:.2f})")
     return 0

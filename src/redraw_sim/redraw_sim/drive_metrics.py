@@ -34,10 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.errors import RedrawInputError
+
 SIM_HZ = 30.0
 
 
-class DriveMetricsError(ValueError):
+class DriveMetricsError(RedrawInputError):
     """Metrics asked of a window that never opened or saw no ground truth."""
 
 

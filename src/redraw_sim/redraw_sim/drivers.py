@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.errors import RedrawInputError
 
-class DriverInputError(ValueError):
+
+class DriverInputError(RedrawInputError):
     """A driver got something that is not a lane state."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from redraw_common.errors import RedrawInputError
+
 FIELDS = ("stamp_s", "x_m", "y_m", "yaw_rad", "lane_offset_m", "lane_heading_rad", "s_m", "distance_m", "laps",
           "lap_time_s", "speed_mps", "yaw_rate_rps", "reward", "episode", "out_of_lane")
 # dict field -> message field
@@ -19,7 +21,7 @@ _MSG_FIELD = {"x_m": "x", "y_m": "y", "yaw_rad": "yaw", "lane_offset_m": "lane_o
 _INTS = {"laps", "episode"}
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(RedrawInputError):
     """A ground-truth message does not have the expected fields."""
 
 

@@ -15,8 +15,10 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from redraw_common.errors import RedrawInputError
 
-class PerturbError(ValueError):
+
+class PerturbError(RedrawInputError):
     """A perturbation string names an unknown perturbation or an invalid value."""
 
 

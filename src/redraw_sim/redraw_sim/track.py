@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.errors import RedrawInputError
+
 LOOP_TILE_KINDS = ("straight", "curve_left", "curve_right")
 SAMPLES_PER_TILE = 64
 
 
-class TrackError(ValueError):
+class TrackError(RedrawInputError):
     """The map is not a simple loop (intersections, dead ends) or a pose is off the track."""
 
 

@@ -29,6 +29,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from redraw_common.errors import RedrawInputError
+
 from .config import ConfigError, config_from_dict
 
 FORMAT = "redraw-checkpoint"
@@ -39,7 +41,7 @@ STATE = "state.safetensors"
 KINDS = ("pretrain", "calibrate", "finetune")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RedrawInputError):
     """A checkpoint is missing, corrupted, or does not match the model or data it is loaded for."""
 
 

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.errors import RedrawInputError
+
 METHODS = ("dreamer_zeroshot", "dreamer_finetune", "draw_zeroshot", "draw_finetune", "redraw")
 MODEL_OF = {"dreamer_zeroshot": "dreamer", "dreamer_finetune": "dreamer", "draw_zeroshot": "draw", "draw_finetune": "draw", "redraw": "draw"}
 LABELS = {"dreamer_zeroshot": "Dreamer zero-shot", "dreamer_finetune": "Dreamer finetune", "draw_zeroshot": "DRAW zero-shot",
@@ -53,7 +55,7 @@ LANE_COLUMNS = {"dense_reward": "dense reward / step ↑", "lap_time_s": "lap ti
                 "laps": "laps / episode ↑"}
 
 
-class CompareError(ValueError):
+class CompareError(RedrawInputError):
     """Bad comparison settings."""
 
 

@@ -19,12 +19,14 @@ from typing import Any
 
 import yaml
 
+from redraw_common.errors import RedrawInputError
+
 CONFIG_FILE = Path(__file__).with_name("configs.yaml")
 #: Sections whose keys are free-form (anything may be added by presets and overrides).
 FREEFORM = ("env.kwargs",)
 
 
-class ConfigError(ValueError):
+class ConfigError(RedrawInputError):
     """A preset, an override or a stored config does not fit configs.yaml."""
 
 

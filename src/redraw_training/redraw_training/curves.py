@@ -11,10 +11,12 @@ import json
 import math
 from pathlib import Path
 
+from redraw_common.errors import RedrawInputError
+
 DEFAULT_KEYS = ("model/loss", "wm/image", "wm/reward", "wm/kl", "ac/return", "ac/imag_reward")
 
 
-class CurvesError(ValueError):
+class CurvesError(RedrawInputError):
     """The run folder has no usable scalars."""
 
 

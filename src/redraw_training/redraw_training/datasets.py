@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from redraw_common.episodes import episode_paths, load_episode
+from redraw_common.errors import RedrawInputError
 
 from .replay import Replay
 
 Episodes = list[tuple[str, dict[str, np.ndarray]]]
 
 
-class DatasetError(ValueError):
+class DatasetError(RedrawInputError):
     """A target dataset is missing, empty, or does not fit the model."""
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from redraw_common.errors import RedrawInputError
 from redraw_common.manifest import ActionSpec, ModelManifest, TensorSpec, manifest_path_for, sha256_file
 from redraw_common.preprocessing import PreprocessConfig
 
@@ -38,7 +39,7 @@ from .envs import default_preprocessing
 EXPORT_FILES = ("policy.onnx", "policy.manifest.json")
 
 
-class ExportError(ValueError):
+class ExportError(RedrawInputError):
     """An export that cannot be made or would replace one without being told to."""
 
 

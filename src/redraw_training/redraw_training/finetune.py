@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from redraw_common.errors import RedrawInputError
+
 from .agent import calibration_config
 from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
 from .config import Config
@@ -46,7 +48,7 @@ DRAW_TRAINABLE = ("wm.draw.img_in.", "wm.draw.img_hidden.", "wm.draw.img_out.", 
 DREAMER_TRAINABLE = ("wm.rssm.",)
 
 
-class FinetuneError(ValueError):
+class FinetuneError(RedrawInputError):
     """A finetune method does not fit the checkpoint or the settings."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from redraw_common.episodes import episode_paths
+from redraw_common.errors import RedrawInputError
 
 from .agents import build_agent
 from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
@@ -32,7 +33,7 @@ from .datasets import DatasetError, load_target_dataset
 from .runtime import DeviceError, setup_torch, to_torch
 
 
-class OfflineError(ValueError):
+class OfflineError(RedrawInputError):
     """The dataset or settings do not allow offline pretraining."""
 
 

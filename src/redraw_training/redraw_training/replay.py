@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from redraw_common.episodes import episode_paths, load_episode, save_episode, validate_episode
+from redraw_common.errors import RedrawInputError
 
 KEYS = ("image", "action", "reward", "vector", "is_first", "is_last", "is_terminal")
 
 
-class ReplayError(ValueError):
+class ReplayError(RedrawInputError):
     """The replay cannot hold or sample what was asked (shape mismatch, too little data)."""
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from redraw_common.errors import RedrawInputError
+
 from .config import Config
 
 
-class DeviceError(RuntimeError):
+class DeviceError(RedrawInputError):
     """The configured device is not available here."""
 
 

@@ -39,10 +39,7 @@ def refused_then_accepted(checkpoint, bag: Path, out: Path, capsys, batch_length
             "--set", "calibrate.holdout=0", "--set", f"batch_length={batch_length}", "--set", "batch_size=2"]
     codes = []
     for extra in ([], ["--accept-unclean"]):
-        try:
-            codes.append(calibrate_main(args + extra))
-        except SystemExit as exc:
-            codes.append(exc.code)
+        codes.append(calibrate_main(args + extra))
         captured = capsys.readouterr()
         if not extra:
             err = captured.err

@@ -33,25 +33,19 @@ def test_evaluate_and_export_clis(redraw_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_errors_are_clear(redraw_run, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        pretrain.main(["--preset", "huge", "--out", str(tmp_path / "x")])
-    assert exc.value.code == 2 and "unknown preset 'huge'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        pretrain.main(["--set", "rssm.unitz=3", "--out", str(tmp_path / "x")])
-    assert exc.value.code == 2 and "unknown config key 'rssm.unitz'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        calibrate.main(["--checkpoint", str(redraw_run.pretrain_dir), "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "c")])
-    assert exc.value.code == 2 and "target dataset not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        calibrate.main(["--checkpoint", str(redraw_run.calibrate_dir), "--data", str(redraw_run.target_dir), "--out", str(tmp_path / "c")])
-    assert exc.value.code == 2 and "calibrate starts from a 'pretrain' checkpoint" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        calibrate.main(["--checkpoint", str(redraw_run.pretrain_dir), "--data", str(redraw_run.target_dir), "--out", str(tmp_path / "c"),
-                        "--set", "rssm.units=64"])
-    assert exc.value.code == 2 and "changes the pretrained model" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        evaluate.main(["--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "e.json")])
-    assert exc.value.code == 2 and "no checkpoint at" in capsys.readouterr().err
+    assert pretrain.main(["--preset", "huge", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown preset 'huge'" in capsys.readouterr().err
+    assert pretrain.main(["--set", "rssm.unitz=3", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown config key 'rssm.unitz'" in capsys.readouterr().err
+    assert calibrate.main(["--checkpoint", str(redraw_run.pretrain_dir), "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2
+    assert "target dataset not found" in capsys.readouterr().err
+    assert calibrate.main(["--checkpoint", str(redraw_run.calibrate_dir), "--data", str(redraw_run.target_dir), "--out", str(tmp_path / "c")]) == 2
+    assert "calibrate starts from a 'pretrain' checkpoint" in capsys.readouterr().err
+    assert calibrate.main(["--checkpoint", str(redraw_run.pretrain_dir), "--data", str(redraw_run.target_dir), "--out", str(tmp_path / "c"),
+                        "--set", "rssm.units=64"]) == 2
+    assert "changes the pretrained model" in capsys.readouterr().err
+    assert evaluate.main(["--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "e.json")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
 
 
 def test_rollout_cli_writes_reward_free_episodes(tmp_path, capsys):

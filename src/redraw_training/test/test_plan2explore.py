@@ -324,8 +324,7 @@ def test_offline_pretrain_continues_from_another_run_on_new_data(tmp_path):
     from redraw_training.loops import collect
 
     collect("redraw/PointGoal-v0", other, 2, "random", seed=5, keep_reward=True, env_kwargs={"size": 64})
-    with pytest.raises(SystemExit):
-        main(["--dataset", str(other), "--updates", "70", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"), *common])
+    assert main(["--dataset", str(other), "--updates", "70", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"), *common]) == 2
 
 
 def _with_vector(src: Path, dst: Path, dim: int) -> None:
@@ -402,8 +401,7 @@ def test_offline_pretrain_widens_the_vector_from_a_narrower_run(tmp_path):
     assert "wm/reward_cf" in rows("b")[0] and "wm/reward_cf" not in rows("fresh")[0]   # --set applies to the continued run
     manifest = json.loads((tmp_path / "b" / "checkpoint" / "checkpoint.json").read_text())
     assert manifest["model"]["vector_dim"] == 6 and manifest["data"]["init_from"]["widened_vector"] == [2, 6]
-    with pytest.raises(SystemExit):
-        main(["--dataset", str(tmp_path / "v2"), "--updates", "70", "--init-from", str(tmp_path / "b"), "--out", str(tmp_path / "c"), *common])
+    assert main(["--dataset", str(tmp_path / "v2"), "--updates", "70", "--init-from", str(tmp_path / "b"), "--out", str(tmp_path / "c"), *common]) == 2
 
 
 def test_offline_pretrain_widens_a_velocity_run_into_a_policy_that_reads_the_past_actions(tmp_path):

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import functools
 import json
-import sys
-import tempfile
-import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
+
+from redraw_common.cli import CommandError
 
 from ..config import Config, ConfigError, apply, load_config, preset_names
 
@@ -68,9 +65,9 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     return value
 
 
-def fail(message: str, code: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Refuse: the CLI's entry_point prints `PROG: error: MESSAGE` and exits with `code`."""
+    raise CommandError(message, code)
 
 
 def check_out_dir(path: str | Path, option: str = "--out") -> None:
@@ -92,48 +89,3 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=float) + "\n")
     return path
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """The error types that mean bad input (a message for the user), as opposed to a bug."""
-    from redraw_common.errors import RedrawInputError
-
-    from ..checkpoint import CheckpointError
-    from ..datasets import DatasetError
-    from ..envs import EnvSpecError
-    from ..envs.pointgoal import PerturbError
-
-    known: tuple[type[BaseException], ...] = (RedrawInputError, ConfigError, CheckpointError, DatasetError, EnvSpecError, PerturbError)
-    try:
-        from redraw_sim.perturb import PerturbError as SimPerturbError
-
-        known += (SimPerturbError,)
-    except ImportError:
-        pass
-    return known
-
-
-def entry_point(prog: str):
-    """The top-level handler of a CLI's main(argv): a known input error is `error: ...` and exit 2, Ctrl-C exit 130,
-    anything else (a bug) one line naming the error and a file with its traceback, exit 1; never a raw traceback."""
-    def wrap(main):
-        @functools.wraps(main)
-        def run(argv: list[str] | None = None) -> int:
-            try:
-                return main(argv)
-            except KeyboardInterrupt:
-                print(f"{prog}: interrupted", file=sys.stderr)
-                return 130
-            except Exception as exc:
-                if isinstance(exc, _known_errors()):
-                    print(f"error: {exc}", file=sys.stderr)
-                    return 2
-                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-                with tempfile.NamedTemporaryFile("w", prefix=f"redraw-{prog}-{stamp}-", suffix=".traceback.txt", delete=False) as f:
-                    f.write(f"{prog} {' '.join(sys.argv[1:] if argv is None else argv)}\n")
-                    traceback.print_exc(file=f)
-                print(f"error: {prog} failed unexpectedly: {type(exc).__name__}: {exc} (traceback in {f.name}; please report it)",
-                      file=sys.stderr)
-                return 1
-        return run
-    return wrap

@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from redraw_common.cli import entry_point
+
 from ..config import ConfigError, preset_names
-from .common import entry_point, fail, parse_kwargs, say
+from .common import fail, parse_kwargs, say
 
 NOMINAL = ("nominal", "none")
 

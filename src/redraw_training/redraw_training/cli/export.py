@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from redraw_common.cli import entry_point
+
 from ..checkpoint import CheckpointError
 from ..export import ParityError, export_policy
-from .common import entry_point, fail, say, set_threads
+from .common import fail, say, set_threads
 
 
 @entry_point("export")

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 
+from redraw_common.cli import entry_point
+
 from ..checkpoint import CheckpointError, read_manifest
 from ..config import ConfigError, config_from_dict
 from ..datasets import DatasetError
 from ..finetune import METHODS, FinetuneError
-from .common import add_config_args, build_config, entry_point, fail, parse_kwargs, say
+from .common import add_config_args, build_config, fail, parse_kwargs, say
 
 
 @entry_point("finetune")

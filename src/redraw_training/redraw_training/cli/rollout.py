@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from redraw_common.cli import entry_point
+
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
 from ..loops import collect
-from .common import entry_point, fail, parse_kwargs, say, set_threads, write_json
+from .common import fail, parse_kwargs, say, set_threads, write_json
 
 
 @entry_point("rollout")

@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from redraw_common.errors import RedrawInputError
 from redraw_common.preprocessing import PreprocessConfig
 
 from . import pointgoal
@@ -36,7 +37,7 @@ def import_env_packages() -> list[str]:
     return names
 
 
-class EnvSpecError(ValueError):
+class EnvSpecError(RedrawInputError):
     """An environment does not follow the redraw env convention."""
 
 

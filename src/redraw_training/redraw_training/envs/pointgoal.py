@@ -32,10 +32,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from redraw_common.errors import RedrawInputError
 from redraw_common.preprocessing import PreprocessConfig
 
 
-class PerturbError(ValueError):
+class PerturbError(RedrawInputError):
     """A perturbation string does not follow "name[:value][,name[:value]...]" or names an unknown shift."""
 
 
