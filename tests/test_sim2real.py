@@ -133,9 +133,9 @@ def test_refuses_bad_options_and_an_earlier_run(job, tiny_model):
     res = subprocess.run(sim2real_cmd("--real-time-factor", "0", "--out", str(out.parent / "x")), capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "--real-time-factor must be in (0, 100], found 0.0" in res.stderr
     res = subprocess.run(sim2real_cmd("--model", str(tiny_model), "--out", str(out)), capture_output=True, text=True, timeout=60)
-    assert res.returncode == 1 and "already holds a run" in res.stdout and "--overwrite" in res.stdout
+    assert res.returncode == 2 and "sim2real: error:" in res.stderr and "already holds a run" in res.stderr and "--overwrite" in res.stderr
     res = subprocess.run(sim2real_cmd("--model", str(out / "nothing"), "--out", str(out.parent / "y")), capture_output=True, text=True, timeout=60)
-    assert res.returncode == 1 and "no such folder" in res.stdout
+    assert res.returncode == 2 and "no such folder" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_interrupted_job_ends_every_process_it_started(tiny_model, tmp_path):

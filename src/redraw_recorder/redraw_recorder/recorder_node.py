@@ -108,6 +108,20 @@ class Recorder(Node):
         camera_best_effort = bool(param("camera_best_effort", True, "subscribe to the camera best-effort (matches any publisher)"))
         record_odometry = bool(param("record_odometry", True, "record the wheel odometry velocity (deadreckoning_node/velocity, "
                                      "geometry_msgs/TwistStamped); a robot without it still records, reported as missing"))
+        limits = {   # parameter -> (value, ok, what it must be)
+            "storage": (storage, storage in ("mcap", "sqlite3"), "mcap or sqlite3"),
+            "max_transitions": (self.max_transitions, self.max_transitions >= 0, ">= 0 (0 = no limit)"),
+            "max_duration": (self.max_duration, self.max_duration >= 0, ">= 0 s (0 = no limit)"),
+            "split_size_mb": (split_size_mb, split_size_mb >= 0, ">= 0 MiB (0 = never)"),
+            "split_duration": (split_duration, split_duration >= 0, ">= 0 s (0 = never)"),
+            "min_free_mb": (self.min_free_mb, self.min_free_mb >= 0, ">= 0 MiB"),
+            "flush_period": (flush_period, flush_period > 0, "> 0 s"),
+            "progress_period": (progress_period, progress_period > 0, "> 0 s"),
+            "control_hz": (control_hz, 0 < control_hz <= 100, "in (0, 100] Hz"),
+        }
+        bad = [f"parameter {name} must be {wanted}, found {value!r}" for name, (value, ok, wanted) in limits.items() if not ok]
+        if bad:
+            raise RedrawInputError("; ".join(bad))
         kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
         preprocessing = declare_config(self, "preprocessing", PreprocessConfig, "preprocessing of the robot's model:")
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from redraw_common.bringup import NodeGroup, NodeProcess, executable_path, start_launch, unique_domain_id, workspace_root
+from redraw_common.cli import CommandError, entry_point
 from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS, parse_perturb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -208,6 +209,8 @@ class Sim2Real:
         self.launch_dir = self.root / "launch"
         self.model = self._find_model(opts.model)
         self.manifest = self._read_checkpoint(self.model)
+        if opts.bag and not Path(opts.bag).exists():   # before prepare_out may replace an earlier run's outputs
+            raise CommandError(f"--bag {opts.bag}: no such recording")
         self.camera = self._camera(opts.camera)
         self.groups: list[NodeGroup] = []
         self.times: dict[str, float] = {}
@@ -222,7 +225,7 @@ class Sim2Real:
         if not path.exists() and not path.is_absolute() and (self.root / path).exists():
             path = self.root / path
         if not path.exists():
-            raise StageError(f"--model {model}: no such folder (expected a pretrain run folder such as models/duckietown_draw)")
+            raise CommandError(f"--model {model}: no such folder (expected a pretrain run folder such as models/duckietown_draw)")
         return path.resolve()
 
     @staticmethod
@@ -232,13 +235,13 @@ class Sim2Real:
                 try:
                     manifest = json.loads(candidate.read_text())
                 except json.JSONDecodeError as exc:
-                    raise StageError(f"{candidate} is not valid JSON ({exc})") from None
+                    raise CommandError(f"{candidate} is not valid JSON ({exc})") from None
                 if manifest.get("kind") != "pretrain":
-                    raise StageError(f"{candidate}: a {manifest.get('kind')!r} checkpoint; sim2real starts from a sim-pretrained ('pretrain') one")
+                    raise CommandError(f"{candidate}: a {manifest.get('kind')!r} checkpoint; sim2real starts from a sim-pretrained ('pretrain') one")
                 if not manifest.get("preprocessing"):
-                    raise StageError(f"{candidate} records no preprocessing settings; the twin's camera frames cannot be converted for it")
+                    raise CommandError(f"{candidate} records no preprocessing settings; the twin's camera frames cannot be converted for it")
                 return manifest
-        raise StageError(f"--model {model}: no checkpoint.json in it or in its checkpoint/ folder (expected a pretrain run folder)")
+        raise CommandError(f"--model {model}: no checkpoint.json in it or in its checkpoint/ folder (expected a pretrain run folder)")
 
     def _camera(self, camera: str) -> tuple[int, int]:
         if camera == "auto":
@@ -250,7 +253,7 @@ class Sim2Real:
     def prepare_out(self) -> None:
         existing = [name for name in OUTPUTS if (self.out / name).exists() and not (name == "bag" and self.opts.bag)]
         if existing and not self.opts.overwrite:
-            raise StageError(f"{self.out} already holds a run ({', '.join(existing)}); choose another --out or pass --overwrite")
+            raise CommandError(f"{self.out} already holds a run ({', '.join(existing)}); choose another --out or pass --overwrite")
         for name in existing:
             path = self.out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -289,8 +292,6 @@ class Sim2Real:
         o = self.opts
         if o.bag:
             bag = Path(o.bag)
-            if not bag.exists():
-                raise StageError(f"--bag {bag}: no such recording")
             progress.add("record", 1)
             progress.done("record", f"using the recording {bag} (--bag)")
             self.stages["record"] = {"bag": str(bag), "recorded": False}
@@ -630,6 +631,7 @@ def _last_status(log: Path) -> str:
     return lines[-1].split("]: ", 1)[-1] if lines else ""
 
 
+@entry_point("sim2real")
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 

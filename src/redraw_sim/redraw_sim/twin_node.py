@@ -54,6 +54,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
+from redraw_common.errors import RedrawInputError
 from redraw_common.imageconv import rgb_to_compressed
 from redraw_common.nodeparams import declare_param
 from redraw_msgs.msg import EpisodeEvent, GroundTruth, WheelsCmdStamped
@@ -65,7 +66,7 @@ from .duckietown_sim import MAPS, SIM_HZ, LaneSim
 EXIT_OK, EXIT_BAD_CONFIG = 0, 2
 
 
-class TwinConfigError(ValueError):
+class TwinConfigError(RedrawInputError):
     """A twin parameter is out of range."""
 
 
@@ -77,6 +78,8 @@ class TwinNode(Node):
             return declare_param(self, name, default, description)
 
         map_name = param("map_name", "loop_empty", f"Duckietown loop map, one of {list(MAPS)}")
+        if map_name not in MAPS:
+            raise TwinConfigError(f"parameter map_name must be one of {list(MAPS)}, found {map_name!r}")
         perturb = param("perturb", "", "dynamics perturbation inside the simulator, e.g. 'reversed' or 'trim:0.1,gain:0.7,delay:0.2'")
         width = int(param("camera_width", 640, "camera frame width, pixels"))
         height = int(param("camera_height", 480, "camera frame height, pixels"))
@@ -145,7 +148,7 @@ class TwinNode(Node):
 
     def check(self, camera_hz: float, width: int, height: int) -> None:
         if camera_hz <= 0 or abs(SIM_HZ / camera_hz - round(SIM_HZ / camera_hz)) > 1e-9:
-            raise TwinConfigError(f"camera_hz must divide the simulator's {SIM_HZ:g} Hz (30, 15, 10, ...), found {camera_hz}")
+            raise TwinConfigError(f"parameter camera_hz must divide the simulator's {SIM_HZ:g} Hz (30, 15, 10, ...), found {camera_hz}")
         if not 0 < self.rtf <= 100:
             raise TwinConfigError(f"real_time_factor must be in (0, 100], found {self.rtf}")
         if not 1 <= self.quality <= 100:

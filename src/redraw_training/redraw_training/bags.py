@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from redraw_common.alignment import AlignmentRule
+from redraw_common.cli import entry_point, number
 from redraw_common.episodes import make_flags, save_episode
 from redraw_common.errors import BagError, KinematicsError, PreprocessError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
@@ -341,10 +342,12 @@ def _pick_odometry(source: Source, topics: dict[str, str], topic: str | None) ->
         elif len(named) == 1:
             topic = named[0]
         elif len(named) > 1:
-            raise BagError(f"{source.path}: {len(named)} odometry topics ({sorted(named)}); cannot tell which one to use: pass odometry_topic")
+            raise BagError(f"{source.path}: {len(named)} odometry topics ({sorted(named)}); cannot tell which one to use: "
+                           "give one (convert-bags --odometry-topic TOPIC)")
         else:
             stamped = sorted(t for t, m in topics.items() if m == ODOMETRY_TYPE)
-            hint = f"; its {ODOMETRY_TYPE} topics {stamped} are not named as odometry: pass odometry_topic to use one" if stamped else ""
+            hint = (f"; its {ODOMETRY_TYPE} topics {stamped} are not named as odometry: give one (convert-bags --odometry-topic TOPIC)"
+                    if stamped else "")
             raise BagError(
                 f"{source.path}: the model's vector starts with the measured velocity (forward speed, yaw rate) but the bag has no odometry "
                 f"topic: expected {ODOMETRY_DOC}; the bag has: {listing}{hint}"
@@ -828,7 +831,9 @@ def convert_bags(
     if cfg is None:
         cfg = next((s.info.preprocessing for s in sources if s.info is not None), None)
         if cfg is None:
-            raise BagError("no preprocessing settings: the bags carry no redraw recording info; pass preprocess_config (the model's)")
+            raise BagError("no preprocessing settings: the bags carry no redraw recording info (a bag of `ros2 bag record`, or a part "
+                           "without its metadata.yaml); give the model's (convert-bags --preprocess MANIFEST_OR_FILE, or calibrate, "
+                           "which uses the checkpoint's)")
 
     types = _Typestore()
     # ---- pass 1 and planning, for every source, before anything is written
@@ -1022,7 +1027,8 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
     commands = sum(e["commands"]["total"] for e in inputs)
     non_finite = sum(e["commands"]["non_finite"] for e in inputs)
     clipped = sum(e["commands"]["clipped"] for e in inputs)
-    reasons = _unclean_reasons(totals, drop_fraction, commands, non_finite, clipped)
+    content = _content_problems(totals, commands, non_finite, clipped)
+    reasons = _unclean_reasons(totals, drop_fraction) + content
     return {
         "transitions": totals["transitions"],
         "episodes": totals["episodes"],
@@ -1041,15 +1047,15 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: _Typestore, fram
         "time_span": {"start": _iso(span[0]), "end": _iso(span[1]), "seconds": round((span[1] - span[0]) / 1e9, 3)},
         "clean": not reasons,
         "unclean": reasons,
+        "content_problems": content,
         "inputs": inputs,
     }
 
 
-def _unclean_reasons(totals: dict[str, int], drop_fraction: float, commands: int, non_finite: int, clipped: int) -> list[str]:
-    """Each cleanliness check a conversion failed, as a phrase. Clean: every transition is sound (no tick without a
-    fresh frame, no frame discarded, nothing recovered), the camera lost at most CLEAN_MAX_DROP_FRACTION of its frames
-    (lost frames no tick needed are harmless) and at most CLEAN_MAX_BAD_COMMAND_FRACTION of the commands were
-    non-finite or out of range."""
+def _unclean_reasons(totals: dict[str, int], drop_fraction: float) -> list[str]:
+    """Each soundness check a conversion failed, as a phrase. Clean (with _content_problems empty): every transition is
+    sound (no tick without a fresh frame, no frame discarded, nothing recovered) and the camera lost at most
+    CLEAN_MAX_DROP_FRACTION of its frames (lost frames no tick needed are harmless)."""
     checks = [
         (totals["misaligned"] - totals["wrong_size"] - totals["undecodable"], "ticks without a fresh frame"),
         (totals["out_of_order"], "messages out of order"),
@@ -1061,15 +1067,23 @@ def _unclean_reasons(totals: dict[str, int], drop_fraction: float, commands: int
     reasons = [f"{n} {what}" for n, what in checks if n]
     if drop_fraction > CLEAN_MAX_DROP_FRACTION:
         reasons.append(f"{totals['dropped']} camera frames lost ({drop_fraction:.1%}; at most {CLEAN_MAX_DROP_FRACTION:.0%})")
+    return reasons
+
+
+def _content_problems(totals: dict[str, int], commands: int, non_finite: int, clipped: int) -> list[str]:
+    """What makes well-formed data wrong, as phrases: more than CLEAN_MAX_ODD_FRAME_FRACTION of the used frames
+    grayscale, all black or all white, or more than CLEAN_MAX_BAD_COMMAND_FRACTION of the commands non-finite or out
+    of range. The report is not clean with any of them, and `calibrate` refuses such data (datacheck)."""
+    problems = []
     for kind in ("grayscale", "black", "white"):
         if totals["decoded"] and totals[kind] / totals["decoded"] > CLEAN_MAX_ODD_FRAME_FRACTION:
-            reasons.append(f"{totals[kind]} of {totals['decoded']} used frames {ODD_FRAMES[kind]} "
-                           f"({totals[kind] / totals['decoded']:.1%}; at most {CLEAN_MAX_ODD_FRAME_FRACTION:.0%})")
+            problems.append(f"{totals[kind]} of {totals['decoded']} used frames {ODD_FRAMES[kind]} "
+                            f"({totals[kind] / totals['decoded']:.1%}; at most {CLEAN_MAX_ODD_FRAME_FRACTION:.0%})")
     bad = non_finite + clipped
     if commands and bad / commands > CLEAN_MAX_BAD_COMMAND_FRACTION:
-        reasons.append(f"{bad} of {commands} driving commands non-finite ({non_finite}, dropped) or outside [-1, 1] ({clipped}, "
-                       f"clipped) ({bad / commands:.1%}; at most {CLEAN_MAX_BAD_COMMAND_FRACTION:.0%})")
-    return reasons
+        problems.append(f"{bad} of {commands} driving commands non-finite ({non_finite}, dropped) or outside [-1, 1] ({clipped}, "
+                        f"clipped) ({bad / commands:.1%}; at most {CLEAN_MAX_BAD_COMMAND_FRACTION:.0%})")
+    return problems
 
 
 def _odometry_entry(odom: Odometry, ages: list[np.ndarray]) -> dict[str, Any]:
@@ -1225,39 +1239,36 @@ def load_kinematics_config(path: str | Path) -> KinematicsConfig:
         raise BagError(f"{path}: invalid kinematics: {exc}") from None
 
 
+@entry_point("convert-bags")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convert-bags", description="Convert redraw recordings / rosbag2 bags into a dataset of episodes.")
     parser.add_argument("bags", nargs="+", help="recording folders, bag folders, .mcap files, or folders of them")
     parser.add_argument("--out", required=True, help="dataset folder to create (must not exist)")
     parser.add_argument("--preprocess", help="model manifest or JSON/YAML preprocessing settings (default: those stored with the bags)")
-    parser.add_argument("--control-hz", type=float, default=10.0)
+    parser.add_argument("--control-hz", type=number(low=0, high=100, low_open=True), default=10.0)
     parser.add_argument("--mixed-robots", action="store_true", help="convert recordings of several robots into one dataset")
     parser.add_argument("--kinematics", default=None,
                         help="YAML/JSON mapping of the robot's kinematics (gain, trim, baseline, radius, k, limit), to turn wheel "
                              "commands into actions (default: those stored with the bags)")
     parser.add_argument("--action-source", choices=("auto", "action", "wheels"), default="auto")
-    parser.add_argument("--max-gap", type=float, default=0.5, help="seconds without commands that end an episode")
-    parser.add_argument("--max-frame-age", type=float, default=None, help="oldest usable frame at a tick, s (default: 1/control_hz)")
-    parser.add_argument("--min-episode-length", type=int, default=8)
-    parser.add_argument("--max-bad-fraction", type=float, default=0.05)
-    parser.add_argument("--vector-dim", type=int, default=None,
+    parser.add_argument("--max-gap", type=number(low=0, low_open=True), default=0.5, help="seconds without commands that end an episode")
+    parser.add_argument("--max-frame-age", type=number(low=0, low_open=True), default=None, help="oldest usable frame at a tick, s (default: 1/control_hz)")
+    parser.add_argument("--min-episode-length", type=number(int, low=2), default=8)
+    parser.add_argument("--max-bad-fraction", type=number(low=0, high=1), default=0.05)
+    parser.add_argument("--vector-dim", type=number(int, low=0), default=None,
                         help="the model's vector observation size: 0 = none, or 2 + 2k = wheel odometry (forward m/s, yaw rate "
                              "rad/s) then the last k actions (forward, turn), newest first (2, 4, 6, ...); "
                              "default: from the model manifest given to --preprocess, else 0")
     parser.add_argument("--odometry-topic", default=None, help=f"odometry topic (default: the recording's, else <robot>/{ODOMETRY_SUFFIX})")
-    parser.add_argument("--max-odometry-age", type=float, default=None, help="oldest usable odometry before a frame, s (default: 2/control_hz)")
+    parser.add_argument("--max-odometry-age", type=number(low=0, low_open=True), default=None, help="oldest usable odometry before a frame, s (default: 2/control_hz)")
     args = parser.parse_args(argv)
-    try:
-        cfg = load_preprocess_config(args.preprocess) if args.preprocess else None
-        kinematics = load_kinematics_config(args.kinematics) if args.kinematics else None
-        vector_dim = args.vector_dim if args.vector_dim is not None else ((load_vector_dim(args.preprocess) or 0) if args.preprocess else 0)
-        convert_bags(args.bags, args.out, cfg, args.control_hz, action_source=args.action_source, max_gap=args.max_gap, kinematics=kinematics,
-                     max_frame_age=args.max_frame_age, min_episode_length=args.min_episode_length,
-                     max_bad_fraction=args.max_bad_fraction, vector_dim=vector_dim, odometry_topic=args.odometry_topic,
-                     max_odometry_age=args.max_odometry_age, mixed_robots=args.mixed_robots, progress=sys.stderr.isatty())
-    except BagError as exc:
-        print(f"convert-bags: error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_preprocess_config(args.preprocess) if args.preprocess else None
+    kinematics = load_kinematics_config(args.kinematics) if args.kinematics else None
+    vector_dim = args.vector_dim if args.vector_dim is not None else ((load_vector_dim(args.preprocess) or 0) if args.preprocess else 0)
+    convert_bags(args.bags, args.out, cfg, args.control_hz, action_source=args.action_source, max_gap=args.max_gap, kinematics=kinematics,
+                 max_frame_age=args.max_frame_age, min_episode_length=args.min_episode_length,
+                 max_bad_fraction=args.max_bad_fraction, vector_dim=vector_dim, odometry_topic=args.odometry_topic,
+                 max_odometry_age=args.max_odometry_age, mixed_robots=args.mixed_robots, progress=sys.stderr.isatty())
     return 0
 
 

@@ -1,6 +1,11 @@
 """Checks on a converted calibration dataset before any update is spent on it (an hour of calibration on data the
 converter could barely use is wasted): `calibrate --data <bags>` runs them on the conversion report and refuses,
-naming every failed check with its number and threshold, unless told `--accept-unclean`."""
+naming every failed check with its number and threshold, unless told `--accept-unclean`.
+
+The converter's own "clean" is stricter (one tick without a fresh frame makes a report not clean); these checks
+are what makes a calibration wasted: too much lost to load (the thresholds below, which a loaded machine must stay
+within) and wrong content (the report's `content_problems`: grayscale, black or white frames, NaN or out-of-range
+commands, with the converter's thresholds)."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ MIN_FRACTION_OF_REQUESTED = 0.9
 
 def failed_checks(report: dict[str, Any], batch_length: int) -> list[str]:
     """The checks of a bags -> dataset conversion report that fail, each as a sentence; [] when the data are usable."""
-    failed = []
+    failed = list(report.get("content_problems", []))
     for entry in report.get("inputs", []):
         requested, usable = entry.get("transitions_requested"), int(entry.get("transitions", 0))
         if requested and usable < MIN_FRACTION_OF_REQUESTED * requested:

@@ -362,6 +362,22 @@ class HoldoutKL:
         return float(agent.prior_kl(self.post, self.action, self.is_first, residual=residual, generator=gen))
 
 
+def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config: Config, out: str | Path | None) -> None:
+    """Refuse (CheckpointError) a calibration that cannot run: a source that is not sim-pretrained, a config that
+    changes the pretrained model, or an `out` (resumed) holding a calibration of other weights. `calibrate` checks it
+    again; the CLI calls it before it converts any bag."""
+    if src_manifest["kind"] != "pretrain":
+        raise CheckpointError(f"{src_dir} is a {src_manifest['kind']!r} checkpoint; calibrate starts from a 'pretrain' checkpoint")
+    diffs = _model_differences(src_manifest["config"], config.to_dict())
+    if diffs:
+        raise CheckpointError(f"the calibration config changes the pretrained model ({'; '.join(diffs[:4])}); "
+                              "calibrate with the checkpoint's model settings (omit those overrides)")
+    if out is not None and has_checkpoint(out):
+        _, manifest = read_manifest(out)
+        if manifest["kind"] != "calibrate" or manifest["data"].get("pretrained", {}).get("weights_sha256") != src_manifest["files"]["weights.safetensors"]:
+            raise CheckpointError(f"{out} holds a checkpoint that was not calibrated from {src_dir}; use another --out folder")
+
+
 def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str | Path, eval_env: str | None = None,
               perturb: str = "", eval_kwargs: dict[str, Any] | None = None, progress: bool = True, resume: bool = True) -> dict[str, Any]:
     """ReDRAW on an offline target dataset against a pretrained checkpoint (METHOD.md 6.2-6.4)."""
@@ -371,19 +387,10 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
     cal = config.calibrate
     ckpt_dir = out / "checkpoint"
     src_dir, src_manifest = read_manifest(pretrained)
-    if src_manifest["kind"] != "pretrain":
-        raise CheckpointError(f"{src_dir} is a {src_manifest['kind']!r} checkpoint; calibrate starts from a 'pretrain' checkpoint")
-    diffs = _model_differences(src_manifest["config"], config.to_dict())
-    if diffs:
-        raise CheckpointError(f"the calibration config changes the pretrained model ({'; '.join(diffs[:4])}); "
-                              "calibrate with the checkpoint's model settings (omit those overrides)")
-    src_hash = src_manifest["files"]["weights.safetensors"]
+    check_calibration_source(src_dir, src_manifest, config, out if resume else None)
     counters = {"updates": 0}
     resumed = False
     if resume and has_checkpoint(out):
-        _, manifest = read_manifest(out)
-        if manifest["kind"] != "calibrate" or manifest["data"].get("pretrained", {}).get("weights_sha256") != src_hash:
-            raise CheckpointError(f"{out} holds a checkpoint that was not calibrated from {src_dir}; use another --out folder")
         with torch.device(device):
             agent, manifest, _ = load_agent(out, device, optimizers=True, restore_rng=True,
                                             overrides={"device": config.device, "threads": config.threads, "calibrate": cal.to_dict()})
@@ -418,7 +425,7 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
     logger = Logger(out, total=cal.updates, desc="calibrate", unit="update", initial=counters["updates"], progress=progress)
     mean = Mean()
     last_eval: dict[str, Any] = {}
-    data_info = {"target": dataset.describe(), "pretrained": {"path": str(src_dir), "weights_sha256": src_hash}}
+    data_info = {"target": dataset.describe(), "pretrained": {"path": str(src_dir), "weights_sha256": src_manifest["files"]["weights.safetensors"]}}
     started = time.time()
 
     def evaluate_now() -> None:

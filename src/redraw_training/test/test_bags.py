@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rosbags.rosbag2 import Writer
-from rosbags.rosbag2.enums import StoragePlugin
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from helpers.synthetic_bag import CFG, NS, ODOM, T0, frame, level_of, odometry_stream, stream, write_bag
 
 from redraw_common.episodes import iter_episodes
 from redraw_common.errors import BagError
@@ -23,104 +21,6 @@ from redraw_common.observation import history_from_actions
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg
 from redraw_common.recording import RecordingInfo
 from redraw_training.bags import control_ticks, convert_bags, dataset_from_bags, is_bag_input, main
-
-MSG_DIR = Path(__file__).resolve().parents[2] / "redraw_msgs" / "msg"
-CFG = PreprocessConfig(mode="rgb", height=8, width=8, horizon_crop=0.0)
-NS = 1_000_000_000
-T0 = 1_700_000_000 * NS
-ODOM = "/db/deadreckoning_node/velocity"
-
-
-def typestore():
-    store = get_typestore(Stores.ROS2_KILTED)
-    types = {}
-    for f in sorted(MSG_DIR.glob("*.msg")):
-        types.update(get_types_from_msg(f.read_text(), f"redraw_msgs/msg/{f.stem}"))
-    store.register(types)
-    return store
-
-
-TS = typestore()
-
-
-def frame(level: int, size=(24, 32)) -> bytes:
-    """A flat frame of mean brightness `level`, slightly tinted (a camera's colour: not grayscale); JPEG keeps a flat
-    image's level within 1."""
-    return encode_jpeg(np.full((*size, 3), (level + 3, level, level - 3), np.uint8), 95)
-
-
-def level_of(obs: np.ndarray) -> int:
-    return int(round(float(obs.mean())))
-
-
-def header(ns: int):
-    H, T = TS.types["std_msgs/msg/Header"], TS.types["builtin_interfaces/msg/Time"]
-    return H(stamp=T(sec=ns // NS, nanosec=ns % NS), frame_id="")
-
-
-def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), odometry=None, info: RecordingInfo | None = None,
-              camera_topic="/db/camera_node/image/compressed", odometry_topic=ODOM, odometry_type="geometry_msgs/msg/TwistStamped",
-              close=True, plain=False):
-    """plain: a bag as `ros2 bag record` writes it, without redraw recording info. frames: [(stamp ns, jpeg bytes[, log time])], actions: [(stamp, forward, turn)], wheels: [(stamp, left, right)],
-    events: [(stamp, event, reason)], odometry: [(stamp, forward m/s, yaw rate rad/s[, log time])] (an empty list: the
-    topic without messages; None: no topic). Log time = stamp + 1 ms."""
-    w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
-    for k, v in ({} if plain else (info or RecordingInfo(robot="db", preprocessing=CFG)).to_custom_data()).items():
-        w.set_custom_data(k, v)
-    w.open()
-    msgs = []
-    if frames:
-        c = w.add_connection(camera_topic, "sensor_msgs/msg/CompressedImage", typestore=TS)
-        Img = TS.types["sensor_msgs/msg/CompressedImage"]
-        # a third element is the log time, when it should differ from the stamp
-        msgs += [(f[2] if len(f) > 2 else f[0], c, TS.serialize_cdr(Img(header=header(f[0]), format="jpeg", data=np.frombuffer(f[1], np.uint8)), Img.__msgtype__))
-                 for f in frames]
-    if actions:
-        c = w.add_connection("/db/redraw/action", "redraw_msgs/msg/DriveAction", typestore=TS)
-        A = TS.types["redraw_msgs/msg/DriveAction"]
-        msgs += [(s, c, TS.serialize_cdr(A(header=header(s), forward=f, turn=t, source=2), A.__msgtype__)) for s, f, t in actions]
-    if wheels:
-        c = w.add_connection("/db/wheels_driver_node/wheels_cmd", "redraw_msgs/msg/WheelsCmdStamped", typestore=TS)
-        W = TS.types["redraw_msgs/msg/WheelsCmdStamped"]
-        msgs += [(s, c, TS.serialize_cdr(W(header=header(s), vel_left=lft, vel_right=r), W.__msgtype__)) for s, lft, r in wheels]
-    if odometry is not None:
-        c = w.add_connection(odometry_topic, odometry_type, typestore=TS)
-        msgs += [(o[3] if len(o) > 3 else o[0], c, odometry_cdr(*o[:3], odometry_type)) for o in odometry]
-    if events:
-        c = w.add_connection("/db/redraw/episode", "redraw_msgs/msg/EpisodeEvent", typestore=TS)
-        E = TS.types["redraw_msgs/msg/EpisodeEvent"]
-        msgs += [(s, c, TS.serialize_cdr(E(header=header(s), event=e, reason=r), E.__msgtype__)) for s, e, r in events]
-    for s, c, raw in sorted(msgs, key=lambda m: m[0]):
-        w.write(c, s + 1_000_000, raw)
-    if close:
-        w.close()
-    else:  # a killed recorder: chunks flushed, no summary, no metadata.yaml
-        w.storage.close_chunk()
-        w.storage.bio.flush()
-        w.storage.bio.close()
-    return path
-
-
-def odometry_cdr(stamp: int, forward: float, yaw_rate: float, msgtype: str = "geometry_msgs/msg/TwistStamped") -> bytes:
-    V, Tw = TS.types["geometry_msgs/msg/Vector3"], TS.types["geometry_msgs/msg/Twist"]
-    twist = Tw(linear=V(x=forward, y=0.0, z=0.0), angular=V(x=0.0, y=0.0, z=yaw_rate))
-    if msgtype == "geometry_msgs/msg/Twist":  # unstamped: a wrong type for odometry
-        return TS.serialize_cdr(twist, msgtype)
-    return TS.serialize_cdr(TS.types[msgtype](header=header(stamp), twist=twist), msgtype)
-
-
-def odometry_stream(frames, offset=-0.005):
-    """One odometry message per frame, `offset` s from it, encoding the frame number i: (i / 100 m/s, -i / 50 rad/s)."""
-    return [(s + int(offset * NS), i / 100, -i / 50) for i, (s, *_) in enumerate(frames)]
-
-
-def stream(seconds=3.0, camera_hz=30.0, control_hz=10.0, start=T0, offset=0.012):
-    """Frames at camera_hz with level = 10 + frame number % 200; actions at control_hz, `offset` s after a frame."""
-    n_frames = int(seconds * camera_hz)
-    frames = [(start + int(i * NS / camera_hz), frame(10 + i % 200)) for i in range(n_frames)]
-    n_act = int(seconds * control_hz)
-    actions = [(start + int(k * NS / control_hz + offset * NS), round(0.9 * np.sin(k / 3.0), 4), round(0.5 * np.cos(k / 4.0), 4)) for k in range(n_act)]
-    return frames, actions
 
 
 def digest(folder: Path) -> str:

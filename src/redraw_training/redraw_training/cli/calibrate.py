@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 
+from redraw_common.cli import entry_point
+
 from ..checkpoint import CheckpointError, load_agent, read_manifest
 from ..config import ConfigError, config_from_dict
 from ..datasets import DatasetError
 from ..loops import calibrate as run_calibrate
-from ..loops import has_checkpoint
-from .common import add_config_args, build_config, check_out_dir, entry_point, fail, parse_kwargs, say
+from ..loops import check_calibration_source, has_checkpoint
+from .common import add_config_args, build_config, check_out_dir, fail, parse_kwargs, say
 
 
 @entry_point("calibrate")
@@ -62,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             make_env(args.eval_env, args.perturb, **eval_kwargs).close()
         except (ValueError, TypeError) as exc:     # EnvSpecError, PerturbError; TypeError: an unknown env kwarg
             fail(f"--eval-env {args.eval_env} --perturb {args.perturb!r}: {exc}")
+    try:
+        check_calibration_source(src_dir, src, config, args.out)
+    except CheckpointError as exc:
+        fail(str(exc))
     cal = config.calibrate
     data = _dataset_folder(args.data, args.out, src, config.batch_length, args.accept_unclean)
     say([
@@ -117,7 +123,8 @@ def _dataset_folder(data: str, out: str, manifest: dict, batch_length: int = 1, 
             shutil.rmtree(Path(out) if made_out else Path(out) / "dataset", ignore_errors=True)
 
     try:
-        folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz, vector_dim=vector_dim)
+        folder, report = dataset_from_bags(data, Path(out) / "dataset", PreprocessConfig.from_dict(pre), control_hz, vector_dim=vector_dim,
+                                           verbose=False)   # the report is printed below, also for a cached conversion
     except BagError as exc:
         remove_what_this_call_made()
         fail(str(exc))
@@ -126,7 +133,7 @@ def _dataset_folder(data: str, out: str, manifest: dict, batch_length: int = 1, 
     if failed and not accept_unclean:
         remove_what_this_call_made()
         fail(f"{data}: the converted data fail {len(failed)} check(s); nothing was trained:\n  - "
-             + "\n  - ".join(failed) + "\n(record again on a less loaded machine, or pass --accept-unclean to calibrate on them anyway)")
+             + "\n  - ".join(failed) + "\n(record again, on a less loaded machine if frames or ticks were lost, or pass --accept-unclean to calibrate on them anyway)")
     if failed:
         say([f"warning: calibrating on data that fail {len(failed)} check(s) (--accept-unclean): " + "; ".join(failed)])
     return str(folder)
