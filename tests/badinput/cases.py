@@ -49,7 +49,8 @@ CLIS = {
     "collect": "redraw_sim.collect",
     "sim2real": "redraw_sim.sim2real",
 }
-NODES = {"policy_node": "redraw_policy_node", "recorder": "redraw_recorder", "twin_node": "redraw_sim"}
+NODES = {"policy_node": "redraw_policy_node", "recorder": "redraw_recorder", "twin_node": "redraw_sim", "explore_node": "redraw_sim",
+         "teleop_node": "redraw_sim"}
 
 
 @dataclass(frozen=True)
@@ -479,6 +480,16 @@ def twin_unknown_map(root, fx):
 @case("parameter", "twin_node", r"parameter camera_hz must divide the simulator's 30 Hz.*found 7")
 def twin_camera_rate_not_dividing_30(root, fx):
     return {"camera_hz": 7.0}
+
+
+@case("parameter", "teleop_node", r"teleop script segment '2\.0:5,0': need seconds > 0 and forward, turn in \[-1, 1\]")
+def teleop_script_faster_than_full_speed(root, fx):
+    return {"script": "2.0:5,0"}
+
+
+@case("parameter", "explore_node", r"driver.*'drunk'")
+def explorer_unknown_driver(root, fx):
+    return {"driver": "drunk"}
 
 
 @case("parameter", "sim2real", r"--perturb: unknown perturbation 'wobble'")
