@@ -38,7 +38,6 @@ driver's timeout). The control period counts in frame stamps, simulated time in 
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import time
 from collections import deque
@@ -48,7 +47,6 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Bool
 
@@ -57,6 +55,7 @@ from redraw_common.errors import ManifestError, RedrawInputError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.observation import ActionHistory, compose_vector
+from redraw_common.rosinit import init_stoppable
 from redraw_msgs.msg import DriveAction, EpisodeEvent, PolicyStatus, WheelsCmdStamped
 
 from . import watchdog as wd
@@ -268,19 +267,12 @@ class PolicyNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     # own signal handling: the context must still be alive to send the last zero command
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = {"signal": None}
-
-    def on_signal(signum, _frame):
-        stop["signal"] = signum
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = init_stoppable(args)
     node = None
     code = EXIT_OK
     try:
         node = PolicyNode()
-        while rclpy.ok() and stop["signal"] is None:
+        while rclpy.ok() and not stop:
             rclpy.spin_once(node, timeout_sec=0.05)
     except RedrawInputError as exc:
         what = "refusing the model" if isinstance(exc, ManifestError) else "bad configuration"

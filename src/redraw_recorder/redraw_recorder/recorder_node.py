@@ -18,7 +18,6 @@ redraw_recorder.repair. Progress (transitions, rates, estimated drops, size, fre
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,7 +29,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
@@ -40,6 +38,7 @@ from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.preprocessing import PreprocessConfig
 from redraw_common.recording import RecordingInfo, cdr_header_stamp
+from redraw_common.rosinit import init_stoppable
 from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
 
 from . import __version__
@@ -303,23 +302,16 @@ def main(args: list[str] | None = None) -> int:
     # Own signal handling: rclpy's SIGINT handler raises KeyboardInterrupt wherever the main thread is, which can
     # be inside writer.write() between opening a new part and writing its first message (an empty part) or inside
     # a chunk write. The handler only asks to stop; the loop ends between callbacks and closes every part.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = {"signal": None}
-
-    def on_signal(signum, _frame):
-        stop["signal"] = signum
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = init_stoppable(args)
     node = None
     reason = "interrupted"
     code = EXIT_OK
     try:
         node = Recorder()
-        while rclpy.ok() and not node.done and stop["signal"] is None:
+        while rclpy.ok() and not node.done and not stop:
             rclpy.spin_once(node, timeout_sec=0.1)
-        if stop["signal"] is not None:
-            reason = f"interrupted ({signal.Signals(stop['signal']).name})"
+        if stop:
+            reason = f"interrupted ({stop.name})"
         code = node.exit_code
     except RedrawInputError as exc:     # BagError, a bad parameter
         print(f"recorder: error: {exc}", file=sys.stderr, flush=True)

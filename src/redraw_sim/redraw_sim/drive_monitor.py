@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 import time
 from collections import Counter
@@ -46,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.node import Node
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from rclpy.signals import SignalHandlerOptions
 
     from redraw_common import topics
+    from redraw_common.rosinit import init_stoppable
     from redraw_msgs.msg import EpisodeEvent, GroundTruth, PolicyStatus
 
     from . import ground_truth
@@ -88,16 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             elif not self.metrics.is_open:
                 self.states_before[state] += 1
 
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    stop = {"signal": None}
-    signal.signal(signal.SIGINT, lambda s, f: stop.update(signal=s))
-    signal.signal(signal.SIGTERM, lambda s, f: stop.update(signal=s))
+    stop = init_stoppable()
     node = DriveMonitor()
     t0 = time.monotonic()
     last_print = 0.0
     code, error = EXIT_OK, ""
     try:
-        while rclpy.ok() and stop["signal"] is None and not node.metrics.done:
+        while rclpy.ok() and not stop and not node.metrics.done:
             rclpy.spin_once(node, timeout_sec=0.05)
             now = time.monotonic()
             if now - last_print >= 1.0:
@@ -112,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             if node.last_truth_wall is not None and now - node.last_truth_wall > args.stall:
                 code, error = EXIT_STALLED, f"no ground truth from the twin for {args.stall:g} s"
                 break
-        if stop["signal"] is not None and not error:
-            code, error = 1, f"interrupted by signal {stop['signal']}"
+        if stop and not error:
+            code, error = 1, f"interrupted by {stop.name}"
         wall = time.monotonic() - t0
         result = {"label": args.label, "robot": args.robot, "model_id": node.model_id, "complete": node.metrics.done, "error": error,
                   "wall_seconds": wall}

@@ -14,18 +14,17 @@ odometry and logs it) or `LaneFollowPController`; neither uses a reward.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 
 from redraw_common import topics
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
+from redraw_common.rosinit import init_stoppable
 from redraw_msgs.msg import DriveAction, EpisodeEvent, GroundTruth
 
 from . import ground_truth
@@ -115,18 +114,11 @@ class ExploreNode(Node):
 
 def run(node_factory, name: str, args: list[str] | None = None) -> int:
     """main() of the driver nodes: own SIGINT/SIGTERM handling, a last zero command before exiting."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = {"signal": None}
-
-    def on_signal(signum, _frame):
-        stop["signal"] = signum
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = init_stoppable(args)
     node, code = None, 0
     try:
         node = node_factory()
-        while rclpy.ok() and stop["signal"] is None:
+        while rclpy.ok() and not stop:
             rclpy.spin_once(node, timeout_sec=0.05)
     except ValueError as exc:
         print(f"{name}: error: bad configuration: {exc}", file=sys.stderr, flush=True)

@@ -39,7 +39,6 @@ commands; nothing published reveals it except the motion itself.
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import time
 
@@ -49,7 +48,6 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CompressedImage
 
@@ -57,6 +55,7 @@ from redraw_common import topics
 from redraw_common.errors import RedrawInputError
 from redraw_common.imageconv import rgb_to_compressed
 from redraw_common.nodeparams import declare_param
+from redraw_common.rosinit import init_stoppable
 from redraw_msgs.msg import EpisodeEvent, GroundTruth, WheelsCmdStamped
 
 from . import ground_truth
@@ -308,18 +307,11 @@ class TwinNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = {"signal": None}
-
-    def on_signal(signum, _frame):
-        stop["signal"] = signum
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = init_stoppable(args)
     node, code = None, EXIT_OK
     try:
         node = TwinNode()
-        while rclpy.ok() and stop["signal"] is None:
+        while rclpy.ok() and not stop:
             rclpy.spin_once(node, timeout_sec=0.05)
     except (TwinConfigError, ValueError) as exc:
         print(f"twin_node: error: bad configuration: {exc}", file=sys.stderr, flush=True)
