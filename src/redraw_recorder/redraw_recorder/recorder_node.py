@@ -45,6 +45,7 @@ from . import __version__
 from .bagwriter import RecordingWriter, free_bytes
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_DISK_FULL = 0, 1, 2, 3
+CAMERA_QUEUE = 600   # frames the recorder's camera subscription holds while it is behind
 ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
 OPTIONAL_ROLES = ("odometry",)  # recorded when the robot has them; their absence is reported, not fatal
 
@@ -151,7 +152,9 @@ class Recorder(Node):
         # odometry still gets frame-only transitions counted, and the NO ODOMETRY warning)
         self.counter = UsableCounter(AlignmentRule(control_hz=control_hz), needs_odometry=False)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
+        # a deep camera queue: a recorder descheduled for a few seconds on a loaded machine (a twin at 4x real time
+        # sends 120 frames/s) catches up instead of losing frames; ~600 JPEGs are 3-30 MB
+        camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=CAMERA_QUEUE,
                                 reliability=ReliabilityPolicy.BEST_EFFORT if camera_best_effort else ReliabilityPolicy.RELIABLE)
         # sensor streams best-effort (a best-effort subscription matches reliable and best-effort publishers alike)
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -107,7 +107,10 @@ class TwinNode(Node):
         self.lane.reset()
 
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.camera_pub = self.create_publisher(CompressedImage, topics.CAMERA, reliable)
+        # the camera's writer keeps 300 frames for a reliable subscriber that is behind (a recorder descheduled on a
+        # loaded machine acknowledges late): a frame the twin rendered is not lost on the way
+        self.camera_pub = self.create_publisher(CompressedImage, topics.CAMERA,
+                                                QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=300, reliability=ReliabilityPolicy.RELIABLE))
         # latched: a node that joins mid-episode (a probe, `ros2 topic echo --qos-durability transient_local`) still
         # gets the events of the current episode; volatile subscribers match too and see new events only
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
