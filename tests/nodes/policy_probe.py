@@ -8,8 +8,10 @@ ROS receive time ns), e.g. the twin's. Writes JSON and exits 0.
         {"mode": "none", "seconds": 1.5}, {"mode": "road", "seconds": 2}]'
 
 Phase modes: road (synthetic road frames), white (all-white frames), black (all-black frames), none (no frames); "estop": true
-publishes redraw/estop = true at the phase start and false at its end. Odometry: with every camera tick the
-probe publishes the measured velocity [forward m/s, yaw rate rad/s] on deadreckoning_node/velocity
+publishes redraw/estop = true at the phase start and false at its end; "stall_node": S stops the process group
+--node-pid with SIGSTOP at the phase start and resumes it S seconds later (frames go on: the node's process was
+not scheduled, as on a loaded machine). "published" in the JSON lists every frame's header stamp (ns).
+Odometry: with every camera tick the probe publishes the measured velocity [forward m/s, yaw rate rad/s] on deadreckoning_node/velocity
 (geometry_msgs/TwistStamped) - the phase's "odom" ([v, w], or null = silent), else --odom (default null);
 each phase records the time of the last odometry message before it; odom_subscribers in the JSON counts
 the subscribers of that topic at the end. Before the script, a warm-up phase of
@@ -22,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -56,7 +61,7 @@ class Probe(Node):
         if args.camera_listen:
             self.create_subscription(CompressedImage, "camera_node/image/compressed", self.on_camera,
                                      QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self.wheels, self.status, self.phases, self.camera = [], [], [], []
+        self.wheels, self.status, self.phases, self.camera, self.published = [], [], [], [], []
         self.last_odom_t = None
         self.t0 = time.monotonic()
         self.phase = -1  # warm-up
@@ -96,6 +101,7 @@ class Probe(Node):
             msg.data = self.frames[mode]
             self.cam.publish(msg)
             self.last_frame_t = time.monotonic()
+            self.published.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
         velocity = self.velocity()
         if velocity is not None:
             odom = TwistStamped()
@@ -120,6 +126,18 @@ class Probe(Node):
         if spec.get("estop"):
             self.estop.publish(Bool(data=True))
             self.phases[-1]["t_start"] = time.monotonic()
+        if spec.get("stall_node"):
+            os.killpg(self.args.node_pid, signal.SIGSTOP)
+            self.phases[-1]["stall_start_ns"] = self.get_clock().now().nanoseconds
+            threading.Timer(spec["stall_node"], self.resume_node, (self.phases[-1],)).start()
+
+    def resume_node(self, phase=None):
+        try:
+            os.killpg(self.args.node_pid, signal.SIGCONT)
+        except ProcessLookupError:  # the node has exited
+            return
+        if phase is not None:
+            phase["stall_end_ns"] = self.get_clock().now().nanoseconds
 
     def on_wheels(self, msg):
         recv = self.get_clock().now().nanoseconds
@@ -152,6 +170,7 @@ def main():
     p.add_argument("--quality", type=int, default=90)
     p.add_argument("--odom", default="null", help="velocity [v, w] published with every camera tick (JSON; null = none)")
     p.add_argument("--warmup-until", choices=("moving", "status"), default="moving")
+    p.add_argument("--node-pid", type=int, help="process group that a phase's stall_node stops and resumes")
     p.add_argument("--camera-listen", action="store_true", help="record the camera frames on the topic (receive times, stamps)")
     args = p.parse_args()
     rclpy.init()
@@ -163,9 +182,11 @@ def main():
         while rclpy.ok() and time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.01)
     finally:
+        if args.node_pid:
+            node.resume_node()  # never leave the node stopped
         with open(args.out, "w") as f:
             json.dump({"warmed_up": node.warmed_up, "phases": node.phases, "wheels": node.wheels, "status": node.status,
-                       "camera": node.camera, "odom_subscribers": node.odom.get_subscription_count()}, f)
+                       "camera": node.camera, "published": node.published, "odom_subscribers": node.odom.get_subscription_count()}, f)
         node.destroy_node()
         rclpy.try_shutdown()
     print("PROBE DONE", flush=True)

@@ -23,7 +23,8 @@ Safety (redraw_policy_node.watchdog): no fresh frame within `frame_timeout`, no 
 `odom_timeout` (models with a vector input; also before the first message), a non-finite action, an
 inference error, or redraw/estop = true put the wheels at zero at once - published the moment the cause is
 seen, by the frame that meets it or by the watchdog timer (`watchdog_hz`, on the steady clock, so it runs
-even when /clock stops) - and keep them there until frames (and odometry) are fresh again, the model gives a
+even when /clock stops; a stale verdict from a check that ran late because the node itself was not scheduled
+waits one check for the frames queued meanwhile, watchdog.StallGuard) - and keep them there until frames (and odometry) are fresh again, the model gives a
 finite action again, or the e-stop is released. While stopped, a zero command and the status saying why go
 out at the control rate. A model whose manifest is missing or does not match (hash, input shapes,
 preprocessing) is refused at start: the node exits with code 2 and never publishes a wheel command. On
@@ -126,6 +127,7 @@ class PolicyNode(Node):
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self.frame_stamps: deque[int] = deque(maxlen=CAMERA_RATE_WINDOW)   # stamps of the latest frames: the camera's rate
         self.rate_checked = False
+        self.stall_guard = wd.StallGuard(1.0 / watchdog_hz)
         self.create_timer(1.0 / watchdog_hz, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         m = self.model.manifest
         odom = f"; odometry from {topics.ODOM_VELOCITY}, timeout {odom_timeout:g} s" if self.model.uses_vector else ""
@@ -197,6 +199,8 @@ class PolicyNode(Node):
     def on_watchdog(self) -> None:
         now = self.now()
         state = self.watchdog.state(now)
+        if self.stall_guard.defer(time.monotonic(), state, stopped_for_it=state == self.last_state):
+            return  # this process just woke from a stall: take the frames queued meanwhile, decide at the next check
         if state not in wd.BLOCKING:
             return  # frames drive the commands (and report model errors / bad outputs themselves)
         if self.driving or state != self.last_state or now - self.last_publish >= self.period_ns / 1e9:

@@ -11,6 +11,11 @@ States (values = redraw_msgs/PolicyStatus WATCHDOG_*), by priority:
     OK              driving
 
 Anything but OK means: wheels at zero. Times are monotonic seconds supplied by the caller.
+
+StallGuard: a stale-input verdict taken by a periodic check that itself ran late (the process was not scheduled
+for several periods: a loaded machine) is not yet evidence, because the messages that came during the stall are
+still queued and rclpy's executor runs due timers before subscriptions. The guard defers such a verdict by one
+check, never two in a row, so a real loss still stops the wheels at most one check period later.
 """
 
 from __future__ import annotations
@@ -66,3 +71,24 @@ class Watchdog:
         if not self.odom_fresh(now):
             return STALE_ODOMETRY
         return self.fault
+
+
+STALE = (STALE_CAMERA, STALE_ODOMETRY)
+
+
+class StallGuard:
+    def __init__(self, period: float, stall_periods: float = 3.0):
+        if not period > 0 or not stall_periods > 1:
+            raise ValueError(f"period must be > 0 s and stall_periods > 1, found {period}, {stall_periods}")
+        self.stall = period * stall_periods
+        self.last_tick: float | None = None
+        self.deferred = False
+
+    def defer(self, tick: float, state: int, stopped_for_it: bool) -> bool:
+        """Called by each periodic check at its steady-clock time `tick` with the state it found: True when a new
+        stale verdict (the wheels are not already stopped for it) comes from a check that ran more than
+        `stall_periods` periods after the previous one, and the previous check did not defer."""
+        late = self.last_tick is not None and tick - self.last_tick > self.stall
+        self.last_tick = tick
+        self.deferred = late and state in STALE and not stopped_for_it and not self.deferred
+        return self.deferred

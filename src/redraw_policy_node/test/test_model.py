@@ -154,6 +154,20 @@ def test_watchdog_priorities_and_recovery():
         wd.Watchdog(0)
 
 
+def test_stall_guard_defers_a_stale_verdict_of_a_late_check_once():
+    g = wd.StallGuard(period=0.02)  # a check every 20 ms; late = more than 60 ms after the previous one
+    assert not g.defer(0.00, wd.STALE_CAMERA, stopped_for_it=False)      # first check: nothing to compare
+    assert not g.defer(0.02, wd.STALE_CAMERA, stopped_for_it=False)      # on time: a real verdict
+    assert g.defer(0.32, wd.STALE_CAMERA, stopped_for_it=False)          # woke from a 300 ms stall: wait one check
+    assert not g.defer(0.62, wd.STALE_CAMERA, stopped_for_it=False)      # late again, but never twice in a row
+    assert not g.defer(0.90, wd.STALE_CAMERA, stopped_for_it=True)       # already stopped for it: nothing to defer
+    assert not g.defer(1.20, wd.OK, stopped_for_it=False)                # only stale-input verdicts wait
+    assert not g.defer(1.50, wd.ESTOP, stopped_for_it=False)
+    assert g.defer(1.80, wd.STALE_ODOMETRY, stopped_for_it=False)
+    with pytest.raises(ValueError, match="stall_periods > 1"):
+        wd.StallGuard(0.02, stall_periods=1.0)
+
+
 def test_robot_package_never_imports_torch():
     for py in PKG.rglob("*.py"):
         if "test" in py.parts:
