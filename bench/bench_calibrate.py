@@ -10,7 +10,7 @@ transitions, on CPU. Target (issue 8): 10k transitions in 10 minutes or less on 
     python bench/bench_calibrate.py --checkpoint /tmp/tiny --transitions 300 --updates 20 --out /tmp/cal.json
 
 1. Target data (not part of the calibrate time, reported separately): unless --data is given, `collect` with the
-   exploration driver in the checkpoint's env (default redraw/DuckietownLoop-v0) with `--perturb` (default
+   exploration driver in the checkpoint's env (default redraw/DuckietownLoop-v0) with `--target-perturb` (default
    reversed: the "real" robot of the main job) with the checkpoint's env settings (Duckietown: velocity_obs as the model
    has a vector input or not), N transitions, reward-free, seed --collect-seed. The dataset is
    cached under --cache (default runs/bench_cache/, git-ignored) by env, perturbation, driver, N and seed, so
@@ -291,7 +291,7 @@ def main() -> int:
     parser.add_argument("--env", default=None, help="env to collect in (default: the checkpoint's pretraining env, else redraw/DuckietownLoop-v0)")
     parser.add_argument("--env-kwargs", default="{}", help="JSON env keyword arguments over the checkpoint's (default: the checkpoint's; "
                         "Duckietown envs get velocity_obs from the model's vector input)")
-    parser.add_argument("--perturb", default="reversed", help="the target dynamics for collection (default %(default)s; '' = nominal)")
+    parser.add_argument("--target-perturb", dest="perturb", default="reversed", help="the target dynamics for collection (default %(default)s; '' = nominal)")
     parser.add_argument("--driver", default="explore", choices=("explore", "random", "expert"), help="collect driver (default %(default)s)")
     parser.add_argument("--collect-seed", type=int, default=1, help="seed of the collection (default %(default)s)")
     parser.add_argument("--cache", default=str(REPO / "runs" / "bench_cache"), help="where collected datasets are cached (default %(default)s)")

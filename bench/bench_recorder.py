@@ -44,7 +44,7 @@ def main() -> int:
 
     from redraw_common.recording import Sidecar
     from redraw_recorder.bagwriter import redraw_typestore
-    from redraw_training.bags import estimate_camera_drops
+    from redraw_training.bagalign import estimate_camera_drops
 
     run = Path(args.run_dir)
     bag = run / "recording"

@@ -6,7 +6,7 @@
 #   and comparison.png. Any sim2real option passes through (sim2real --help), e.g.
 #
 #   scripts/demo.sh                                           # the defaults
-#   scripts/demo.sh --perturb trim:0.2 --transitions 10000 --seed 1 --out runs/sim2real_trim
+#   scripts/demo.sh --target-perturb trim:0.2 --transitions 10000 --seed 1 --out runs/sim2real_trim
 #
 # The synthetic-env comparison (no simulator, no ROS) is scripts/demo_synthetic.sh.
 set -euo pipefail

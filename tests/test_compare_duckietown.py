@@ -22,8 +22,8 @@ def duckietown_checkpoints(tmp_path_factory):
     from redraw_common.episodes import save_episode
     from redraw_training.config import load_config
     from redraw_training.envs import make_env
-    from redraw_training.loops import run_episodes
     from redraw_training.offline import pretrain_offline
+    from redraw_training.rollout import run_episodes
     from redraw_training.scripted import driver_input, scripted_driver
 
     root = tmp_path_factory.mktemp("dt_given")
@@ -69,7 +69,7 @@ def test_duckietown_comparison_table_has_the_papers_columns_and_the_results_numb
     assert results["settings"]["env"] == ENV and results["settings"]["target_driver"] == "scripted"
     for cond in ("nominal", "reversed"):
         for seed in (0, 1):
-            data = json.loads((out / "data" / f"{cond}_seed{seed}" / "data.json").read_text())
+            data = json.loads((out / "data" / f"{cond}_seed{seed}" / "dataset.json").read_text())
             assert data["driver_class"] == "ExploreDriver" and data["transitions"] >= 40
     rows = results["rows"]
     assert len(rows) == 5 * 2 * 2

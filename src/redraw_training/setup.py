@@ -23,7 +23,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "convert-bags = redraw_training.bags:main",
+            "convert-bags = redraw_training.cli.convert_bags:main",
             "pretrain = redraw_training.cli.pretrain:main",
             "calibrate = redraw_training.cli.calibrate:main",
             "evaluate = redraw_training.cli.evaluate:main",

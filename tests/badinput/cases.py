@@ -39,7 +39,7 @@ from redraw_common.recording import RecordingInfo
 
 # the tools: an in-process CLI main(argv), or a node executable (package, executable) started as a process
 CLIS = {
-    "convert-bags": "redraw_training.bags",
+    "convert-bags": "redraw_training.cli.convert_bags",
     "calibrate": "redraw_training.cli.calibrate",
     "export": "redraw_training.cli.export",
     "evaluate": "redraw_training.cli.evaluate",
@@ -492,9 +492,9 @@ def explorer_unknown_driver(root, fx):
     return {"driver": "drunk"}
 
 
-@case("parameter", "sim2real", r"--perturb: unknown perturbation 'wobble'")
+@case("parameter", "sim2real", r"--target-perturb: unknown perturbation 'wobble'")
 def sim2real_unknown_perturbation(root, fx):
-    return ["--perturb", "wobble", "--out", str(root / "run")]
+    return ["--target-perturb", "wobble", "--out", str(root / "run")]
 
 
 @case("parameter", "sim2real", r"--transitions must be >= 50, found 10")
@@ -507,9 +507,9 @@ def sim2real_model_missing(root, fx):
     return ["--model", str(root / "missing"), "--out", str(root / "run")]
 
 
-@case("parameter", "calibrate", r"--eval-env redraw/DuckietownLoop-v0 --perturb 'wobble': unknown perturbation")
+@case("parameter", "calibrate", r"--eval-env redraw/DuckietownLoop-v0 --eval-perturb 'wobble': unknown perturbation")
 def calibrate_unknown_evaluation_perturbation(root, fx):
-    return [*calibrate_args(fx, good_bag(root / "bag"), root), "--eval-env", "redraw/DuckietownLoop-v0", "--perturb", "wobble"]
+    return [*calibrate_args(fx, good_bag(root / "bag"), root), "--eval-env", "redraw/DuckietownLoop-v0", "--eval-perturb", "wobble"]
 
 
 @case("parameter", "pretrain", r"unknown preset 'huge'")
@@ -522,9 +522,14 @@ def pretrain_unknown_config_key(root, fx):
     return ["--preset", "tiny", "--set", "rssm.unitz=3", "--out", str(root / "run")]
 
 
+@case("parameter", "sim2real", r"--perturb was renamed: use --target-perturb")
+def sim2real_retired_perturb_flag(root, fx):
+    return ["--perturb", "reversed", "--out", str(root / "run")]
+
+
 @case("parameter", "rollout", r"unknown perturbation 'wobble' in 'wobble:1'")
 def rollout_unknown_perturbation(root, fx):
-    return ["--env", "redraw/PointGoal-v0", "--perturb", "wobble:1", "--episodes", "1", "--out", str(root / "data")]
+    return ["--env", "redraw/PointGoal-v0", "--target-perturb", "wobble:1", "--episodes", "1", "--out", str(root / "data")]
 
 
 @case("parameter", "collect", r"--driver-kwargs \{.speed.: 2\}: .*unexpected keyword argument .speed.")

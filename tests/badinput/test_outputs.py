@@ -83,7 +83,7 @@ def calibrate_main(argv):
 
 
 def convert_main(argv):
-    from redraw_training.bags import main
+    from redraw_training.cli.convert_bags import main
 
     return main(argv)
 
@@ -165,9 +165,9 @@ def test_calibrate_from_a_checkpoint_naming_an_unknown_preset_writes_nothing(unk
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--eval-env", "redraw/PointGoal-v0", "--perturb", "upside_down"], "unknown perturbation 'upside_down'"),
+    (["--eval-env", "redraw/PointGoal-v0", "--eval-perturb", "upside_down"], "unknown perturbation 'upside_down'"),
     (["--eval-env", "redraw/NoSuchEnv-v0"], "unknown environment id 'redraw/NoSuchEnv-v0'"),
-    (["--perturb", "reversed"], "--perturb 'reversed' perturbs the evaluation env; it needs --eval-env"),
+    (["--eval-perturb", "reversed"], "--eval-perturb 'reversed' perturbs the evaluation env; it needs --eval-env"),
 ], ids=["unknown_perturbation", "unknown_env", "perturb_without_env"])
 def test_calibrate_refuses_a_bad_evaluation_env_before_writing(checkpoint, bag, tmp_path, capsys, args, message):
     out = tmp_path / "cal"

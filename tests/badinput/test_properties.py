@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from redraw_common.alignment import AlignmentRule, UsableCounter
 from redraw_common.errors import KinematicsError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels, wheels_to_action
-from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS, PerturbError, parse_perturb
+from redraw_common.perturb import PerturbError, parse_perturb
+from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS
 
 NAMES = sorted(DUCKIETOWN_PERTURBATIONS)
 NS = 1_000_000_000
@@ -91,7 +92,8 @@ def recording(draw):
 @settings(max_examples=150, deadline=None)
 @given(recording())
 def test_the_recorders_online_count_equals_the_converters_transitions(rec):
-    from redraw_training.bags import Streams, control_ticks, plan_episodes
+    from redraw_training.bagalign import control_ticks, plan_episodes
+    from redraw_training.bagread import Streams
 
     cmds, frames = rec
     rule = AlignmentRule()

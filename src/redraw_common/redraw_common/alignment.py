@@ -1,5 +1,5 @@
 """The alignment rule: which control tick of a recording becomes a usable transition. One rule, used by the
-bag -> dataset converter (redraw_training.bags, over a whole recording) and by the recorder (redraw_recorder,
+bag -> dataset converter (redraw_training.bagalign, over a whole recording) and by the recorder (redraw_recorder,
 online, to count what the converter will keep and stop at `max_transitions` of them).
 
 A control tick is a driving command (stamp t); commands faster than the control rate are thinned to one per control

@@ -55,6 +55,17 @@ def number(cast: type = float, *, low: float | None = None, high: float | None =
     return parse
 
 
+def renamed(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Refuse a retired flag with the name that replaced it (`new`: the flag, and what it perturbs / means):
+    `PROG: error: --perturb was renamed: use --eval-perturb (the evaluation env)`, exit 2. Hidden from --help."""
+
+    class Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{old} was renamed: use {new}")
+
+    parser.add_argument(old, action=Renamed, nargs="?", help=argparse.SUPPRESS)
+
+
 def entry_point(prog: str) -> Callable[[Callable[[list[str] | None], int]], Callable[[list[str] | None], int]]:
     def wrap(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
         @functools.wraps(main)

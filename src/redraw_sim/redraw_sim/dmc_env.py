@@ -26,7 +26,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .perturb import DMC_PERTURBATIONS, format_perturb, parse_perturb
+from redraw_common.perturb import format_perturb, parse_perturb
+
+from .perturb import DMC_PERTURBATIONS
 
 #: source task -> (dm_control domain, task)
 TASKS = {

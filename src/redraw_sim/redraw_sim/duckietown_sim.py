@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.perturb import format_perturb, parse_perturb
+
 from .dt_import import simulator_module
-from .perturb import DUCKIETOWN_PERTURBATIONS, format_perturb, parse_perturb
+from .perturb import DUCKIETOWN_PERTURBATIONS
 from .track import LanePose, LaneTrack
 
 SIM_HZ = 30.0

@@ -1,7 +1,7 @@
 """sim2real: the main job on the digital twin, one command: record -> calibrate -> export -> drive -> compare.
 
     sim2real                                          # reversed actions, 10000 transitions, models/duckietown_draw
-    sim2real --perturb trim:0.2 --transitions 10000 --seed 1 --out runs/sim2real_trim
+    sim2real --target-perturb trim:0.2 --transitions 10000 --seed 1 --out runs/sim2real_trim
 
 Stages (logs of every process under OUT/logs/<stage>/):
 1. record     the twin with the perturbation (the "real" robot) + the exploration driver + the recorder
@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from redraw_common.bringup import NodeGroup, NodeProcess, executable_path, start_launch, unique_domain_id, workspace_root
-from redraw_common.cli import CommandError, entry_point
-from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS, parse_perturb
+from redraw_common.cli import CommandError, entry_point, renamed
+from redraw_common.perturb import parse_perturb
+from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 POLICIES = ("draw_zeroshot", "redraw")
@@ -90,7 +91,9 @@ class Options:
 def parse_args(argv: list[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="sim2real", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/duckietown_draw", help="sim-pretrained DRAW run or checkpoint folder (default %(default)s)")
-    p.add_argument("--perturb", default="reversed", help="the twin's dynamics perturbation, the 'real' robot (default %(default)s; '' = nominal)")
+    p.add_argument("--target-perturb", default="reversed",
+                   help="the twin's dynamics perturbation: the target, the 'real' robot (default %(default)s; '' = nominal)")
+    renamed(p, "--perturb", "--target-perturb (the twin: the 'real' robot)")
     p.add_argument("--transitions", type=int, default=10000,
                    help="calibration transitions to record at 10 Hz (default %(default)s, the paper's size: with 3000 or 6000 the "
                         "calibrated policy still left the reversed robot's lane in simulation)")
@@ -113,7 +116,7 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the first stage, +1 per later one (default: from the pid, in 101..200)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     a = p.parse_args(argv)
-    opts = Options(model=a.model, perturb=a.perturb, transitions=a.transitions, seed=a.seed, out=a.out, updates=a.updates,
+    opts = Options(model=a.model, perturb=a.target_perturb, transitions=a.transitions, seed=a.seed, out=a.out, updates=a.updates,
                    drive_seconds=a.drive_seconds, real_time_factor=a.real_time_factor,
                    drive_real_time_factor=a.drive_real_time_factor, camera=a.camera, bag=a.bag, threads=a.threads,
                    domain_id=a.domain_id, overwrite=a.overwrite)
@@ -130,7 +133,7 @@ def parse_args(argv: list[str] | None) -> Options:
     try:
         parse_perturb(opts.perturb, DUCKIETOWN_PERTURBATIONS)
     except ValueError as exc:
-        problems.append(f"--perturb: {exc}")
+        problems.append(f"--target-perturb: {exc}")
     if opts.camera != "auto" and not re.fullmatch(r"\d+x\d+", opts.camera):
         problems.append(f"--camera must be WIDTHxHEIGHT like 160x120 or 'auto', found {opts.camera!r}")
     if opts.domain_id is not None and not 0 <= opts.domain_id <= 228:

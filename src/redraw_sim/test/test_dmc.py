@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import redraw_sim
+from redraw_common.perturb import PerturbError
 from redraw_sim.dmc_env import PAIRS, DMCEnv
-from redraw_sim.perturb import PerturbError
 
 NV = {"cup_catch": 4, "finger_turn_hard": 3, "pendulum_swingup": 1, "reacher_easy": 2}
 ACTIONS = {"cup_catch": 2, "finger_turn_hard": 2, "pendulum_swingup": 1, "reacher_easy": 2}

@@ -8,9 +8,9 @@ import pytest
 
 import redraw_sim  # noqa: F401  (registers the ids)
 from redraw_common.kinematics import KinematicsConfig
+from redraw_common.perturb import PerturbError
 from redraw_common.preprocessing import JPEG_TOLERANCE, PreprocessConfig, encode_jpeg, preprocess
 from redraw_sim.drivers import LaneFollowPController
-from redraw_sim.perturb import PerturbError
 
 SIM_DT = 1.0 / 30.0
 

@@ -1,6 +1,7 @@
 import pytest
 
-from redraw_sim.perturb import DMC_PERTURBATIONS, DUCKIETOWN_PERTURBATIONS, PerturbError, format_perturb, parse_perturb
+from redraw_common.perturb import PerturbError, format_perturb, parse_perturb
+from redraw_sim.perturb import DMC_PERTURBATIONS, DUCKIETOWN_PERTURBATIONS
 
 
 def test_parse_compose_and_format():

@@ -12,11 +12,15 @@ Modules:
     replay       uniform sequence replay over on-disk episodes (redraw_common.episodes)
     datasets     load_target_dataset: offline target data for calibration
     checkpoint   safetensors + JSON manifest checkpoints, resumable, verified on load
-    loops        online pretraining loop, offline calibration loop, evaluation, data collection
+    trainer      the one training loop (cadence, logging, evaluation, checkpoints, summary.json) around a step function
+    pretrain     online pretraining in an env (collector -> replay -> updates); offline: pretraining on a fixed dataset
+    calibration  ReDRAW: the residual and a fresh policy on offline target data; finetune: the finetune baselines
+    rollout      acting in envs: PolicyRunner, run_episodes, episodes in the DreamerV3 row convention, collect
+    evaluation   evaluate_agent (the one evaluation path, with the Duckiebot lane metrics) and evaluate(checkpoint)
     report       open-loop prediction report image (truth | model | error)
     export       encoder + actor -> ONNX with a redraw_common manifest
     envs         env lookup by gymnasium id; envs.pointgoal = the synthetic PointGoal env
-    cli          console scripts: pretrain, calibrate, evaluate, export, collect
+    cli          console scripts: pretrain, calibrate, finetune, evaluate, export, rollout, compare
 
 (`bags` is reserved for the bag -> dataset converter.)
 """

@@ -2,7 +2,7 @@
 
 import sys
 
-COMMANDS = ("pretrain", "calibrate", "evaluate", "export", "rollout", "finetune", "compare")
+COMMANDS = ("pretrain", "calibrate", "finetune", "evaluate", "export", "rollout", "compare", "convert-bags")
 
 
 def main() -> int:
@@ -11,7 +11,7 @@ def main() -> int:
         return 2
     import importlib
 
-    module = importlib.import_module(f"redraw_training.cli.{sys.argv[1]}")
+    module = importlib.import_module(f"redraw_training.cli.{sys.argv[1].replace('-', '_')}")
     return module.main(sys.argv[2:])
 
 

@@ -72,14 +72,16 @@ def shift_history(hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     return torch.cat([action, hist[..., : hist.shape[-1] - action.shape[-1]]], -1)
 
 
-class ImagActorCritic(nn.Module):
-    def __init__(self, config: Config, zdim: int, action_dim: int, hist_dim: int = 0):
+class ActorCriticBase(nn.Module):
+    """What DRAW's REINFORCE actor-critic and the Dreamer backprop one share: actor, two-hot critic and its slow EMA
+    copy, return normaliser, optimisers, discount, update count."""
+
+    def __init__(self, config: Config, feat_dim: int, action_dim: int):
         super().__init__()
         self.config = config
-        self.hist_dim = hist_dim
-        self.actor = Actor(zdim + hist_dim, action_dim, config.actor)
+        self.actor = Actor(feat_dim, action_dim, config.actor)
         c = config.critic
-        self.critic = TwoHotHead(zdim + hist_dim, c.layers, c.units, c.bins, c.low, c.high, out_init="zero")
+        self.critic = TwoHotHead(feat_dim, c.layers, c.units, c.bins, c.low, c.high, out_init="zero")
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = ReturnNorm(config.retnorm)
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
@@ -89,6 +91,22 @@ class ImagActorCritic(nn.Module):
 
     def optimizers(self) -> dict[str, Optimizer]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def count_update(self) -> None:
+        """One more update; the slow critic moves `slow_critic.fraction` towards the critic every `slow_critic.every`
+        updates (every <= 1: every update, without a host sync)."""
+        self.updates += 1
+        sc = self.config.slow_critic
+        if sc.every <= 1 or int(self.updates) % sc.every == 0:
+            with torch.no_grad():
+                for slow_p, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
+                    slow_p.lerp_(p, sc.fraction)
+
+
+class ImagActorCritic(ActorCriticBase):
+    def __init__(self, config: Config, zdim: int, action_dim: int, hist_dim: int = 0):
+        super().__init__(config, zdim + hist_dim, action_dim)
+        self.hist_dim = hist_dim
 
     def features(self, z: torch.Tensor, hist: torch.Tensor | None = None) -> torch.Tensor:
         """The actor's and critic's input: z, then the past actions when the policy reads them."""
@@ -150,12 +168,7 @@ class ImagActorCritic(nn.Module):
         critic_loss = -(w * (target * log_probs).sum(-1)).mean()
         metrics.update(self.critic_opt.step(critic_loss))
 
-        self.updates += 1
-        sc = cfg.slow_critic
-        if sc.every <= 1 or int(self.updates) % sc.every == 0:  # (no host sync in the default every=1)
-            with torch.no_grad():
-                for slow_p, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
-                    slow_p.lerp_(p, sc.fraction)
+        self.count_update()
 
         metrics.update({
             "ac/imag_reward": reward.mean(),

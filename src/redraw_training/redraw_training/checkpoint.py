@@ -80,6 +80,29 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"no checkpoint at {path}: expected {path / MANIFEST} or {path / 'checkpoint' / MANIFEST}")
 
 
+def has_checkpoint(folder: str | Path) -> bool:
+    try:
+        resolve(folder)
+        return True
+    except CheckpointError:
+        return False
+
+
+#: config sections that define the world model: resuming, calibrating or finetuning may not change them
+MODEL_KEYS = ("encoder", "decoder", "rssm", "reward_head", "cont_head")
+
+
+def model_differences(stored: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """'section.key: checkpoint A, now B' for every MODEL_KEYS setting in which a checkpoint's config and a config differ."""
+    diffs = []
+    for section in MODEL_KEYS:
+        for key in sorted(set(stored.get(section, {})) | set(config.get(section, {}))):
+            va, vb = stored.get(section, {}).get(key), config.get(section, {}).get(key)
+            if va != vb:
+                diffs.append(f"{section}.{key}: checkpoint {va!r}, now {vb!r}")
+    return diffs
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agents import is_recurrent
+from .rollout import PolicyRunner
 from .scripted import driver_input, scripted_driver
 
 COVERAGE_CELLS = 10
@@ -39,30 +39,6 @@ def coverage(positions: np.ndarray, low: float, high: float, cells: int = COVERA
 def position_of(env) -> np.ndarray | None:
     fn = getattr(env.unwrapped, "position", None)
     return None if fn is None else np.asarray(fn(), np.float64)
-
-
-class PolicyRunner:
-    """obs dict (numpy) -> action (numpy) for any agent; keeps the recurrent state of Dreamer agents."""
-
-    def __init__(self, agent, device: torch.device, sample: bool = True, behavior: str = "task"):
-        self.agent, self.device, self.sample, self.behavior = agent, device, sample, behavior
-        self.recurrent = is_recurrent(agent)
-        self.state = None
-
-    def reset(self) -> None:
-        self.state = None
-
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        t = {"image": torch.from_numpy(np.ascontiguousarray(obs["image"]))[None].to(self.device)}
-        if "vector" in obs:
-            t["vector"] = torch.from_numpy(np.asarray(obs["vector"], np.float32))[None].to(self.device)
-        if self.recurrent:
-            action, self.state = self.agent.policy_step(t, self.state, self.sample, behavior=self.behavior)
-        elif self.behavior == "expl":
-            action = self.agent.explore_policy(t, sample=self.sample)
-        else:
-            action = self.agent.policy(t, sample=self.sample)
-        return action[0].float().cpu().numpy()
 
 
 class Collector:

@@ -16,7 +16,7 @@ Per seed (each seed is its own pretraining, target data and evaluation episodes)
      lane state (redraw_sim's ExploreDriver on the ground-truth lane state, as the main job's explore node), else
      random actions; `scripted` = scripted.scripted_driver for any env; `random` = uniform random actions;
   3. per method and condition: zero-shot (the pretrained task policy as is), finetune (finetune.py), or redraw
-     (loops.calibrate), all offline methods with the same `updates` on the same data;
+     (calibration.calibrate), all offline methods with the same `updates` on the same data;
   4. evaluate every resulting policy with evaluation.evaluate_agent in the target env: `eval_episodes` episodes
      with the same reset seeds for every method of a seed.
 
@@ -31,141 +31,24 @@ interrupted comparison resumes where it stopped.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from redraw_common.errors import RedrawInputError
-
-METHODS = ("dreamer_zeroshot", "dreamer_finetune", "draw_zeroshot", "draw_finetune", "redraw")
-MODEL_OF = {"dreamer_zeroshot": "dreamer", "dreamer_finetune": "dreamer", "draw_zeroshot": "draw", "draw_finetune": "draw", "redraw": "draw"}
-LABELS = {"dreamer_zeroshot": "Dreamer zero-shot", "dreamer_finetune": "Dreamer finetune", "draw_zeroshot": "DRAW zero-shot",
-          "draw_finetune": "DRAW finetune", "redraw": "ReDRAW"}
-TARGET_DRIVERS = ("auto", "random", "scripted")
-#: the paper's Duckiebot columns (METHOD.md 9) and laps per episode: key of evaluation.lane_metrics -> header
-LANE_COLUMNS = {"dense_reward": "dense reward / step ↑", "lap_time_s": "lap time s ↓", "centre_offset_cm": "centre offset cm ↓",
-                "laps": "laps / episode ↑"}
-
-
-class CompareError(RedrawInputError):
-    """Bad comparison settings."""
-
-
-@dataclass
-class CompareSettings:
-    env: str
-    target_perturbs: list[str]
-    out: Path
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    presets: list[str] = field(default_factory=lambda: ["tiny"])
-    overrides: list[str] = field(default_factory=list)
-    explore: str = "plan2explore"
-    source_perturb: str = ""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)   # target data collection (and every model without its own)
-    model_env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)   # per model ("draw", "dreamer"): its env's
-    pretrain_steps: int | None = None          # default: config run.steps
-    updates: int | None = None                 # offline updates of calibration / finetuning (default: calibrate.updates)
-    sizes: list[int] = field(default_factory=lambda: [2000])   # target dataset sizes, transitions
-    target_driver: str = "auto"
-    eval_episodes: int = 10
-    threads: int = 1
-    jobs: int = 1
-    draw_checkpoint: str | None = None         # a pretrained DRAW checkpoint used for every seed instead of pretraining
-    dreamer_checkpoint: str | None = None      # the same for the Dreamer baselines
-    progress: bool = False                     # progress bars of the offline runs
-
-    def kwargs_for(self, model: str) -> dict[str, Any]:
-        """The env kwargs a model acts in (its checkpoint's, e.g. DRAW's action history; else the common ones)."""
-        return dict(self.model_env_kwargs.get(model, self.env_kwargs))
-
-    def check(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise CompareError(f"unknown methods {unknown or self.methods}; expected a comma-separated subset of {list(METHODS)}")
-        if not self.target_perturbs:
-            raise CompareError("give at least one target condition (--target-perturb, e.g. reversed)")
-        if len(set(self.target_perturbs)) != len(self.target_perturbs):
-            raise CompareError(f"target conditions must be distinct, found {self.target_perturbs}")
-        if not self.seeds:
-            raise CompareError("give at least one seed")
-        if any(int(s) < 1 for s in self.sizes) or not self.sizes:
-            raise CompareError(f"dataset sizes must be positive transition counts, found {self.sizes}")
-        if self.target_driver not in TARGET_DRIVERS:
-            raise CompareError(f"target driver must be one of {TARGET_DRIVERS}, found {self.target_driver!r}")
-        if self.explore not in ("task", "plan2explore", "scripted"):
-            raise CompareError(f"explore must be task, plan2explore or scripted, found {self.explore!r}")
-        if self.eval_episodes < 1:
-            raise CompareError(f"eval_episodes must be >= 1, found {self.eval_episodes}")
-        for model in ("draw", "dreamer"):
-            if self.checkpoint_of(model) is not None:
-                pretrained_manifest(self.checkpoint_of(model), model)
-
-    def checkpoint_of(self, model: str) -> str | None:
-        return self.draw_checkpoint if model == "draw" else self.dreamer_checkpoint
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["out"] = str(self.out)
-        return d
-
-
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in (text or "nominal"))
-
-
-def pretrained_manifest(path: str | Path, model: str) -> dict[str, Any]:
-    """The manifest of a given pretrained checkpoint, checked to be a 'pretrain' checkpoint of `model`."""
-    from .checkpoint import CheckpointError, read_manifest
-
-    try:
-        _, manifest = read_manifest(path)
-    except (CheckpointError, OSError, ValueError) as exc:
-        raise CompareError(f"--{model}-checkpoint {path}: not a readable checkpoint ({exc})") from None
-    found = manifest.get("config", {}).get("model", "draw")
-    if found != model:
-        raise CompareError(f"--{model}-checkpoint {path}: expected a {model} model, found a {found} model")
-    if manifest.get("kind") != "pretrain":
-        raise CompareError(f"--{model}-checkpoint {path}: expected a pretrained ('pretrain') checkpoint, found kind {manifest.get('kind')!r}")
-    return manifest
-
-
-def checkpoint_env(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """The env id and kwargs a checkpoint was pretrained in (its manifest's extra.env, else config env)."""
-    from .checkpoint import read_manifest
-
-    _, manifest = read_manifest(path)
-    env = manifest.get("extra", {}).get("env") or manifest["config"]["env"]
-    if not env.get("id"):
-        raise CompareError(f"{path} does not record the env it was pretrained in (its dataset had no dataset.json); give --env")
-    return str(env["id"]), dict(env.get("kwargs") or {})
-
-
-def condition_label(perturb: str) -> str:
-    return perturb or "nominal"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    tmp.replace(path)
-
+from .compare_report import lane_line, plot, summarize, table_markdown
+from .compare_settings import (
+    MODEL_OF,
+    CompareError,
+    CompareSettings,
+    pretrained_manifest,
+    slug,
+)
+from .files import DATASET_JSON, read_json, write_json
 
 # ----------------------------------------------------------------------------------------------------------
 # stages
@@ -190,13 +73,13 @@ def base_config(s: CompareSettings, model: str, seed: int):
 
 
 def pretrain_stage(s: CompareSettings, model: str, seed: int, log: Callable[[str], None]) -> Path:
-    from .loops import pretrain
+    from .pretrain import pretrain
 
     given = s.checkpoint_of(model)
     if given is not None:
         return Path(given)
     folder = s.out / "pretrain" / f"{model}_seed{seed}"
-    if _read_json(folder / "summary.json"):
+    if read_json(folder / "summary.json"):
         return folder
     config = base_config(s, model, seed)
     t0 = time.time()
@@ -219,13 +102,13 @@ def data_stage(s: CompareSettings, perturb: str, seed: int, log: Callable[[str],
     from redraw_common.episodes import episode_paths, save_episode
 
     from .envs import make_env
-    from .loops import run_episodes
+    from .rollout import run_episodes
     from .scripted import driver_input, scripted_driver
 
     root = s.out / "data" / f"{slug(perturb)}_seed{seed}"
     full = root / "all"
     need = max(s.sizes)
-    info = _read_json(root / "data.json")
+    info = read_json(root / DATASET_JSON)
     env = None
     driver_name = s.target_driver
     if driver_name == "auto":
@@ -265,7 +148,7 @@ def data_stage(s: CompareSettings, perturb: str, seed: int, log: Callable[[str],
             i += 1
         info = {"env": s.env, "perturb": perturb, "driver": driver_name, "driver_class": driver_class, "seed": data_seed, "episodes": i,
                 "transitions": transitions, "return_mean": float(np.mean(returns)), "reward_free": True}
-        _write_json(root / "data.json", info)
+        write_json(root / DATASET_JSON, info)
         log(f"seed {seed}: collected {transitions} reward-free transitions ({i} episodes, {driver_class} driver) in {s.env} "
             f"perturb {perturb!r}")
     paths = episode_paths(full)
@@ -336,14 +219,14 @@ def evaluate_stage(s: CompareSettings, checkpoint: Path, perturb: str, seed: int
     from .envs import make_env
     from .evaluation import evaluate_agent
 
-    done = _read_json(cache)
+    done = read_json(cache)
     if done and done.get("episodes") == s.eval_episodes:
         return done
     agent, manifest, _ = load_agent(checkpoint, "cpu", optimizers=False)
     env = make_env(s.env, perturb, **s.kwargs_for(model))
     metrics = evaluate_agent(agent, env, s.eval_episodes, seed=1_000_000 + 1000 * int(seed), device=torch.device("cpu"))
     metrics.update({"checkpoint": str(checkpoint), "kind": manifest["kind"], "perturb": perturb})
-    _write_json(cache, metrics)
+    write_json(cache, metrics)
     return metrics
 
 
@@ -380,8 +263,8 @@ def run_seed(s: CompareSettings, seed: int, log: Callable[[str], None] = print) 
 def _run_seed(s: CompareSettings, seed: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     import torch
 
+    from .calibration import calibrate
     from .finetune import finetune
-    from .loops import calibrate
 
     torch.set_num_threads(max(1, int(s.threads)))
     models = sorted({MODEL_OF[m] for m in s.methods})
@@ -391,7 +274,7 @@ def _run_seed(s: CompareSettings, seed: int, log: Callable[[str], None]) -> list
         data = data_stage(s, perturb, seed, log)
         zero_cache: dict[str, dict[str, Any]] = {}
         for size, folder in data.items():
-            transitions = _read_json(folder.parent / "data.json") or {}
+            transitions = read_json(folder.parent / DATASET_JSON) or {}
             for method in s.methods:
                 model = MODEL_OF[method]
                 t0 = time.time()
@@ -404,7 +287,7 @@ def _run_seed(s: CompareSettings, seed: int, log: Callable[[str], None]) -> list
                     checkpoint = pretrained[model]
                 else:
                     run_dir = s.out / "runs" / method / f"{slug(perturb)}_n{size}" / f"seed{seed}"
-                    summary = _read_json(run_dir / "summary.json")
+                    summary = read_json(run_dir / "summary.json")
                     if not summary:
                         if run_dir.exists():  # an interrupted run: start it again
                             import shutil
@@ -431,218 +314,6 @@ def _run_seed(s: CompareSettings, seed: int, log: Callable[[str], None]) -> list
                 log(f"seed {seed}: {method:17s} {perturb or 'nominal'} n={size}: return {metrics['return_mean']:.2f}"
                     + (f"; {lane_line(metrics['lane'])}" if metrics.get("lane") else ""))
     return rows
-
-
-# ----------------------------------------------------------------------------------------------------------
-# aggregation and outputs
-
-
-def _mean_sem(values: list[float]) -> tuple[float, float]:
-    v = np.asarray(values, np.float64)
-    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
-
-
-def lane_line(lane: dict[str, Any]) -> str:
-    lap = "no lap" if lane.get("lap_time_s") is None else f"lap {lane['lap_time_s']:.1f} s"
-    return (f"dense reward {lane['dense_reward']:.3f}/step, {lap}, centre offset {lane['centre_offset_cm']:.2f} cm, "
-            f"{lane['laps']:.2f} laps/episode")
-
-
-def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and SEM over seeds per method x condition x size: of the return (mean, sem, values) and, when the rows
-    hold lane metrics, of each LANE_COLUMNS metric under `lane` (over the seeds that have a value: a seed without a
-    completed lap has no lap time; `seeds` says how many had one, mean None when none did)."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["method"], r["perturb"], r["size"]), []).append(r)
-    out = []
-    for (method, perturb, size), group in groups.items():
-        mean, sem = _mean_sem([r["return_mean"] for r in group])
-        entry: dict[str, Any] = {"method": method, "perturb": perturb, "size": size, "seeds": len(group), "mean": mean, "sem": sem,
-                                 "values": [float(r["return_mean"]) for r in group]}
-        if any(r.get("lane") for r in group):
-            entry["lane"] = {}
-            for key in LANE_COLUMNS:
-                values = [float(r["lane"][key]) for r in group if r.get("lane") and r["lane"].get(key) is not None]
-                m, e = _mean_sem(values) if values else (None, None)
-                entry["lane"][key] = {"mean": m, "sem": e, "seeds": len(values), "values": values}
-        out.append(entry)
-    order = {m: i for i, m in enumerate(METHODS)}
-    return sorted(out, key=lambda d: (d["perturb"], d["size"], order[d["method"]]))
-
-
-def _conditions(summary: list[dict[str, Any]], s: CompareSettings) -> list[tuple[str, int]]:
-    """(perturb, size) in the order of the settings' target conditions, then size."""
-    rank = {p: i for i, p in enumerate(s.target_perturbs)}
-    return sorted({(d["perturb"], d["size"]) for d in summary}, key=lambda c: (rank.get(c[0], len(rank)), c[0], c[1]))
-
-
-def lane_cell(stat: dict[str, Any] | None, seeds: int) -> str:
-    """mean ± SEM (2 decimals); "—" when no seed has a value (a lap time without a completed lap); "(k/n seeds)"
-    when only some seeds have one."""
-    if not stat or stat["mean"] is None:
-        return "—"
-    text = f"{stat['mean']:.2f} ± {stat['sem']:.2f}"
-    return text if stat["seeds"] == seeds else f"{text} ({stat['seeds']}/{seeds} seeds)"
-
-
-def _provenance(s: CompareSettings) -> str:
-    models = sorted({MODEL_OF[m] for m in s.methods})
-    given = [m for m in models if s.checkpoint_of(m) is not None]
-    parts = []
-    if given:
-        parts.append("Pretrained models: " + "; ".join(f"{'DRAW' if m == 'draw' else 'Dreamer'}: the checkpoint {s.checkpoint_of(m)}"
-                                                        for m in given)
-                     + ", the same for every seed, so the seeds vary the target data collection, the calibration / finetune seed "
-                       "and the evaluation episodes' seeds, not the pretraining.")
-    trained = [m for m in models if m not in given]
-    if trained:
-        parts.append(f"Pretrained per seed ({', '.join('DRAW' if m == 'draw' else 'Dreamer' for m in trained)}): presets {s.presets}, "
-                     f"explore {s.explore}, {s.pretrain_steps if s.pretrain_steps is not None else 'config run.steps'} env steps in "
-                     f"perturb {s.source_perturb or 'nominal'!r}.")
-    driver = {"scripted": "scripted exploration driver (redraw_sim's ExploreDriver for lane envs)", "random": "uniform random actions",
-              "auto": "exploration driver (ExploreDriver for lane envs, else uniform random actions)"}
-    parts.append(f"Offline methods: {s.updates if s.updates is not None else 'config calibrate.updates'} updates on reward-free "
-                 f"target data of the {driver.get(s.target_driver, s.target_driver)}, collected in the target condition "
-                 f"(nominal: in the nominal env, the paper's 'unmodified real'), of which calibrate.holdout of the episodes "
-                 f"(at least one) are held out for the KL metric and not trained on.")
-    return " ".join(parts)
-
-
-def lane_table_markdown(summary: list[dict[str, Any]], s: CompareSettings) -> str:
-    """The paper's Duckiebot table (METHOD.md 9): per condition dense reward ↑, lap time s ↓, centre offset ↓ (+ laps)."""
-    conds = _conditions(summary, s)
-    sizes = {n for _, n in conds}
-    cell = {(d["method"], d["perturb"], d["size"]): d for d in summary}
-    head = ["Method"]
-    for p, n in conds:
-        name = condition_label(p) + (f" (n={n})" if len(sizes) > 1 else "")
-        head += [f"{name}: {label}" if i == 0 else label for i, label in enumerate(LANE_COLUMNS.values())]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method in [m for m in METHODS if m in s.methods]:
-        cells = [LABELS[method]]
-        for p, n in conds:
-            d = cell.get((method, p, n))
-            for key in LANE_COLUMNS:
-                cells.append(lane_cell(d["lane"][key], d["seeds"]) if d and d.get("lane") else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def return_table_markdown(summary: list[dict[str, Any]], s: CompareSettings) -> str:
-    conds = _conditions(summary, s)
-    cell = {(d["method"], d["perturb"], d["size"]): d for d in summary}
-    head = ["Method"] + [f"{condition_label(p)}, {n} target transitions" for p, n in conds]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method in [m for m in METHODS if m in s.methods]:
-        cells = [LABELS[method]]
-        for p, n in conds:
-            d = cell.get((method, p, n))
-            cells.append("—" if d is None else f"{d['mean']:.2f} ± {d['sem']:.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def table_markdown(summary: list[dict[str, Any]], s: CompareSettings, note: str = "") -> str:
-    seeds = ", ".join(str(x) for x in s.seeds)
-    over = f"mean ± SEM over {len(s.seeds)} seeds: {seeds}; per seed {s.eval_episodes} evaluation episodes with sampled actions"
-    tail = (f"\n{note}\n" if note else "")
-    if any(d.get("lane") for d in summary):
-        sizes = sorted({d["size"] for d in summary})
-        text = (f"Lane following in {s.env}, the layout of the paper's Duckiebot table ({over}). Dense reward: reward per step "
-                f"pooled over the evaluation episodes' steps; lap time: mean time of the completed laps (— = no lap completed; "
-                f"(k/n seeds) = only k seeds completed one, the mean is over those); centre offset: mean distance from the lane "
-                f"centre per step, cm; laps / episode: laps completed per evaluation episode. Target data: "
-                f"{', '.join(str(n) for n in sizes)} transitions per condition and seed.\n{_provenance(s)}\n\n")
-        return (text + lane_table_markdown(summary, s) + f"\nEpisode return ({over}):\n\n" + return_table_markdown(summary, s) + tail)
-    text = f"Return in the target env {s.env} ({over}). {_provenance(s)}\n\n"
-    return text + return_table_markdown(summary, s) + tail
-
-
-def plot(summary: list[dict[str, Any]], s: CompareSettings, path: Path) -> None:
-    if any(d.get("lane") for d in summary):
-        return plot_lane(summary, s, path)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    perturbs = [p for p, _ in _conditions(summary, s)]
-    perturbs = list(dict.fromkeys(perturbs))
-    sizes = sorted({d["size"] for d in summary})
-    methods = [m for m in METHODS if m in s.methods]
-    fig, axes = plt.subplots(1, len(perturbs), figsize=(max(5.0, 4.5 * len(perturbs)), 3.6), squeeze=False)
-    colors = {m: plt.cm.tab10(i) for i, m in enumerate(METHODS)}
-    for ax, perturb in zip(axes[0], perturbs):
-        if len(sizes) > 1:
-            for m in methods:
-                pts = sorted((d["size"], d["mean"], d["sem"]) for d in summary if d["method"] == m and d["perturb"] == perturb)
-                if not pts:
-                    continue
-                x, y, e = map(np.asarray, zip(*pts))
-                style = "--" if m.endswith("zeroshot") else "-"
-                ax.errorbar(x, y, yerr=e, fmt="o" + style, color=colors[m], label=LABELS[m], capsize=3, ms=4)
-            ax.set_xscale("log")
-            ax.set_xticks(sizes, [str(n) for n in sizes])
-            ax.minorticks_off()
-            ax.set_xlabel("target transitions (collected)")
-        else:
-            vals = [next((d for d in summary if d["method"] == m and d["perturb"] == perturb), None) for m in methods]
-            x = np.arange(len(methods))
-            ax.bar(x, [v["mean"] if v else 0 for v in vals], yerr=[v["sem"] if v else 0 for v in vals], capsize=4,
-                   color=[colors[m] for m in methods])
-            for xi, v in zip(x, vals):
-                if v:
-                    ax.scatter(np.full(len(v["values"]), xi), v["values"], color="k", s=8, zorder=3)
-            ax.set_xticks(x, [LABELS[m] for m in methods], rotation=25, ha="right", fontsize=8)
-        ax.set_title(f"{s.env} — target: {perturb or 'nominal'}" + (f", {sizes[0]} transitions" if len(sizes) == 1 else ""), fontsize=9)
-        ax.set_ylabel("return (mean ± SEM over seeds)")
-        ax.grid(alpha=0.3)
-    if len(sizes) > 1:
-        axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_lane(summary: list[dict[str, Any]], s: CompareSettings, path: Path) -> None:
-    """One panel per lane metric; groups of bars per condition, one bar per method (mean ± SEM, dots = seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    conds = _conditions(summary, s)
-    sizes = {n for _, n in conds}
-    methods = [m for m in METHODS if m in s.methods]
-    cell = {(d["method"], d["perturb"], d["size"]): d for d in summary}
-    colors = {m: plt.cm.tab10(i) for i, m in enumerate(METHODS)}
-    width = 0.8 / len(methods)
-    fig, axes = plt.subplots(1, len(LANE_COLUMNS), figsize=(max(12.0, 1.1 * len(conds) * len(methods) + 4), 3.8), squeeze=False)
-    for ax, (key, label) in zip(axes[0], LANE_COLUMNS.items()):
-        for j, m in enumerate(methods):
-            for i, (p, n) in enumerate(conds):
-                d = cell.get((m, p, n))
-                stat = d["lane"][key] if d and d.get("lane") else None
-                x = i - 0.4 + width * (j + 0.5)
-                if stat is None or stat["mean"] is None:
-                    ax.text(x, 0.02, "—", ha="center", va="bottom", fontsize=9, color=colors[m], transform=ax.get_xaxis_transform())
-                    continue
-                ax.bar(x, stat["mean"], width, yerr=stat["sem"], capsize=2, color=colors[m], label=LABELS[m] if i == 0 else None)
-                ax.scatter(np.full(len(stat["values"]), x), stat["values"], color="k", s=6, zorder=3)
-        ax.set_xticks(np.arange(len(conds)), [condition_label(p) + (f"\nn={n}" if len(sizes) > 1 else "") for p, n in conds], fontsize=8)
-        ax.set_xlim(-0.5, len(conds) - 0.5)
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_title(label, fontsize=9)
-        ax.grid(alpha=0.3, axis="y")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in methods]
-    fig.legend(handles, [LABELS[m] for m in methods], loc="lower center", ncol=len(methods), fontsize=8, frameon=False)
-    fig.suptitle(f"{s.env}: mean ± SEM over {len(s.seeds)} seeds (— = no value, e.g. no lap completed)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
@@ -678,14 +349,14 @@ def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
                        "updates": manifest.get("counters", {}).get("updates")}
         log(f"{model}: pretrained checkpoint {path} ({used[model]['updates']} updates) for every seed; the seeds vary the target "
             f"data, the calibration / finetune seed and the evaluation episodes")
-    before = _read_json(s.out / "pretrained.json")
+    before = read_json(s.out / "pretrained.json")
     if before is not None:
         for model in set(before) & set(used):
             a, b = before[model], used[model]
             if a.get("weights_sha256") != b.get("weights_sha256"):
                 raise CompareError(f"{s.out} was run with the {model} model {a.get('path') or 'pretrained per seed'}, these settings give "
                                    f"{b.get('path') or 'pretraining per seed'}; use another --out")
-    _write_json(s.out / "pretrained.json", {**(before or {}), **used})
+    write_json(s.out / "pretrained.json", {**(before or {}), **used})
 
 
 def _worker(args) -> list[dict[str, Any]]:
@@ -715,7 +386,7 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
     summary = summarize(rows)
     results = {"settings": s.to_dict(), "rows": rows, "summary": summary, "seconds": time.time() - started,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _write_json(s.out / "results.json", results)
+    write_json(s.out / "results.json", results)
     (s.out / "table.md").write_text(table_markdown(summary, s, note))
     plot(summary, s, s.out / "plot.png")
     return results

@@ -4,17 +4,15 @@
 episodes, chosen reproducibly by `seed`), checks that it fits the model, and fingerprints it (sha256 over
 file names and contents) so checkpoints can record exactly which data they were calibrated on.
 
-Folder kinds are recognised by registered loaders, tried in order:
-    episodes   a folder of .npz episodes (redraw_common.episodes), the built-in loader
-    (others)   e.g. rosbag2 folders, registered by redraw_training.bags via `register_dataset_loader`
+A dataset folder holds .npz episodes (redraw_common.episodes). rosbag2 recordings become one first: calibrate and
+finetune convert them with the checkpoint's settings (redraw_training.targetdata), which a folder alone cannot say.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,26 +31,6 @@ class DatasetError(RedrawInputError):
     """A target dataset is missing, empty, or does not fit the model."""
 
 
-@dataclass
-class DatasetLoader:
-    name: str
-    detect: Callable[[Path], bool]
-    load: Callable[[Path], Episodes]        # -> [(episode name, episode dict)], in time order
-    digest: Callable[[Path], str] | None = None
-
-
-_LOADERS: list[DatasetLoader] = []
-
-
-def register_dataset_loader(name: str, detect: Callable[[Path], bool], load: Callable[[Path], Episodes],
-                            digest: Callable[[Path], str] | None = None, first: bool = False) -> None:
-    """Add a loader for another dataset kind (replaces one of the same name)."""
-    global _LOADERS
-    _LOADERS = [ld for ld in _LOADERS if ld.name != name]
-    loader = DatasetLoader(name, detect, load, digest)
-    _LOADERS.insert(0, loader) if first else _LOADERS.append(loader)
-
-
 def files_digest(paths: Iterable[Path]) -> str:
     """sha256 over (name, sha256(content)) of every file, in name order."""
     h = hashlib.sha256()
@@ -63,28 +41,6 @@ def files_digest(paths: Iterable[Path]) -> str:
                 fh.update(chunk)
         h.update(path.name.encode() + b"\0" + fh.hexdigest().encode() + b"\n")
     return h.hexdigest()
-
-
-def _episodes_detect(path: Path) -> bool:
-    return path.is_dir() and any(path.glob("*.npz"))
-
-
-def _episodes_load(path: Path) -> Episodes:
-    return [(p.name, load_episode(p)) for p in episode_paths(path)]
-
-
-def _episodes_digest(path: Path) -> str:
-    return files_digest(episode_paths(path))
-
-
-register_dataset_loader("episodes", _episodes_detect, _episodes_load, _episodes_digest)
-
-
-def _import_optional_loaders() -> None:
-    try:  # the bag converter registers its loader on import (if it is installed)
-        importlib.import_module("redraw_training.bags")
-    except ImportError:
-        pass
 
 
 @dataclass
@@ -125,14 +81,11 @@ def load_target_dataset(path: str | Path, holdout: float = 0.1, seed: int = 0, i
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"target dataset not found: {path}")
-    loader = next((ld for ld in _LOADERS if ld.detect(path)), None)
-    if loader is None:
-        _import_optional_loaders()
-        loader = next((ld for ld in _LOADERS if ld.detect(path)), None)
-    if loader is None:
-        raise DatasetError(f"{path}: not a dataset folder; expected one of the kinds {[ld.name for ld in _LOADERS]} "
-                           "(e.g. a folder of .npz episodes)")
-    episodes = loader.load(path)
+    if not (path.is_dir() and any(path.glob("*.npz"))):
+        raise DatasetError(f"{path}: not a dataset folder: expected .npz episodes (rosbag2 recordings: give them to calibrate or "
+                           "finetune, which convert them with the checkpoint's settings)")
+    paths = episode_paths(path)
+    episodes = [(p.name, load_episode(p)) for p in paths]
     if not episodes:
         raise DatasetError(f"{path}: the dataset has no episodes")
     if not 0.0 <= holdout < 1.0:
@@ -152,15 +105,5 @@ def load_target_dataset(path: str | Path, holdout: float = 0.1, seed: int = 0, i
             replay.add_episode(ep, save=False, name=name)
         return replay
 
-    digest = loader.digest(path) if loader.digest is not None else _content_digest(episodes)
-    return TargetDataset(path, loader.name, digest, build(train_eps), build(hold_eps) if hold_eps else None,
+    return TargetDataset(path, "episodes", files_digest(paths), build(train_eps), build(hold_eps) if hold_eps else None,
                          [nm for nm, _ in train_eps], [nm for nm, _ in hold_eps])
-
-
-def _content_digest(episodes: Episodes) -> str:
-    h = hashlib.sha256()
-    for name, ep in episodes:
-        h.update(name.encode())
-        for key in sorted(ep):
-            h.update(key.encode() + np.ascontiguousarray(ep[key]).tobytes())
-    return h.hexdigest()

@@ -25,13 +25,12 @@ target e_{t+1}) and an exploration actor-critic whose reward is the ensemble's d
 from __future__ import annotations
 
 import contextlib
-import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .behavior import Actor, ReturnNorm, lambda_return
+from .behavior import ActorCriticBase, lambda_return
 from .config import Config
 from .nets import (
     LN_EPS,
@@ -253,24 +252,8 @@ class DreamerWorldModel(nn.Module):
         return {k: v.detach() for k, v in states.items()}, metrics
 
 
-class DreamerActorCritic(nn.Module):
+class DreamerActorCritic(ActorCriticBase):
     """DreamerV3-v1 actor-critic on feat = [h, z] with backprop actor gradients (METHOD.md 5, 'Dreamer baselines')."""
-
-    def __init__(self, config: Config, feat_dim: int, action_dim: int):
-        super().__init__()
-        self.config = config
-        self.actor = Actor(feat_dim, action_dim, config.actor)
-        c = config.critic
-        self.critic = TwoHotHead(feat_dim, c.layers, c.units, c.bins, c.low, c.high, out_init="zero")
-        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.retnorm = ReturnNorm(config.retnorm)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
-        self.actor_opt = Optimizer("actor", self.actor.parameters(), config.actor_opt.lr, config.actor_opt.eps, config.actor_opt.clip)
-        self.critic_opt = Optimizer("critic", self.critic.parameters(), config.critic_opt.lr, config.critic_opt.eps, config.critic_opt.clip)
-        self.gamma = 1.0 - 1.0 / config.discount_horizon
-
-    def optimizers(self) -> dict[str, Optimizer]:
-        return {"actor": self.actor_opt, "critic": self.critic_opt}
 
     def train_step(self, wm: DreamerWorldModel, start: dict[str, torch.Tensor], reward_fn=None,
                    frozen: tuple[nn.Module, ...] = ()) -> dict[str, torch.Tensor]:
@@ -303,12 +286,7 @@ class DreamerActorCritic(nn.Module):
         critic_loss = -(w * (vdist.log_prob(ret) + cfg.slowreg * vdist.log_prob(slow))).mean()
         metrics.update(self.critic_opt.step(critic_loss))
 
-        self.updates += 1
-        sc = cfg.slow_critic
-        if int(self.updates) % sc.every == 0:
-            with torch.no_grad():
-                for slow_p, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
-                    slow_p.lerp_(p, sc.fraction)
+        self.count_update()
         metrics.update({
             "ac/imag_reward": reward.detach().mean(),
             "ac/return": ret.mean(),

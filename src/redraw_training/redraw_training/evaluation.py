@@ -1,10 +1,11 @@
 """The one evaluation path of every method (pretrained, calibrated, finetuned; DRAW or Dreamer):
 
     metrics = evaluate_agent(agent, env, episodes=10, seed=0, device=torch.device("cpu"))
+    metrics = evaluate("runs/dt_redraw", "redraw/DuckietownLoop-v0", perturb="reversed")   # a checkpoint
 
 Episode i is reset with seed + i and rolled with actions sampled from the policy (METHOD.md 5: the paper's
 evaluation samples), the recurrent state of Dreamer agents reset at every episode start. The metrics are those
-of `loops.run_episodes` (return_mean/std/min/max, returns, length_mean, info_*_mean) and, for envs that put a
+of `rollout.run_episodes` (return_mean/std/min/max, returns, length_mean, info_*_mean) and, for envs that put a
 per-episode summary in the final step's `info["episode"]` (redraw_sim's Duckietown envs), `episode_info` (that
 summary per episode) and, when it holds the lane metrics, `lane` (`lane_metrics`: the paper's Duckiebot columns).
 """
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from .collectors import PolicyRunner
+from .checkpoint import load_agent
+from .envs import env_spec, make_env
+from .rollout import PolicyRunner, run_episodes
 
 #: the per-episode keys of redraw_sim's lane envs (duckietown_sim.LaneSim.episode_metrics) that `lane_metrics` reads
 LANE_KEYS = ("length", "dense_reward", "centre_offset_cm", "laps", "lap_times_s")
@@ -90,35 +94,35 @@ def lane_metrics(episodes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_agent(agent, env, episodes: int, seed: int, device: torch.device, sample: bool = True) -> dict[str, Any]:
-    from .loops import run_episodes
-
     was_training = agent.training
     agent.eval()
-    runner = PolicyRunner(agent, device, sample=sample)
     recorder = EpisodeInfoRecorder(env)
-    per_episode = []
     try:
-        for i in range(episodes):
-            runner.reset()
-            metrics, _ = run_episodes(recorder, runner, 1, seed + i)
-            per_episode.append(metrics)
+        out, _ = run_episodes(recorder, PolicyRunner(agent, device, sample=sample), episodes, seed)
     finally:
         agent.train(was_training)
-    returns = [m["returns"][0] for m in per_episode]
-    out: dict[str, Any] = {
-        "episodes": episodes,
-        "return_mean": float(np.mean(returns)),
-        "return_std": float(np.std(returns)),
-        "return_min": float(np.min(returns)),
-        "return_max": float(np.max(returns)),
-        "length_mean": float(np.mean([m["length_mean"] for m in per_episode])),
-        "returns": [float(r) for r in returns],
-    }
-    for key in sorted({k for m in per_episode for k in m if k.startswith("info_")}):
-        out[key] = float(np.mean([m[key] for m in per_episode if key in m]))
     infos = recorder.episodes
     if infos and all(ep is not None for ep in infos):
         out["episode_info"] = infos
         if all(all(k in ep for k in LANE_KEYS) for ep in infos):
             out["lane"] = lane_metrics(infos)
     return out
+
+
+def evaluate(checkpoint: str | Path, env_id: str | None = None, perturb: str = "", episodes: int = 10, seed: int = 0,
+             sample: bool = True, device: str = "cpu", env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Roll a checkpoint's policy in an env (by default the one it was trained in) and return the metrics."""
+    agent, manifest, directory = load_agent(checkpoint, device, optimizers=False)
+    agent.eval()
+    env_info = manifest.get("extra", {}).get("env", {})
+    env_id = env_id or env_info.get("id") or manifest["config"]["env"]["id"]
+    kwargs = dict(env_info.get("kwargs", {}) if env_kwargs is None else env_kwargs)
+    env = make_env(env_id, perturb, **kwargs)
+    spec = env_spec(env)
+    if tuple(spec["image_shape"]) != tuple(agent.image_shape) or spec["action_dim"] != agent.action_dim:
+        raise ValueError(f"env {env_id} has images {spec['image_shape']} and {spec['action_dim']} action dims; the checkpoint expects "
+                         f"{tuple(agent.image_shape)} and {agent.action_dim}")
+    metrics = evaluate_agent(agent, env, episodes, seed, torch.device(device), sample=sample)
+    metrics.update({"checkpoint": str(directory), "kind": manifest["kind"], "env": env_id, "perturb": perturb, "seed": seed,
+                    "policy": "sample" if sample else "mean", "env_kwargs": kwargs})
+    return metrics

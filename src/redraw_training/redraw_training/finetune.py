@@ -23,8 +23,6 @@ before and after finetuning, which shows overfitting on small datasets.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +32,16 @@ import torch
 from redraw_common.errors import RedrawInputError
 
 from .agent import calibration_config
-from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
+from .calibration import INHERITED_EXTRA, posterior_cache, windows
+from .checkpoint import CheckpointError, has_checkpoint, load_agent, read_manifest, save_checkpoint
 from .config import Config
 from .datasets import load_target_dataset
+from .envs import make_env
 from .nets import categorical_kl
 from .optim import Optimizer
+from .runtime import setup_torch
+from .targetdata import target_data_folder
+from .trainer import Cadence, Evaluation, Trainer
 from .worldmodel import autocast
 
 METHODS = ("draw_finetune", "dreamer_finetune")
@@ -46,6 +49,7 @@ METHODS = ("draw_finetune", "dreamer_finetune")
 DRAW_TRAINABLE = ("wm.draw.img_in.", "wm.draw.img_hidden.", "wm.draw.img_out.", "wm.draw.img_stats.", "wm.draw.initial")
 #: the Dreamer modules the Dreamer finetune trains (the whole RSSM)
 DREAMER_TRAINABLE = ("wm.rssm.",)
+EVAL_SEED = 20_000_000  # as the calibration's: the baselines and ReDRAW are evaluated on the same episodes
 
 
 class FinetuneError(RedrawInputError):
@@ -178,21 +182,21 @@ def _to(batch: dict[str, np.ndarray], keys, device) -> dict[str, torch.Tensor]:
 
 
 def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str | Path, method: str, eval_env: str | None = None,
-             perturb: str = "", eval_kwargs: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Finetune a pretrained checkpoint on an offline target dataset with one of METHODS; returns the summary."""
-    from .logger import Logger, Mean
-    from .loops import posterior_cache, setup_torch, windows
-
+             eval_perturb: str = "", eval_kwargs: dict[str, Any] | None = None, progress: bool = True,
+             accept_unclean: bool = False) -> dict[str, Any]:
+    """Finetune a pretrained checkpoint on an offline target dataset (a folder of episodes, or rosbag2 recordings:
+    targetdata) with one of METHODS; returns the summary."""
     trainable_prefixes(method)
     device = setup_torch(config)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if _has_checkpoint(out):
+    if has_checkpoint(out):
         raise CheckpointError(f"{out} already holds a checkpoint; finetune writes a new run folder (choose another --out)")
     cal = config.calibrate
     src_dir, src_manifest = read_manifest(pretrained)
     if src_manifest["kind"] != "pretrain":
         raise CheckpointError(f"{src_dir} is a {src_manifest['kind']!r} checkpoint; finetune starts from a 'pretrain' checkpoint")
+    data = target_data_folder(data, out, src_manifest, config.batch_length, accept_unclean)
+    out.mkdir(parents=True, exist_ok=True)
     with torch.device(device):
         agent, _, _ = load_agent(src_dir, device, optimizers=True)
     torch.manual_seed(config.seed)
@@ -216,69 +220,35 @@ def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str 
         return None if hold is None else runner.holdout_kl(*hold, seed=config.seed)
 
     kl_before = holdout_kl()
-    env = None
-    if eval_env:
-        from .envs import make_env
-
-        env = make_env(eval_env, perturb, **(eval_kwargs or {}))
-    logger = Logger(out, total=cal.updates, desc=method, unit="update", progress=progress)
-    mean = Mean()
+    env = make_env(eval_env, eval_perturb, **(eval_kwargs or {})) if eval_env else None
     counters = {"updates": 0}
-    last_eval: dict[str, Any] = {}
-    started = time.time()
-
-    def evaluate_now() -> None:
-        nonlocal last_eval
-        if env is None:
-            return
-        from .evaluation import evaluate_agent
-
-        last_eval = evaluate_agent(agent, env, cal.eval_eps, seed=20_000_000 + counters["updates"], device=device)
-        logger.write(counters["updates"], {"eval/return": last_eval["return_mean"], "eval/return_std": last_eval["return_std"]})
-
+    trainer = Trainer(out, kind="finetune", total=cal.updates, counters=counters, counter="updates", desc=method,
+                      cadence=Cadence(cal.log_every, cal.eval_every), agent=agent, device=device,
+                      evaluation=Evaluation(env, cal.eval_eps, EVAL_SEED), progress=progress)
     data_info = {"target": dataset.describe(), "pretrained": {"path": str(src_dir), "weights_sha256": src_manifest["files"]["weights.safetensors"]},
                  "method": method, "trainable": list(trainable_prefixes(method))}
 
-    def save() -> None:
-        save_checkpoint(out / "checkpoint", agent, kind="finetune", counters=counters,
-                        metrics={**logger.last, **{f"eval/{k}": v for k, v in last_eval.items() if k != "returns"}},
+    def save(final: bool) -> None:
+        save_checkpoint(out / "checkpoint", agent, kind="finetune", counters=counters, metrics=trainer.checkpoint_metrics(),
                         data=data_info, preprocessing=src_manifest.get("preprocessing", {}),
-                        extra={**{k: v for k, v in src_manifest.get("extra", {}).items() if k in ("action_names", "control_hz", "env")},
-                               "finetune": method, "eval_env": {"id": eval_env, "perturb": perturb}})
+                        extra={**{k: v for k, v in src_manifest.get("extra", {}).items() if k in INHERITED_EXTRA},
+                               "finetune": method, "eval_env": {"id": eval_env, "perturb": eval_perturb}})
 
     keys = ("action", "is_first", "is_terminal") if is_draw else ("image", "vector", "action", "is_first", "is_terminal")
     if is_draw and agent.hist_dim:
         keys += ("vector",)   # the policy's past actions
-    try:
-        while counters["updates"] < cal.updates:
-            index = dataset.train.sample_indices(batch_size, length)
-            batch = _to(dataset.train.gather(index), keys, device)
-            batch["post_logit" if is_draw else "embed"] = cache[torch.from_numpy(index).to(device)]
-            mean.add(runner.step(batch))
-            counters["updates"] += 1
-            logger.advance()
-            step = counters["updates"]
-            if step % cal.log_every == 0 or step == cal.updates:
-                kl = holdout_kl()
-                logger.write(step, {**mean.result(), **({"holdout/kl": kl} if kl is not None else {}),
-                                    "run/updates_per_s": step / max(1e-9, time.time() - started)})
-            if cal.eval_every and step % cal.eval_every == 0 and step < cal.updates:
-                evaluate_now()
-        kl_after = holdout_kl()
-        evaluate_now()
-        save()
-    finally:
-        logger.close()
-    summary = {"kind": "finetune", "method": method, "out": str(out), "counters": counters,
-               "holdout": {"holdout/kl_before": kl_before, "holdout/kl_after": kl_after} if hold is not None else {},
-               "eval": last_eval, "dataset": dataset.describe(), "last_metrics": logger.last, "seconds": time.time() - started}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    return summary
 
+    def step() -> dict[str, Any]:
+        index = dataset.train.sample_indices(batch_size, length)
+        batch = _to(dataset.train.gather(index), keys, device)
+        batch["post_logit" if is_draw else "embed"] = cache[torch.from_numpy(index).to(device)]
+        return runner.step(batch)
 
-def _has_checkpoint(folder: Path) -> bool:
-    try:
-        resolve(folder)
-        return True
-    except CheckpointError:
-        return False
+    def holdout_scalars() -> dict[str, float]:
+        kl = holdout_kl()
+        return {} if kl is None else {"holdout/kl": kl}
+
+    trainer.run(step, save=save, log=holdout_scalars)
+    kl_after = holdout_kl()
+    return trainer.finish(method=method, holdout={"holdout/kl_before": kl_before, "holdout/kl_after": kl_after} if hold is not None else {},
+                          dataset=dataset.describe())

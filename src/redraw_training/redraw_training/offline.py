@@ -16,7 +16,6 @@ matplotlib are used when installed).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,14 @@ from redraw_common.episodes import episode_paths
 from redraw_common.errors import RedrawInputError
 
 from .agents import build_agent
-from .checkpoint import CheckpointError, load_agent, read_manifest, resolve, save_checkpoint
+from .checkpoint import CheckpointError, has_checkpoint, load_agent, read_manifest, save_checkpoint
 from .config import Config
 from .datasets import DatasetError, load_target_dataset
+from .files import DATASET_JSON
 from .runtime import DeviceError, setup_torch, to_torch
+from .trainer import Cadence, Evaluation, Trainer
+
+EVAL_SEED = 10_000_000  # evaluation episodes are reset with EVAL_SEED + update, as online pretraining's
 
 
 class OfflineError(RedrawInputError):
@@ -39,7 +42,7 @@ class OfflineError(RedrawInputError):
 
 def dataset_info(path: Path) -> dict[str, Any]:
     """dataset.json of a dataset folder ({} when absent); a broken file is an error."""
-    meta = path / "dataset.json"
+    meta = path / DATASET_JSON
     if not meta.is_file():
         return {}
     try:
@@ -81,41 +84,6 @@ def preprocessing_of(info: dict[str, Any], image_shape: tuple[int, int, int]) ->
     return PreprocessConfig(mode="lane_mask" if c == 2 else "rgb", height=int(h), width=int(w)).to_dict()
 
 
-class _JsonlLogger:
-    """Logger without TensorBoard (when it is not installed): scalars.jsonl and a tqdm bar."""
-
-    def __init__(self, logdir: Path, total: int, desc: str, unit: str, initial: int, progress: bool):
-        import sys
-
-        from tqdm import tqdm
-
-        self.jsonl = open(logdir / "scalars.jsonl", "a")
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not progress, file=sys.stderr, mininterval=1.0)
-        self.last: dict[str, float] = {}
-
-    def write(self, step: int, metrics: dict[str, Any]) -> None:
-        clean = {k: float(v) for k, v in metrics.items()}
-        self.jsonl.write(json.dumps({"step": step, **clean}) + "\n")
-        self.jsonl.flush()
-        self.last.update(clean)
-
-    def advance(self, n: int = 1) -> None:
-        self.bar.update(n)
-
-    def close(self) -> None:
-        self.bar.close()
-        self.jsonl.close()
-
-
-def make_logger(out: Path, total: int, desc: str, unit: str, initial: int, progress: bool):
-    try:
-        from .logger import Logger
-
-        return Logger(out, total=total, desc=desc, unit=unit, initial=initial, progress=progress)
-    except ImportError:
-        return _JsonlLogger(out, total, desc, unit, initial, progress)
-
-
 def default_updates(config: Config) -> int:
     """The updates an online run of config.run.steps env steps would make (run.train_ratio / (B*T) per step)."""
     return max(1, int(config.run.steps * config.run.train_ratio / (config.batch_size * config.batch_length)))
@@ -128,8 +96,6 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
 
     init_from: a pretrained run or checkpoint to start from (weights, optimiser state and update count) when `out`
     holds no checkpoint yet: continuing a run on a new or extended dataset. Its shapes must fit the dataset."""
-    from .logger import Mean
-
     if config.explore == "plan2explore":
         raise OfflineError("offline pretraining learns from a fixed dataset; Plan2Explore needs to collect its own data "
                            "(use --explore task or scripted data collected beforehand)")
@@ -166,7 +132,7 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
     ckpt_dir = out / "checkpoint"
     counters = {"updates": 0, "env_steps": 0, "episodes": 0}
     lineage: dict[str, Any] | None = None   # data["init_from"] of the checkpoint: the run this one continues
-    if resume and _has_checkpoint(out):
+    if resume and has_checkpoint(out):
         _, manifest = read_manifest(out)
         if manifest["kind"] != "pretrain" or manifest.get("data", {}).get("dataset", {}).get("sha256") != data.digest:
             raise CheckpointError(f"{out} holds a checkpoint that was not pretrained on {dataset}; use another --out folder")
@@ -214,61 +180,25 @@ def pretrain_offline(config: Config, dataset: str | Path, out: str | Path, updat
 
         env = make_env(eval_env, eval_perturb, **(eval_kwargs or {}))
     run = config.run
-    logger = make_logger(out, updates, "pretrain (offline)", "update", counters["updates"], progress)
-    mean = Mean()
-    last_eval: dict[str, Any] = {}
-    started = time.time()
+    trainer = Trainer(out, kind="pretrain", total=updates, counters=counters, counter="updates", desc="pretrain (offline)",
+                      cadence=Cadence(run.log_every, run.eval_every, run.save_every), agent=agent, device=device,
+                      evaluation=Evaluation(env, run.eval_eps, EVAL_SEED), progress=progress)
     data_info = {"dataset": data.describe(), "dataset_json": {k: v for k, v in info.items() if k not in ("episode_lengths", "episode_ends")}}
     if lineage is not None:
         data_info["init_from"] = lineage
 
-    def evaluate_now() -> None:
-        nonlocal last_eval
-        if env is None:
-            return
-        from .evaluation import evaluate_agent
+    def step() -> dict[str, Any]:
+        return agent.train_step(to_torch(replay.sample(batch_size, length), device))
 
-        last_eval = evaluate_agent(agent, env, run.eval_eps, seed=10_000_000 + counters["updates"], device=device)
-        logger.write(counters["updates"], {"eval/return": last_eval["return_mean"], "eval/return_std": last_eval["return_std"]})
-
-    def save(final: bool = False) -> None:
-        save_checkpoint(ckpt_dir, agent, kind="pretrain", counters=counters,
-                        metrics={**logger.last, **{f"eval/{k}": v for k, v in last_eval.items() if k != "returns"}},
+    def save(final: bool) -> None:
+        save_checkpoint(ckpt_dir, agent, kind="pretrain", counters=counters, metrics=trainer.checkpoint_metrics(),
                         data=data_info, preprocessing=preprocessing, rng={"replay": replay.rng_state()},
                         extra={"env": env_info, "action_names": ["forward", "turn"] if action_dim == 2 else [f"a{i}" for i in range(action_dim)],
                                "control_hz": control_hz, "offline": True, "final": final})
 
-    try:
-        while counters["updates"] < updates:
-            batch = to_torch(replay.sample(batch_size, length), device)
-            mean.add(agent.train_step(batch))
-            counters["updates"] += 1
-            logger.advance()
-            step = counters["updates"]
-            if step % max(1, run.log_every) == 0 or step == updates:
-                logger.write(step, {**mean.result(), "run/updates_per_s": step / max(1e-9, time.time() - started)})
-            if env is not None and run.eval_every and step % run.eval_every == 0 and step < updates:
-                evaluate_now()
-            if run.save_every and step % run.save_every == 0 and step < updates:
-                save()
-        if env is not None and run.eval_eps:
-            evaluate_now()
-        save(final=True)
-    finally:
-        logger.close()
-    summary = {"kind": "pretrain", "offline": True, "out": str(out), "counters": counters, "dataset": data.describe(),
-               "model": {"image_shape": list(image_shape), "action_dim": action_dim, "vector_dim": vector_dim},
-               "eval": last_eval, "last_metrics": logger.last, "seconds": time.time() - started}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    return summary
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    try:
-        resolve(folder)
-        return True
-    except CheckpointError:
-        return False
+    trainer.run(step, save=save)
+    return trainer.finish(offline=True, dataset=data.describe(),
+                          model={"image_shape": list(image_shape), "action_dim": action_dim, "vector_dim": vector_dim})
 
 
 # the only tensors whose size depends on the vector's: the world model's vector encoder and decoder, and (with

@@ -1,4 +1,4 @@
-"""Torch device setup and replay batch -> tensors, shared by the online loops and offline pretraining.
+"""Torch device setup and replay batch -> tensors, shared by every training run.
 
 Imports only torch and numpy (no gymnasium, no simulators), so `offline.py` can use it on machines that have
 no environment installed.

@@ -35,8 +35,10 @@ class RedrawRun:
 
 @pytest.fixture(scope="session")
 def redraw_run(tmp_path_factory) -> RedrawRun:
+    from redraw_training.calibration import calibrate
     from redraw_training.config import load_config
-    from redraw_training.loops import calibrate, collect, pretrain
+    from redraw_training.pretrain import pretrain
+    from redraw_training.rollout import collect
 
     root = tmp_path_factory.mktemp("redraw_run")
     config = load_config(["tiny"], {
@@ -60,5 +62,5 @@ def redraw_run(tmp_path_factory) -> RedrawRun:
     collect("redraw/PointGoal-v0", target_dir, TARGET_EPISODES, "random", perturb="reversed", seed=123, keep_reward=False)
     calibrate_dir = root / "calibrate"
     calibrate_summary = calibrate(config, pretrain_dir, target_dir, calibrate_dir, eval_env="redraw/PointGoal-v0",
-                                  perturb="reversed", progress=False)
+                                  eval_perturb="reversed", progress=False)
     return RedrawRun(root, config, pretrain_dir, pretrain_summary, target_dir, calibrate_dir, calibrate_summary)

@@ -20,7 +20,10 @@ from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.observation import history_from_actions
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg
 from redraw_common.recording import RecordingInfo
-from redraw_training.bags import control_ticks, convert_bags, dataset_from_bags, is_bag_input, main
+from redraw_training.bagalign import control_ticks
+from redraw_training.bags import convert_bags
+from redraw_training.cli.convert_bags import main
+from redraw_training.targetdata import dataset_from_bags, is_bag_input
 
 
 def digest(folder: Path) -> str:
@@ -251,7 +254,7 @@ def test_non_finite_and_out_of_range_commands_make_the_report_unclean_and_say_so
 
 @pytest.mark.parametrize("kind, pixel", [("grayscale", (90, 90, 90)), ("black", (3, 2, 4)), ("white", (250, 252, 251))])
 def test_frames_without_a_cameras_content_make_the_report_unclean(tmp_path, kind, pixel):
-    from redraw_training.bags import frame_content
+    from redraw_training.bagalign import frame_content
 
     frames, actions = stream(seconds=4.0)
     odd = encode_jpeg(np.full((24, 32, 3), pixel, np.uint8), 95)
@@ -447,7 +450,7 @@ def _convert_with_both_manifests(tmp_path, dim: int):
 
 
 def test_the_cli_and_calibrate_take_the_vector_size_from_the_model(tmp_path, capsys):
-    from redraw_training.cli.calibrate import _dataset_folder
+    from redraw_training.targetdata import target_data_folder
 
     bag, checkpoint, converted = _convert_with_both_manifests(tmp_path, 2)
     for ep in converted:
@@ -457,10 +460,10 @@ def test_the_cli_and_calibrate_take_the_vector_size_from_the_model(tmp_path, cap
     assert main([str(bag), "--out", str(tmp_path / "ds0"), "--preprocess", str(tmp_path / "checkpoint.json"), "--vector-dim", "0"]) == 0
     assert "vector" not in episodes(tmp_path / "ds0")[0]
     # calibrate converts with the checkpoint's vector size (cached separately from a conversion without it)
-    folder = _dataset_folder(str(bag), str(tmp_path / "cal"), checkpoint)
+    folder = target_data_folder(str(bag), str(tmp_path / "cal"), checkpoint)
     (ep,) = episodes(folder)
     np.testing.assert_allclose(ep["vector"][:, 0], np.arange(0, 60, 3) / 100, atol=1e-6)
-    no_vector = _dataset_folder(str(bag), str(tmp_path / "cal"), {**checkpoint, "model": {**checkpoint["model"], "vector_dim": 0}})
+    no_vector = target_data_folder(str(bag), str(tmp_path / "cal"), {**checkpoint, "model": {**checkpoint["model"], "vector_dim": 0}})
     assert no_vector != folder and "vector" not in episodes(no_vector)[0]
 
 
@@ -514,7 +517,7 @@ def test_vector_of_six_is_the_odometry_then_the_episodes_last_two_actions(tmp_pa
 
 
 def test_the_cli_and_calibrate_take_a_vector_of_six_from_the_model(tmp_path, capsys):
-    from redraw_training.cli.calibrate import _dataset_folder
+    from redraw_training.targetdata import target_data_folder
 
     bag, checkpoint, converted = _convert_with_both_manifests(tmp_path, 6)
     for ep in converted:
@@ -524,7 +527,26 @@ def test_the_cli_and_calibrate_take_a_vector_of_six_from_the_model(tmp_path, cap
     # a size the layout cannot have: a clear error, nothing written
     assert main([str(bag), "--out", str(tmp_path / "ds5"), "--vector-dim", "5"]) == 2
     assert "vector_dim must be 0 (no vector) or 2 + 2k" in capsys.readouterr().err and not (tmp_path / "ds5").exists()
-    folder = _dataset_folder(str(bag), str(tmp_path / "cal"), checkpoint)
+    folder = target_data_folder(str(bag), str(tmp_path / "cal"), checkpoint)
     (ep,) = episodes(folder)
     assert ep["vector"].shape == (20, 6)
     np.testing.assert_array_equal(ep["vector"][:, 2:], history_from_actions(ep["action"], 2))
+
+
+def test_the_converter_ticks_at_the_rate_the_recording_was_made_at_and_calibrate_refuses_another(tmp_path):
+    from redraw_common.errors import RedrawInputError
+    from redraw_training.targetdata import target_data_folder
+
+    frames, actions = stream(seconds=4.0, control_hz=5.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, info=RecordingInfo(robot="db", preprocessing=CFG, control_hz=5.0))
+    report = convert_bags(bag, tmp_path / "ds", verbose=False)                   # no rate given: the recording's
+    assert report["control_hz"] == 5.0 and report["transitions"] == len(actions) == 20   # one tick per 5 Hz command
+    told = convert_bags(bag, tmp_path / "ds10", control_hz=10.0, min_episode_length=2, verbose=False)   # told otherwise
+    assert told["control_hz"] == 10.0
+    manifest = {"preprocessing": CFG.to_dict(), "extra": {"control_hz": 10.0}, "model": {"vector_dim": 0}}
+    with pytest.raises(RedrawInputError, match="was recorded at 5 Hz, the checkpoint acts at 10 Hz"):
+        target_data_folder(bag, tmp_path / "cal", manifest, log=lambda line: None)
+    assert not (tmp_path / "cal").exists()
+    other = write_bag(tmp_path / "bag10", frames=frames, actions=actions, info=RecordingInfo(robot="db", preprocessing=CFG))
+    with pytest.raises(BagError, match=r"different control rates \(.*5 Hz; .*10 Hz\)"):
+        convert_bags([bag, other], tmp_path / "mixed", verbose=False)

@@ -17,7 +17,7 @@ from redraw_training.dreamer import RSSM, DreamerAgent
 
 def _random_episodes(perturb: str = "", episodes: int = 6, seed: int = 0, reward: bool = True):
     from redraw_training.envs import make_env
-    from redraw_training.loops import run_episodes
+    from redraw_training.rollout import run_episodes
 
     env = make_env("redraw/PointGoal-v0", perturb)
     rng = np.random.default_rng(seed)
@@ -103,7 +103,7 @@ def test_dreamer_world_model_trains():
     config = load_config(["tiny", "dreamer"], {"imag_starts": 32})
     agent = DreamerAgent(config, (32, 32, 3), 2)
     replay = _replay(_random_episodes(episodes=6, seed=1))
-    from redraw_training.loops import to_torch
+    from redraw_training.runtime import to_torch
 
     history = []
     for _ in range(100):
@@ -123,7 +123,7 @@ def test_dreamer_world_model_trains():
 
 @pytest.fixture(scope="module")
 def dreamer_ckpt(tmp_path_factory):
-    from redraw_training.loops import pretrain
+    from redraw_training.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("dreamer")
     config = load_config(["tiny", "dreamer"], {"seed": 0, "threads": 1, "run.steps": 260, "run.prefill": 200, "run.eval_every": 0,
@@ -212,7 +212,7 @@ def test_finetune_refuses_the_wrong_model(dreamer_ckpt, target_data, tmp_path):
 
 
 def test_summary_mean_and_sem():
-    from redraw_training.compare import summarize
+    from redraw_training.compare_report import summarize
 
     rows = [{"method": "redraw", "perturb": "reversed", "size": 100, "return_mean": v} for v in (1.0, 2.0, 3.0)]
     (s,) = summarize(rows)
@@ -260,3 +260,23 @@ def test_export_refuses_a_dreamer_checkpoint_with_a_clear_error(dreamer_ckpt, tm
     with pytest.raises(ValueError, match="export takes DRAW / ReDRAW checkpoints .* found model 'dreamer'"):
         export_policy(dreamer_ckpt, tmp_path / "out")
     assert not (tmp_path / "out" / "policy.onnx").exists()
+
+
+@pytest.mark.parametrize("every", [0, 1, 3])
+def test_slow_critic_cadence_is_the_same_rule_for_draw_and_dreamer(every):
+    """slow_critic.every <= 1 moves the slow critic every update, else every `every` updates, in both actor-critics
+    (Dreamer's divided by zero at every: 0)."""
+    from redraw_training.behavior import ImagActorCritic
+    from redraw_training.dreamer import DreamerActorCritic
+
+    config = load_config(["tiny"], {"slow_critic.every": every, "slow_critic.fraction": 0.5})
+    for ac in (ImagActorCritic(config, 8, 2), DreamerActorCritic(config, 8, 2)):
+        with torch.no_grad():
+            for p in ac.critic.parameters():
+                p.add_(1.0)
+        moved = []
+        for _ in range(3):
+            before = [p.clone() for p in ac.slow_critic.parameters()]
+            ac.count_update()
+            moved.append(any(not torch.equal(a, b) for a, b in zip(before, ac.slow_critic.parameters())))
+        assert moved == ([True, True, True] if every <= 1 else [False, False, True]), (type(ac).__name__, moved)

@@ -1,4 +1,5 @@
-"""`calibrate --data <rosbag2 recording>` converts the bags with the checkpoint's preprocessing, then calibrates."""
+"""`calibrate --data <rosbag2 recording>` (and `finetune`, and `calibrate()` in Python) convert the bags with the
+checkpoint's preprocessing, then train."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from helpers.synthetic_bag import write_recording, write_redraw_recording
 from redraw_common.episodes import iter_episodes
 from redraw_training.checkpoint import read_manifest
 from redraw_training.cli.calibrate import main as calibrate_main
+from redraw_training.cli.finetune import main as finetune_main
+from redraw_training.config import config_from_dict
 
 
 def test_calibrate_accepts_a_bag_and_converts_it_with_the_checkpoint_preprocessing(redraw_run, tmp_path, capsys):
@@ -32,6 +35,31 @@ def test_calibrate_accepts_a_bag_and_converts_it_with_the_checkpoint_preprocessi
     assert summary["counters"]["updates"] == 3
 
 
+def test_finetune_accepts_a_bag_as_calibrate_does(redraw_run, tmp_path, capsys):
+    bag = write_recording(tmp_path / "rec")
+    out = tmp_path / "ft"
+    code = finetune_main(["--method", "draw_finetune", "--checkpoint", str(redraw_run.pretrain_dir), "--data", str(bag), "--out", str(out),
+                          "--updates", "3", "--no-progress", "--set", "calibrate.holdout=0"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "converting rosbag2 input" in printed
+    (dataset,) = (out / "dataset").glob("bags-*")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "finetune" and summary["counters"]["updates"] == 3
+    assert summary["dataset"]["path"] == str(dataset) and summary["dataset"]["train_steps"] >= 50
+
+
+def test_calibrate_in_python_takes_a_bag_folder(redraw_run, tmp_path, capsys):
+    from redraw_training.calibration import calibrate
+
+    write_recording(tmp_path / "bags" / "rec")     # a folder that holds a recording
+    _, manifest = read_manifest(redraw_run.pretrain_dir)
+    config = config_from_dict(manifest["config"], manifest.get("presets", [])).update({"calibrate": {"updates": 2, "holdout": 0.0}})
+    summary = calibrate(config, redraw_run.pretrain_dir, tmp_path / "bags", tmp_path / "cal", progress=False)
+    assert summary["counters"]["updates"] == 2 and summary["dataset"]["path"].startswith(str(tmp_path / "cal" / "dataset"))
+    assert "converting rosbag2 input" in capsys.readouterr().out
+
+
 def refused_then_accepted(checkpoint, bag: Path, out: Path, capsys, batch_length: int, checks: int) -> str:
     """calibrate on `bag` refuses (exit 2, nothing left at `out`) and returns its error; with --accept-unclean it
     calibrates (2 updates)."""
@@ -47,7 +75,7 @@ def refused_then_accepted(checkpoint, bag: Path, out: Path, capsys, batch_length
             assert f"fail {checks} check(s)" in err and "--accept-unclean" in err, err
             assert not out.exists()          # nothing trained, nothing half-written
     assert codes[1] == 0, captured.err
-    assert f"calibrating on data that fail {checks} check(s)" in captured.out
+    assert f"training on data that fail {checks} check(s)" in captured.out
     assert json.loads((out / "summary.json").read_text())["counters"]["updates"] == 2
     return err
 

@@ -17,7 +17,7 @@ from redraw_training.cli import calibrate, evaluate, export, pretrain, rollout
 @pytest.mark.slow
 def test_evaluate_and_export_clis(redraw_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert evaluate.main(["--checkpoint", str(redraw_run.calibrate_dir), "--perturb", "reversed", "--episodes", "2", "--out", str(out)]) == 0
+    assert evaluate.main(["--checkpoint", str(redraw_run.calibrate_dir), "--eval-perturb", "reversed", "--episodes", "2", "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["episodes"] == 2 and len(metrics["returns"]) == 2 and metrics["perturb"] == "reversed"
     assert metrics["kind"] == "calibrate" and "info_final_distance_mean" in metrics
@@ -49,10 +49,10 @@ def test_cli_errors_are_clear(redraw_run, tmp_path, capsys):
 
 
 def test_rollout_cli_writes_reward_free_episodes(tmp_path, capsys):
-    assert rollout.main(["--env", "redraw/PointGoal-v0", "--perturb", "gain:0.5", "--episodes", "2", "--no-reward",
+    assert rollout.main(["--env", "redraw/PointGoal-v0", "--target-perturb", "gain:0.5", "--episodes", "2", "--no-reward",
                          "--out", str(tmp_path / "data")]) == 0
     files = sorted((tmp_path / "data").glob("*.npz"))
-    assert len(files) == 2 and json.loads((tmp_path / "data" / "collect.json").read_text())["steps"] == 102
+    assert len(files) == 2 and json.loads((tmp_path / "data" / "dataset.json").read_text())["steps"] == 102
     import numpy as np
     with np.load(files[0]) as ep:
         assert "reward" not in ep.files and ep["image"].shape == (51, 32, 32, 3)
@@ -63,6 +63,19 @@ def test_installed_console_script_runs():
     script = root / "install" / "redraw_training" / "lib" / "redraw_training" / "evaluate"
     assert script.is_file(), f"console script not installed at {script}; run scripts/setup.sh"
     result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "--perturb" in result.stdout
+    assert result.returncode == 0 and "--eval-perturb" in result.stdout
     result = subprocess.run([sys.executable, "-m", "redraw_training", "nope"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "usage: python -m redraw_training" in result.stderr
+
+
+@pytest.mark.parametrize("cli, old, new", [
+    ("calibrate", "--perturb", "--eval-perturb"), ("finetune", "--perturb", "--eval-perturb"), ("evaluate", "--perturb", "--eval-perturb"),
+    ("rollout", "--perturb", "--target-perturb"), ("pretrain", "--perturb", "--train-perturb"), ("compare", "--source-perturb", "--train-perturb"),
+])
+def test_retired_perturb_flags_are_refused_with_the_name_that_says_what_they_perturb(cli, old, new, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(f"redraw_training.cli.{cli}").main([old, "reversed"])
+    assert exc.value.code == 2
+    assert f"{old} was renamed: use {new}" in capsys.readouterr().err

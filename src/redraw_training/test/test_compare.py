@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redraw_training.compare import LANE_COLUMNS, METHODS, CompareError, CompareSettings, seed_lock, summarize, table_markdown
+from redraw_training.compare import seed_lock
+from redraw_training.compare_report import summarize, table_markdown
+from redraw_training.compare_settings import LANE_COLUMNS, METHODS, CompareError, CompareSettings
 from redraw_training.evaluation import lane_metrics
 
 # ----------------------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_lane_table_has_the_papers_columns_and_mean_sem_over_seeds(tmp_path):
 
 
 def test_lane_plot_one_panel_per_metric(tmp_path):
-    from redraw_training.compare import plot
+    from redraw_training.compare_report import plot
 
     plot(summarize(_lane_rows()), _settings(tmp_path), tmp_path / "plot.png")
     import matplotlib.image
@@ -117,8 +119,8 @@ def test_parse_conditions():
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     from redraw_training.config import load_config
-    from redraw_training.loops import collect
     from redraw_training.offline import pretrain_offline
+    from redraw_training.rollout import collect
 
     root = tmp_path_factory.mktemp("given")
     collect("redraw/PointGoal-v0", root / "data", 4, "random", seed=5)
@@ -153,7 +155,7 @@ def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_ch
             assert r["checkpoint"] == str(tiny_checkpoints["draw" if r["method"].startswith("draw") else "dreamer"])
         else:
             assert r["updates"] == 2
-    data = [json.loads((out / "data" / f"{c}_seed{s}" / "data.json").read_text()) for c in ("nominal", "reversed") for s in (0, 1)]
+    data = [json.loads((out / "data" / f"{c}_seed{s}" / "dataset.json").read_text()) for c in ("nominal", "reversed") for s in (0, 1)]
     assert [d["perturb"] for d in data] == ["", "", "reversed", "reversed"] and all(d["driver"] == "random" for d in data)
     assert data[0]["seed"] != data[1]["seed"]
     zs = {r["seed"]: r["returns"] for r in rows if r["method"] == "draw_zeroshot" and r["perturb"] == ""}

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from redraw_training.collectors import PolicyRunner, coverage
+from redraw_training.collectors import coverage
 from redraw_training.plan2explore import Disagreement, member_std
+from redraw_training.rollout import PolicyRunner
 
 P2E_STEPS = 800        # 400 random prefill steps, then 400 exploration steps with one update each
 P2E_PREFILL = 400
@@ -58,7 +59,7 @@ def test_scripted_explorer_covers_more_than_random_actions():
     """Per episode (50 steps, 20 episodes), the PointGoal scripted explorer (random waypoints) visits at least
     1.5 x as many of the 100 arena cells as uniform random actions, which jitter around the start."""
     from redraw_training.envs import make_env
-    from redraw_training.loops import run_episodes
+    from redraw_training.rollout import run_episodes
     from redraw_training.scripted import WaypointExplorer, driver_input, scripted_driver
 
     env = make_env("redraw/PointGoal-v0")
@@ -108,7 +109,7 @@ def test_persistent_explorer_is_seeded_and_bounded():
 @pytest.fixture(scope="module")
 def p2e(tmp_path_factory):
     from redraw_training.config import load_config
-    from redraw_training.loops import pretrain
+    from redraw_training.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("p2e")
     config = load_config(["tiny", "plan2explore"], {
@@ -123,8 +124,8 @@ def _features(agent, actions_low: float, actions_high: float, episodes: int, see
     """Disagreement inputs concat[sigma_t, z_t, a_t] and targets e_{t+1} of random-action episodes (x action in
     [actions_low, actions_high], y action in [-1, 1]) filtered through the agent's world model."""
     from redraw_training.envs import make_env
-    from redraw_training.loops import run_episodes
     from redraw_training.plan2explore import disag_inputs
+    from redraw_training.rollout import run_episodes
 
     env = make_env("redraw/PointGoal-v0")
     rng = np.random.default_rng(seed)
@@ -174,7 +175,7 @@ def test_p2e_data_covers_more_than_task_policy(p2e):
     vs 0.56; uniform random actions cover about 0.86, since episodes start anywhere in the arena.)"""
     from redraw_training.checkpoint import load_agent
     from redraw_training.envs import make_env
-    from redraw_training.loops import run_episodes
+    from redraw_training.rollout import run_episodes
 
     run, summary = p2e
     col = summary["collection"]
@@ -236,7 +237,7 @@ def test_pretrain_cli_scripted_explore(tmp_path):
 
 
 def _write_dataset(folder: Path, episodes: int, reward: bool = True, dataset_json: dict | None = None) -> None:
-    from redraw_training.loops import collect
+    from redraw_training.rollout import collect
 
     collect("redraw/PointGoal-v0", folder, episodes, "random", seed=4, keep_reward=reward)
     if dataset_json is not None:
@@ -321,7 +322,7 @@ def test_offline_pretrain_continues_from_another_run_on_new_data(tmp_path):
     # resuming the continued run on its own dataset works; a checkpoint of other shapes is refused
     assert main(["--dataset", str(more), "--updates", "66", "--out", str(tmp_path / "b"), *common]) == 0
     other = tmp_path / "other"
-    from redraw_training.loops import collect
+    from redraw_training.rollout import collect
 
     collect("redraw/PointGoal-v0", other, 2, "random", seed=5, keep_reward=True, env_kwargs={"size": 64})
     assert main(["--dataset", str(other), "--updates", "70", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"), *common]) == 2

@@ -6,8 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from redraw_common.perturb import PerturbError, parse_perturb
 from redraw_training.envs import EnvSpecError, env_spec, make_env, preprocess_config_of
-from redraw_training.envs.pointgoal import PerturbError, PointGoalEnv, parse_perturb
+from redraw_training.envs.pointgoal import PERTURBATIONS, PointGoalEnv
 
 
 def _move(env, action, steps=3, seed=0):
@@ -74,13 +75,23 @@ def test_images_show_the_motion():
 
 @pytest.mark.parametrize("text, message", [
     ("warp", "unknown perturbation 'warp'"),
-    ("gain", "needs a number"),
-    ("reversed:1", "takes no value"),
-    ("gain:nan", "must be finite"),
+    ("gain", "needs a value"),
+    ("gain:x", "needs a number"),
+    ("gain:nan", r"must be in \(0, 100\]"),
+    ("gain:0", r"must be in \(0, 100\]"),
+    ("reversed:2", "must be 0 or 1"),
+    ("reversed,reversed", "given twice"),
 ])
 def test_perturb_errors(text, message):
+    """The synthetic env speaks the one perturbation vocabulary (redraw_common.perturb), as the simulators do."""
     with pytest.raises(PerturbError, match=message):
-        parse_perturb(text, {"reversed": False, "gain": True})
-    if text.startswith("gain:") or text == "warp":
-        with pytest.raises(PerturbError):
-            PointGoalEnv(perturb=text)
+        parse_perturb(text, PERTURBATIONS)
+    with pytest.raises(PerturbError, match=message):
+        PointGoalEnv(perturb=text)
+
+
+def test_a_flag_perturbation_takes_its_value_as_in_every_env():
+    assert PointGoalEnv(perturb="reversed:1").sign == PointGoalEnv(perturb="reversed").sign == -1.0
+    assert PointGoalEnv(perturb="reversed:0").sign == PointGoalEnv().sign == 1.0
+    env = PointGoalEnv(perturb="gain:0.5,drift:0.2")
+    assert (env.gain, env.drift) == (0.5, 0.2)

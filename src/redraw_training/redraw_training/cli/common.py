@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -82,10 +81,3 @@ def check_out_dir(path: str | Path, option: str = "--out") -> None:
 def say(lines: list[str]) -> None:
     for line in lines:
         print(line, flush=True)
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    return path

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from redraw_common.cli import entry_point
+from redraw_common.cli import entry_point, renamed
 
 from ..config import ConfigError, preset_names
 from .common import fail, parse_kwargs, say
@@ -54,7 +54,8 @@ def parse_conditions(values: list[str]) -> list[str]:
 
 @entry_point("compare")
 def main(argv: list[str] | None = None) -> int:
-    from ..compare import METHODS, TARGET_DRIVERS, CompareError, CompareSettings, checkpoint_env, compare
+    from ..compare import compare
+    from ..compare_settings import METHODS, TARGET_DRIVERS, CompareError, CompareSettings, checkpoint_env
 
     parser = argparse.ArgumentParser(prog="compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default=None, help="gymnasium env id (source and target); default: the env of --draw-checkpoint "
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-perturb", action="append", required=True, metavar="CONDITIONS",
                         help="target condition(s), comma-separated, e.g. nominal,reversed,trim:0.1 ('nominal' = unmodified; "
                         "'+' joins a compound perturbation: trim:0.1+delay:0.1); repeatable")
-    parser.add_argument("--source-perturb", default="", help="perturbation of the source (pretraining) env (default: nominal)")
+    parser.add_argument("--train-perturb", default="", help="perturbation of the source (pretraining) env (default: nominal)")
+    renamed(parser, "--source-perturb", "--train-perturb (the pretraining env)")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env kwargs for source and target")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--seeds", default="3", help="number of seeds (0..N-1) or a comma-separated list, e.g. 0,1,2")
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         env=env, target_perturbs=parse_conditions(args.target_perturb), out=Path(args.out),
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], seeds=seeds,
         presets=[p for name in (args.preset or ["tiny"]) for p in name.split(",") if p], overrides=args.overrides,
-        explore=args.explore, source_perturb=args.source_perturb, env_kwargs=env_kwargs, model_env_kwargs=model_env_kwargs,
+        explore=args.explore, source_perturb=args.train_perturb, env_kwargs=env_kwargs, model_env_kwargs=model_env_kwargs,
         pretrain_steps=args.pretrain_steps, updates=args.updates, sizes=_ints(args.sizes, "--sizes"),
         target_driver=args.target_driver, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
         draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint, progress=args.jobs == 1)

@@ -1,18 +1,19 @@
 """evaluate: roll a checkpoint's policy in an env (optionally perturbed) and write metrics JSON.
 
-    evaluate --checkpoint runs/pg_redraw --env redraw/PointGoal-v0 --perturb reversed --episodes 20 --out eval.json
+    evaluate --checkpoint runs/pg_redraw --env redraw/PointGoal-v0 --eval-perturb reversed --episodes 20 --out eval.json
 """
 
 from __future__ import annotations
 
 import argparse
 
-from redraw_common.cli import entry_point
+from redraw_common.cli import entry_point, renamed
 
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
-from ..loops import evaluate
-from .common import fail, parse_kwargs, say, set_threads, write_json
+from ..evaluation import evaluate
+from ..files import write_json
+from .common import fail, parse_kwargs, say, set_threads
 
 
 @entry_point("evaluate")
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder (pretrain or calibrate)")
     parser.add_argument("--env", default=None, help="gymnasium env id (default: the env the checkpoint was pretrained in)")
-    parser.add_argument("--perturb", default="", help="dynamics perturbation, e.g. reversed or gain:0.5,drift:0.2")
+    parser.add_argument("--eval-perturb", default="", help="perturbation of the evaluation env, e.g. reversed or gain:0.5,drift:0.2")
+    renamed(parser, "--perturb", "--eval-perturb (the evaluation env)")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env kwargs (default: the pretraining env's)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
@@ -34,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     say([
         f"evaluate: {args.episodes} episodes of the policy in {args.checkpoint} in {args.env or '(its pretraining env)'} "
-        f"with perturb {args.perturb!r}, actions {'mean' if args.mean else 'sampled'}",
+        f"with perturb {args.eval_perturb!r}, actions {'mean' if args.mean else 'sampled'}",
         f"  writing {args.out} (returns, mean/std, env info metrics); look: cat {args.out}",
     ])
     try:
-        metrics = evaluate(args.checkpoint, args.env, args.perturb, args.episodes, args.seed, sample=not args.mean, device=args.device,
+        metrics = evaluate(args.checkpoint, args.env, args.eval_perturb, args.episodes, args.seed, sample=not args.mean, device=args.device,
                            env_kwargs=parse_kwargs(args.env_kwargs) if args.env_kwargs else None)
     except (CheckpointError, EnvSpecError, ValueError) as exc:
         fail(str(exc))

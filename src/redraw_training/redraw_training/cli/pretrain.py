@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from redraw_common.cli import entry_point
+from redraw_common.cli import entry_point, renamed
 
 from ..checkpoint import CheckpointError, read_manifest
 from ..config import ConfigError, config_from_dict
@@ -25,7 +25,10 @@ from .common import add_config_args, build_config, fail, parse_kwargs, say
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default=None, help="gymnasium env id (default: config env.id, redraw/PointGoal-v0)")
-    parser.add_argument("--perturb", default=None, help="dynamics perturbation of the training env (default: none)")
+    parser.add_argument("--train-perturb", default=None, help="perturbation of the env pretraining collects in, trains in and "
+                                                                 "evaluates in (online; default: none)")
+    renamed(parser, "--perturb", "--train-perturb (the env online pretraining trains in) or, with --dataset, --eval-perturb "
+                                 "(the evaluation env)")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env keyword arguments, e.g. '{size: 64}'")
     parser.add_argument("--steps", type=int, default=None, help="env steps to train for (default: config run.steps)")
     parser.add_argument("--out", required=True, help="run folder (resumed if it already holds a checkpoint)")
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=None,
                         help="with --dataset: gradient updates (default: run.steps * run.train_ratio / (batch_size * batch_length))")
     parser.add_argument("--eval-env", default=None, help="with --dataset: gymnasium id to evaluate in (optional)")
+    parser.add_argument("--eval-perturb", default="", help="with --dataset: perturbation of the evaluation env")
     parser.add_argument("--init-from", default=None, metavar="RUN",
                         help="with --dataset: start from this pretrained run's weights, optimiser state, update count and config "
                              "(continue it on a new or extended dataset); --out must not hold a checkpoint yet")
@@ -45,15 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.explore == "plan2explore" and "plan2explore" not in ",".join(args.preset).split(","):
         args.preset.append("plan2explore")
     if args.dataset is not None:
+        if args.train_perturb is not None:
+            fail("--train-perturb perturbs the env of online pretraining; --dataset trains without one "
+                 "(--eval-perturb perturbs the evaluation env)")
         return _offline(args)
+    if args.eval_perturb:
+        fail("--eval-perturb goes with --dataset --eval-env; online pretraining evaluates in its training env (--train-perturb)")
+    from ..checkpoint import has_checkpoint
     from ..envs import EnvSpecError
-    from ..loops import has_checkpoint, pretrain
+    from ..pretrain import pretrain
 
     extra = {}
     if args.env:
         extra["env.id"] = args.env
-    if args.perturb is not None:
-        extra["env.perturb"] = args.perturb
+    if args.train_perturb is not None:
+        extra["env.perturb"] = args.train_perturb
     if args.steps is not None:
         extra["run.steps"] = args.steps
     if args.env_kwargs:
@@ -93,7 +103,7 @@ def _offline(args) -> int:
         extra["run.steps"] = args.steps
     base = None
     if args.init_from:
-        from ..loops import has_checkpoint
+        from ..checkpoint import has_checkpoint
 
         if has_checkpoint(args.out):
             fail(f"{args.out} already holds a checkpoint; --init-from starts a new run (drop it to resume {args.out})")
@@ -113,7 +123,7 @@ def _offline(args) -> int:
     ])
     try:
         summary = pretrain_offline(config, args.dataset, args.out, updates=updates, progress=not args.no_progress, resume=not args.fresh,
-                                   eval_env=args.eval_env, eval_perturb=args.perturb or "",
+                                   eval_env=args.eval_env, eval_perturb=args.eval_perturb,
                                    eval_kwargs=parse_kwargs(args.env_kwargs) if args.env_kwargs else None, init_from=args.init_from)
     except (CheckpointError, OfflineError) as exc:
         fail(str(exc))

@@ -16,8 +16,9 @@ to the goal. The goal is fixed at the centre (`goal="center"`, default) or drawn
 
 Dynamics shifts (`perturb`, "name[:value][,name[:value]...]", "" = nominal):
     reversed        a -> -a: the robot moves opposite to the command (zero-shot sim policies fail badly)
-    gain:x          a -> x * a (x > 0)
-    drift:x         constant velocity x (per unit of speed) along +x on top of the command
+    gain:x          a -> x * a (0 < x <= 100)
+    drift:x         constant velocity x (per unit of speed) along +x on top of the command (|x| <= 10)
+(the syntax and its parser are every env's: redraw_common.perturb; "reversed:1" == "reversed", a name at most once)
 
 `info` holds `distance`, `success` (distance < goal radius) and, at the end, `episode_return`,
 `final_distance`. Registered as gymnasium id `redraw/PointGoal-v0` when `redraw_training.envs` is imported.
@@ -25,48 +26,22 @@ Dynamics shifts (`perturb`, "name[:value][,name[:value]...]", "" = nominal):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from redraw_common.errors import RedrawInputError
+from redraw_common.perturb import PerturbSpec, parse_perturb
 from redraw_common.preprocessing import PreprocessConfig
 
-
-class PerturbError(RedrawInputError):
-    """A perturbation string does not follow "name[:value][,name[:value]...]" or names an unknown shift."""
-
-
-def parse_perturb(text: str, known: dict[str, bool]) -> dict[str, float | None]:
-    """'reversed,gain:0.5' -> {'reversed': None, 'gain': 0.5}; `known` maps names to 'takes a value'."""
-    out: dict[str, float | None] = {}
-    if not text:
-        return out
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, _, raw = item.partition(":")
-        if name not in known:
-            raise PerturbError(f"unknown perturbation {name!r} in {text!r}; known: {sorted(known)}")
-        if known[name]:
-            try:
-                out[name] = float(raw)
-            except ValueError:
-                raise PerturbError(f"perturbation {name!r} needs a number, e.g. '{name}:0.5'; found {item!r}") from None
-            if not math.isfinite(out[name]):
-                raise PerturbError(f"perturbation {name!r} must be finite, found {raw!r}")
-        else:
-            if raw:
-                raise PerturbError(f"perturbation {name!r} takes no value, found {item!r}")
-            out[name] = None
-    return out
-
-
-PERTURBATIONS = {"reversed": False, "gain": True, "drift": True}
+#: the synthetic env's dynamics shifts, in the project's one perturbation vocabulary (redraw_common.perturb)
+PERTURBATIONS = {
+    "reversed": PerturbSpec("a -> -a: the robot moves opposite to the command", 0.0, 1.0, lambda v: v in (0.0, 1.0), "0 or 1"),
+    "gain": PerturbSpec("a -> x * a", 1.0, None, lambda v: 0.0 < v <= 100.0, "in (0, 100]"),
+    "drift": PerturbSpec("constant velocity x (per unit of speed) along +x on top of the command", 0.0, None,
+                         lambda v: abs(v) <= 10.0, "in [-10, 10]"),
+}
 
 
 class PointGoalEnv(gym.Env):
@@ -86,11 +61,9 @@ class PointGoalEnv(gym.Env):
             raise ValueError(f"max_steps must be >= 2, found {max_steps}")
         self.perturb = perturb
         shifts = parse_perturb(perturb, PERTURBATIONS)
-        self.sign = -1.0 if "reversed" in shifts else 1.0
-        self.gain = shifts.get("gain") if shifts.get("gain") is not None else 1.0
-        if self.gain <= 0:
-            raise PerturbError(f"gain must be > 0, found {self.gain}")
-        self.drift = shifts.get("drift") or 0.0
+        self.sign = -1.0 if shifts.get("reversed") else 1.0
+        self.gain = shifts.get("gain", 1.0)
+        self.drift = shifts.get("drift", 0.0)
         self.size, self.max_steps, self.speed, self.goal_mode, self.with_vector = size, max_steps, speed, goal, vector
         self.camera = camera
         self.render_mode = render_mode
