@@ -9,41 +9,30 @@ redraw/policy_status says stale_odometry).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description():
-    # LaunchConfiguration(...) inline in every Node: tests read these declarations (tests/helpers/launchfile.py)
+    # The packages' own launch files, included with LaunchConfiguration(...) inline: tests and sim2real read these
+    # declarations statically (redraw_common.bringup follows IncludeLaunchDescription into the installed files).
     return LaunchDescription([
         DeclareLaunchArgument("robot", default_value="duckiebot", description="robot name = namespace of its topics"),
         DeclareLaunchArgument("perturb", default_value="", description="the twin's dynamics perturbation ('' = nominal)"),
         DeclareLaunchArgument("model", default_value="/models/policy.onnx", description="exported policy; its manifest lies next to it"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="the twin publishes /clock and the policy node follows it"),
         DeclareLaunchArgument("real_time_factor", default_value="1.0", description="simulated seconds per wall second"),
-        Node(
-            package="redraw_sim",
-            executable="twin_node",
-            name="twin",
-            namespace=LaunchConfiguration("robot"),
-            output="screen",
-            parameters=[
-                PathJoinSubstitution([FindPackageShare("redraw_sim"), "config", "twin.yaml"]),
-                {"perturb": LaunchConfiguration("perturb"), "publish_clock": LaunchConfiguration("use_sim_time"),
-                 "real_time_factor": LaunchConfiguration("real_time_factor")},
-            ],
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("redraw_sim"), "launch", "twin.launch.py"])),
+            launch_arguments={"robot": LaunchConfiguration("robot"), "perturb": LaunchConfiguration("perturb"),
+                              "use_sim_time": LaunchConfiguration("use_sim_time"),
+                              "real_time_factor": LaunchConfiguration("real_time_factor")}.items(),
         ),
-        Node(
-            package="redraw_policy_node",
-            executable="policy_node",
-            name="policy_node",
-            namespace=LaunchConfiguration("robot"),
-            output="screen",
-            parameters=[
-                PathJoinSubstitution([FindPackageShare("redraw_policy_node"), "config", "drive.yaml"]),
-                {"model_path": LaunchConfiguration("model"), "use_sim_time": LaunchConfiguration("use_sim_time")},
-            ],
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("redraw_policy_node"), "launch", "drive.launch.py"])),
+            launch_arguments={"robot": LaunchConfiguration("robot"), "model": LaunchConfiguration("model"),
+                              "use_sim_time": LaunchConfiguration("use_sim_time")}.items(),
         ),
     ])

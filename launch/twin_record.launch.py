@@ -9,14 +9,15 @@ records it with the camera, for models whose observation includes it.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description():
-    # LaunchConfiguration(...) inline in every Node: tests read these declarations (tests/helpers/launchfile.py)
+    # The packages' own launch files, included with LaunchConfiguration(...) inline: tests and sim2real read these
+    # declarations statically (redraw_common.bringup follows IncludeLaunchDescription into the installed files).
     return LaunchDescription([
         DeclareLaunchArgument("robot", default_value="duckiebot", description="robot name = namespace of its topics"),
         DeclareLaunchArgument("perturb", default_value="reversed", description="the twin's dynamics perturbation ('' = nominal)"),
@@ -25,42 +26,23 @@ def generate_launch_description():
         DeclareLaunchArgument("max_transitions", default_value="0", description="stop recording after N transitions (0 = no limit)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="the twin publishes /clock and every node follows it"),
         DeclareLaunchArgument("real_time_factor", default_value="1.0", description="simulated seconds per wall second"),
-        Node(
-            package="redraw_sim",
-            executable="twin_node",
-            name="twin",
-            namespace=LaunchConfiguration("robot"),
-            output="screen",
-            parameters=[
-                PathJoinSubstitution([FindPackageShare("redraw_sim"), "config", "twin.yaml"]),
-                {"perturb": LaunchConfiguration("perturb"), "publish_clock": LaunchConfiguration("use_sim_time"),
-                 "real_time_factor": LaunchConfiguration("real_time_factor")},
-            ],
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("redraw_sim"), "launch", "twin.launch.py"])),
+            launch_arguments={"robot": LaunchConfiguration("robot"), "perturb": LaunchConfiguration("perturb"),
+                              "use_sim_time": LaunchConfiguration("use_sim_time"),
+                              "real_time_factor": LaunchConfiguration("real_time_factor")}.items(),
         ),
-        Node(
-            package="redraw_sim",
-            executable="explore_node",
-            name="explorer",
-            namespace=LaunchConfiguration("robot"),
-            output="screen",
-            parameters=[
-                PathJoinSubstitution([FindPackageShare("redraw_sim"), "config", "explore.yaml"]),
-                {"driver": LaunchConfiguration("driver"), "use_sim_time": LaunchConfiguration("use_sim_time")},
-            ],
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("redraw_sim"), "launch", "explore.launch.py"])),
+            launch_arguments={"robot": LaunchConfiguration("robot"), "driver": LaunchConfiguration("driver"),
+                              "use_sim_time": LaunchConfiguration("use_sim_time")}.items(),
         ),
-        Node(
-            package="redraw_recorder",
-            executable="recorder",
-            name="recorder",
-            namespace=LaunchConfiguration("robot"),
-            output="screen",
-            parameters=[
-                PathJoinSubstitution([FindPackageShare("redraw_recorder"), "config", "record.yaml"]),
-                # the twin's camera is reliable: a reliable subscription gets every frame it renders, where a
-                # best-effort one (record.yaml's default, for any robot's camera) lost 13 of 1282 frames with both
-                # cores busy
-                {"robot": LaunchConfiguration("robot"), "output": LaunchConfiguration("output"), "max_transitions": LaunchConfiguration("max_transitions"),
-                 "use_sim_time": LaunchConfiguration("use_sim_time"), "camera_best_effort": False},
-            ],
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("redraw_recorder"), "launch", "record.launch.py"])),
+            # the twin's camera is reliable: a reliable subscription gets every frame it renders, where a best-effort
+            # one (the recorder's default, for any robot's camera) lost 13 of 1282 frames with both cores busy
+            launch_arguments={"robot": LaunchConfiguration("robot"), "output": LaunchConfiguration("output"),
+                              "max_transitions": LaunchConfiguration("max_transitions"),
+                              "use_sim_time": LaunchConfiguration("use_sim_time"), "camera_best_effort": "false"}.items(),
         ),
     ])

@@ -23,6 +23,14 @@ def test_the_robot_launch_files_exist():
     assert {"record.launch.py", "drive.launch.py"} <= names
 
 
+@pytest.mark.parametrize("launch_file", sorted(REPO.glob("launch/*.launch.py")), ids=lambda p: p.name)
+def test_the_bring_ups_include_the_package_launch_files(launch_file):
+    """A top-level bring-up starts each node through its package's launch file (IncludeLaunchDescription), so a
+    node's parameters are declared once, where `ros2 launch <package> ...` on the robot reads them too."""
+    own = [n.executable for n in declared_nodes(launch_file) if not n.included]
+    assert not own, f"{launch_file.name} declares Node(...) of its own for {own}; include the package's launch file"
+
+
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=IDS)
 def test_declared_executables_and_parameter_files_exist(launch_file):
     nodes = declared_nodes(launch_file)

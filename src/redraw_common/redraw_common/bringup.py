@@ -14,6 +14,9 @@ Three parts, usable on their own:
       os.path.join(get_package_share_directory("pkg"), "config", "file.yaml")
   Inline parameters: dict literals with constant values. Values that are launch substitutions
   (LaunchConfiguration("robot")) are reported as `LaunchArg(name)` and resolved with the launch arguments.
+  IncludeLaunchDescription(PythonLaunchDescriptionSource(<a share path as above>), launch_arguments={...}.items())
+  is followed into the installed file: its nodes come in order, each with the chain of inclusions that sets the
+  launch configurations it sees (DeclaredNode.arguments).
 - Processes (`NodeGroup`, `NodeProcess`): real node processes sharing a DDS domain, each in its own process
   group with its output in a log file; `stop()` sends SIGINT, then SIGTERM, then SIGKILL.
 - `start_launch`: every node of a launch file with its installed executable, name, namespace, installed
@@ -97,6 +100,15 @@ class LaunchArg:
     name: str
 
 
+@dataclass(frozen=True)
+class Inclusion:
+    """One IncludeLaunchDescription on the way to a node: the included file, its declared defaults and the
+    launch_arguments the including file gives it (values may be LaunchArg of the including file)."""
+    path: Path
+    defaults: dict[str, Any]
+    given: dict[str, Any]
+
+
 @dataclass
 class DeclaredNode:
     package: str
@@ -105,6 +117,16 @@ class DeclaredNode:
     namespace: Any = None
     param_files: list[tuple[str, str]] = field(default_factory=list)  # (package, path relative to share dir)
     params: dict[str, Any] = field(default_factory=dict)
+    included: list[Inclusion] = field(default_factory=list)  # outermost first; empty for a node of the file itself
+
+    def arguments(self, top: dict[str, Any]) -> dict[str, Any]:
+        """The launch configurations this node sees, given those of the top file (`top`): as `ros2 launch` does,
+        an included file sees everything set before it, then its launch_arguments, then its own defaults for
+        whatever is still unset."""
+        args = dict(top)
+        for inc in self.included:
+            args = {**inc.defaults, **args, **resolve(inc.given, args)}
+        return args
 
     def param_file_paths(self, root: Path | None = None) -> list[Path]:
         """Installed paths of the parameter files: <root>/install/<pkg>/share/<pkg>/<rel> when `root` (a
@@ -143,7 +165,9 @@ def _value(node: ast.AST) -> Any:
     )
 
 
-def _param_file(node: ast.AST) -> tuple[str, str] | None:
+def _share_path(node: ast.AST) -> tuple[str, str] | None:
+    """(package, path under its share folder) of PathJoinSubstitution([FindPackageShare("pkg"), "a", "b"]) or
+    os.path.join(get_package_share_directory("pkg"), "a", "b"); None for anything else."""
     if not isinstance(node, ast.Call):
         return None
     name = _call_name(node)
@@ -160,6 +184,35 @@ def _param_file(node: ast.AST) -> tuple[str, str] | None:
     return package, rel
 
 
+
+def _included_file(path: Path, call: ast.Call) -> tuple[Path, dict[str, Any]]:
+    """IncludeLaunchDescription(PythonLaunchDescriptionSource(<share path>), launch_arguments={...}.items())
+    -> (the installed launch file, the launch_arguments)."""
+    where = f"{path}:{call.lineno}"
+    source = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "launch_description_source"), None)
+    if isinstance(source, ast.Call) and _call_name(source) == "PythonLaunchDescriptionSource" and source.args:
+        source = source.args[0]
+    target = _share_path(source) if source is not None else None
+    if target is None:
+        raise ValueError(f"{where}: cannot read the included launch file; expected PythonLaunchDescriptionSource("
+                         "PathJoinSubstitution([FindPackageShare('pkg'), 'launch', 'file.launch.py']))")
+    included = package_share(target[0]) / target[1]
+    if not included.is_file():
+        raise FileNotFoundError(f"{where}: included launch file {target[0]}/{target[1]} not installed: expected {included} "
+                                "(run `bash scripts/setup.sh`, then `. scripts/env.sh`)")
+    given_node = next((k.value for k in call.keywords if k.arg == "launch_arguments"), None)
+    if given_node is None:
+        return included, {}
+    if isinstance(given_node, ast.Call) and isinstance(given_node.func, ast.Attribute) and given_node.func.attr == "items":
+        given_node = given_node.func.value
+    given = _value(given_node)
+    if isinstance(given, list):
+        given = dict(given)
+    if not isinstance(given, dict):
+        raise ValueError(f"{where}: launch_arguments must be a dict literal (with .items()) or a list of pairs")
+    return included, given
+
+
 def declared_arguments(path: Path) -> dict[str, Any]:
     """DeclareLaunchArgument(name, default_value=...) -> {name: default}."""
     tree = ast.parse(Path(path).read_text(), filename=str(path))
@@ -173,10 +226,20 @@ def declared_arguments(path: Path) -> dict[str, Any]:
 
 
 def declared_nodes(path: Path) -> list[DeclaredNode]:
-    tree = ast.parse(Path(path).read_text(), filename=str(path))
+    """Every Node(...) that `path` starts, in order, with the nodes of the launch files it includes
+    (IncludeLaunchDescription, followed into the installed files; their DeclaredNode.included says how)."""
+    path = Path(path)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    calls = sorted((c for c in ast.walk(tree) if isinstance(c, ast.Call) and _call_name(c) in ("Node", "IncludeLaunchDescription")),
+                   key=lambda c: (c.lineno, c.col_offset))
     nodes = []
-    for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and _call_name(call) == "Node"):
+    for call in calls:
+        if _call_name(call) == "IncludeLaunchDescription":
+            included, given = _included_file(path, call)
+            inclusion = Inclusion(included, declared_arguments(included), given)
+            for node in declared_nodes(included):
+                node.included.insert(0, inclusion)
+                nodes.append(node)
             continue
         kw = {k.arg: k.value for k in call.keywords}
         if "package" not in kw or "executable" not in kw:
@@ -188,7 +251,7 @@ def declared_nodes(path: Path) -> list[DeclaredNode]:
             if not isinstance(kw["parameters"], (ast.List, ast.Tuple)):
                 raise ValueError(f"{path}:{call.lineno}: parameters= must be a list literal")
             for item in kw["parameters"].elts:
-                pf = _param_file(item)
+                pf = _share_path(item)
                 if pf is not None:
                     node.param_files.append(pf)
                 elif isinstance(item, ast.Dict):
@@ -422,10 +485,11 @@ def start_launch(group: NodeGroup, launch_file: Path, arguments: dict[str, Any] 
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise FileNotFoundError(f"{launch_file.name}: parameter files of {node.package}/{node.executable} not installed: {missing}")
-        params = resolve(node.params, args)
+        node_args = node.arguments(args)
+        params = resolve(node.params, node_args)
         params = {k: typed(v) for k, v in params.items()}
         params.update((overrides or {}).get(node.executable, {}))
-        namespace = resolve(node.namespace, args) if node.namespace is not None else None
+        namespace = resolve(node.namespace, node_args) if node.namespace is not None else None
         procs[node.executable] = group.start_executable(
             node.package, node.executable, name=node.name, namespace=namespace, params=params or None, param_files=files,
         )

@@ -42,6 +42,7 @@ import math
 import sys
 import time
 from collections import deque
+from functools import partial
 
 import rclpy
 from geometry_msgs.msg import TwistStamped
@@ -56,13 +57,12 @@ from redraw_common.errors import ManifestError, RedrawInputError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.observation import ActionHistory, compose_vector
-from redraw_common.rosinit import init_stoppable
+from redraw_common.rosinit import run_node
 from redraw_msgs.msg import DriveAction, EpisodeEvent, PolicyStatus, WheelsCmdStamped
 
 from . import watchdog as wd
 from .model import PolicyModel
 
-EXIT_OK, EXIT_REFUSED = 0, 2
 CAMERA_RATE_WINDOW = 30      # frames over which the camera's rate is measured once, against control_hz
 STOP_WARNINGS = {wd.STALE_CAMERA: "camera frames stale: wheels to zero",
                  wd.STALE_ODOMETRY: f"odometry ({topics.ODOM_VELOCITY}) missing or stale: wheels to zero"}
@@ -72,8 +72,7 @@ class PolicyNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__("policy_node", **node_kwargs)
 
-        def param(name, default, description):
-            return declare_param(self, name, default, description)
+        param = partial(declare_param, self)
 
         model_path = str(param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it"))
         threads = int(param("threads", 1, "onnxruntime intra-op threads"))
@@ -270,27 +269,17 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # own signal handling: the context must still be alive to send the last zero command
-    stop = init_stoppable(args)
-    node = None
-    code = EXIT_OK
-    try:
-        node = PolicyNode()
-        while rclpy.ok() and not stop:
-            rclpy.spin_once(node, timeout_sec=0.05)
-    except RedrawInputError as exc:
+    def explain(exc: RedrawInputError) -> str:
         what = "refusing the model" if isinstance(exc, ManifestError) else "bad configuration"
-        print(f"policy_node: error: {what}: {exc}. No wheel command was sent.", file=sys.stderr, flush=True)
-        code = EXIT_REFUSED
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.publish(0.0, 0.0, wd.ESTOP if node.watchdog.estop else wd.WAITING, None)
-                node.get_logger().info("stopping: wheels to zero")
-                time.sleep(0.05)  # let the last command leave
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+        return f"{what}: {exc}. No wheel command was sent."
+
+    def stop_wheels(node: PolicyNode, reason: str) -> None:
+        if rclpy.ok():  # the context is alive (own signal handling): the last command reaches the wheels
+            node.publish(0.0, 0.0, wd.ESTOP if node.watchdog.estop else wd.WAITING, None)
+            node.get_logger().info(f"stopping ({reason}): wheels to zero")
+            time.sleep(0.05)  # let the last command leave
+
+    return run_node("policy_node", PolicyNode, args, on_exit=stop_wheels, explain=explain)
 
 
 if __name__ == "__main__":

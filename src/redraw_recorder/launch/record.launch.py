@@ -17,6 +17,8 @@ def generate_launch_description():
         DeclareLaunchArgument("output", default_value="", description="recording folder to create (empty: automatic name)"),
         DeclareLaunchArgument("max_transitions", default_value="0", description="stop after N transitions (0 = no limit)"),
         DeclareLaunchArgument("max_duration", default_value="0.0", description="stop after T seconds (0 = no limit)"),
+        DeclareLaunchArgument("camera_best_effort", default_value="true",
+                              description="best-effort camera subscription (matches any camera); false: reliable, every frame of a reliable camera"),
         Node(
             package="redraw_recorder",
             executable="recorder",
@@ -31,6 +33,7 @@ def generate_launch_description():
                     "max_transitions": LaunchConfiguration("max_transitions"),
                     "max_duration": LaunchConfiguration("max_duration"),
                     "use_sim_time": LaunchConfiguration("use_sim_time"),
+                    "camera_best_effort": LaunchConfiguration("camera_best_effort"),
                 },
             ],
         ),

@@ -21,11 +21,11 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -38,13 +38,13 @@ from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.preprocessing import PreprocessConfig
 from redraw_common.recording import RecordingInfo, cdr_header_stamp
-from redraw_common.rosinit import init_stoppable
+from redraw_common.rosinit import EXIT_OK, run_node
 from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
 
 from . import __version__
 from .bagwriter import RecordingWriter, free_bytes
 
-EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_DISK_FULL = 0, 1, 2, 3
+EXIT_DISK_FULL = 3   # besides run_node's 0 (done), 1 (an error while recording), 2 (refused at start)
 CAMERA_QUEUE = 600   # frames the recorder's camera subscription holds while it is behind
 ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
 OPTIONAL_ROLES = ("odometry",)  # recorded when the robot has them; their absence is reported, not fatal
@@ -88,8 +88,7 @@ class Recorder(Node):
     def __init__(self):
         super().__init__("recorder")
 
-        def param(name, default, description):
-            return declare_param(self, name, default, description)
+        param = partial(declare_param, self)
 
         ns_robot = self.get_namespace().strip("/")
         robot = param("robot", "", "robot name stored with the bag; empty = the node's namespace") or ns_robot or topics.DEFAULT_ROBOT
@@ -302,32 +301,14 @@ def topics_name(role: str) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    # Own signal handling: rclpy's SIGINT handler raises KeyboardInterrupt wherever the main thread is, which can
-    # be inside writer.write() between opening a new part and writing its first message (an empty part) or inside
-    # a chunk write. The handler only asks to stop; the loop ends between callbacks and closes every part.
-    stop = init_stoppable(args)
-    node = None
-    reason = "interrupted"
-    code = EXIT_OK
-    try:
-        node = Recorder()
-        while rclpy.ok() and not node.done and not stop:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        if stop:
-            reason = f"interrupted ({stop.name})"
-        code = node.exit_code
-    except RedrawInputError as exc:     # BagError, a bad parameter
-        print(f"recorder: error: {exc}", file=sys.stderr, flush=True)
-        code = EXIT_REFUSED if node is None else EXIT_ERROR
-        reason = f"error: {exc}"
-    except ExternalShutdownException:   # the context was shut down from outside (a launch's shutdown)
-        reason = "interrupted (context shut down)"
-    finally:
-        if node is not None:
-            node.close(reason)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    # Own signal handling (run_node): rclpy's SIGINT handler raises KeyboardInterrupt wherever the main thread is,
+    # which can be inside writer.write() between opening a new part and writing its first message (an empty part)
+    # or inside a chunk write. A signal only asks to stop; the loop ends between callbacks and closes every part.
+    def close(node: Recorder, reason: str) -> int:
+        node.close(reason)
+        return node.exit_code
+
+    return run_node("recorder", Recorder, args, done=lambda node: node.done, on_exit=close)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,7 +25,7 @@ from redraw_common.errors import RedrawInputError
 
 
 class DriverInputError(RedrawInputError):
-    """A driver got something that is not a lane state."""
+    """A driver or a driver node (explorer, teleop) got a setting or an input it cannot use."""
 
 
 @dataclass(frozen=True)

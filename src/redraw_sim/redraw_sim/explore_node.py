@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 
 import rclpy
 from rclpy.node import Node
@@ -24,12 +25,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from redraw_common import topics
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
-from redraw_common.rosinit import init_stoppable
+from redraw_common.rosinit import run_node
 from redraw_msgs.msg import DriveAction, EpisodeEvent, GroundTruth
 
 from . import ground_truth
 from .action_out import ActionOut
-from .drivers import ExploreConfig, ExploreDriver, LaneFollowPController
+from .drivers import DriverInputError, ExploreConfig, ExploreDriver, LaneFollowPController
 
 DRIVERS = ("explore", "expert")
 
@@ -38,8 +39,7 @@ class ExploreNode(Node):
     def __init__(self):
         super().__init__("explorer")
 
-        def param(name, default, description):
-            return declare_param(self, name, default, description)
+        param = partial(declare_param, self)
 
         driver = param("driver", "explore", f"one of {list(DRIVERS)}: reward-free explorer or the lane-following P-controller")
         control_hz = float(param("control_hz", 10.0, "control rate, Hz (ROS time: simulated with use_sim_time)"))
@@ -54,11 +54,11 @@ class ExploreNode(Node):
         forward = float(param("forward", 0.6, "expert: constant forward command"))
         self.kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
         if driver not in DRIVERS:
-            raise ValueError(f"driver must be one of {DRIVERS}, found {driver!r}")
+            raise DriverInputError(f"driver must be one of {DRIVERS}, found {driver!r}")
         if control_hz <= 0 or self.truth_timeout <= 0:
-            raise ValueError(f"control_hz and truth_timeout must be > 0, found {control_hz}, {self.truth_timeout}")
+            raise DriverInputError(f"control_hz and truth_timeout must be > 0, found {control_hz}, {self.truth_timeout}")
         if not -1 <= speed[0] <= speed[1] <= 1:
-            raise ValueError(f"speed_min <= speed_max must lie in [-1, 1], found {speed}")
+            raise DriverInputError(f"speed_min <= speed_max must lie in [-1, 1], found {speed}")
         if driver == "explore":
             config = ExploreConfig(speed_range=speed, p_drift=p_drift, p_stop=p_stop, p_reverse=p_reverse, turn_noise=turn_noise)
             self.driver = ExploreDriver(config, seed=seed)
@@ -112,30 +112,20 @@ class ExploreNode(Node):
                                        "commands sent = intended x sign from now on")
 
 
-def run(node_factory, name: str, args: list[str] | None = None) -> int:
-    """main() of the driver nodes: own SIGINT/SIGTERM handling, a last zero command before exiting."""
-    stop = init_stoppable(args)
-    node, code = None, 0
-    try:
-        node = node_factory()
-        while rclpy.ok() and not stop:
-            rclpy.spin_once(node, timeout_sec=0.05)
-    except ValueError as exc:
-        print(f"{name}: error: bad configuration: {exc}", file=sys.stderr, flush=True)
-        code = 2
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.out.publish(0.0, 0.0)
-                node.get_logger().info(f"stopping after {node.out.sent} commands: wheels to zero")
-                time.sleep(0.05)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+def run_driver(node_factory, name: str, args: list[str] | None = None) -> int:
+    """main() of the driver nodes (explorer, teleop): run_node with a last zero command before exiting."""
+
+    def stop_wheels(node, reason: str) -> None:
+        if rclpy.ok():
+            node.out.publish(0.0, 0.0)
+            node.get_logger().info(f"stopping ({reason}) after {node.out.sent} commands: wheels to zero")
+            time.sleep(0.05)
+
+    return run_node(name, node_factory, args, on_exit=stop_wheels, explain=lambda exc: f"bad configuration: {exc}")
 
 
 def main(args: list[str] | None = None) -> int:
-    return run(ExploreNode, "explore_node", args)
+    return run_driver(ExploreNode, "explore_node", args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import partial
 
 from rclpy.node import Node
 
@@ -20,7 +21,8 @@ from redraw_common.nodeparams import declare_config, declare_param
 from redraw_msgs.msg import DriveAction
 
 from .action_out import ActionOut
-from .explore_node import run
+from .drivers import DriverInputError
+from .explore_node import run_driver
 
 
 def parse_script(text: str) -> list[tuple[float, float, float]]:
@@ -35,12 +37,12 @@ def parse_script(text: str) -> list[tuple[float, float, float]]:
             forward, turn = rest.split(",")
             seg = (float(seconds), float(forward), float(turn))
         except ValueError:
-            raise ValueError(f"teleop script segment {item!r} is not 'seconds:forward,turn' (e.g. '2.0:0.5,-0.1')") from None
+            raise DriverInputError(f"teleop script segment {item!r} is not 'seconds:forward,turn' (e.g. '2.0:0.5,-0.1')") from None
         if not all(math.isfinite(v) for v in seg) or seg[0] <= 0 or abs(seg[1]) > 1 or abs(seg[2]) > 1:
-            raise ValueError(f"teleop script segment {item!r}: need seconds > 0 and forward, turn in [-1, 1]")
+            raise DriverInputError(f"teleop script segment {item!r}: need seconds > 0 and forward, turn in [-1, 1]")
         segments.append(seg)
     if not segments:
-        raise ValueError(f"teleop script is empty ({text!r}); expected segments 'seconds:forward,turn; ...'")
+        raise DriverInputError(f"teleop script is empty ({text!r}); expected segments 'seconds:forward,turn; ...'")
     return segments
 
 
@@ -59,15 +61,14 @@ class ScriptedTeleopNode(Node):
     def __init__(self):
         super().__init__("teleop")
 
-        def param(name, default, description):
-            return declare_param(self, name, default, description)
+        param = partial(declare_param, self)
 
         self.script = parse_script(param("script", "3.0:0.5,0.0; 1.5:0.4,0.5; 3.0:0.5,0.0; 1.5:0.4,-0.5; 1.0:0.0,0.0",
                                          "segments 'seconds:forward,turn' separated by ';'"))
         self.loop = bool(param("loop", True, "repeat the script"))
         control_hz = float(param("control_hz", 10.0, "command rate, Hz"))
         if control_hz <= 0:
-            raise ValueError(f"control_hz must be > 0, found {control_hz}")
+            raise DriverInputError(f"control_hz must be > 0, found {control_hz}")
         self.kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
         self.out = ActionOut(self, self.kinematics, DriveAction.SOURCE_TELEOP)
         self.total = sum(seg[0] for seg in self.script)
@@ -83,7 +84,7 @@ class ScriptedTeleopNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run(ScriptedTeleopNode, "teleop_node", args)
+    return run_driver(ScriptedTeleopNode, "teleop_node", args)
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from functools import partial
 
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from rclpy.clock import Clock, ClockType
@@ -55,14 +55,12 @@ from redraw_common import topics
 from redraw_common.errors import RedrawInputError
 from redraw_common.imageconv import rgb_to_compressed
 from redraw_common.nodeparams import declare_param
-from redraw_common.rosinit import init_stoppable
+from redraw_common.rosinit import run_node
 from redraw_msgs.msg import EpisodeEvent, GroundTruth, WheelsCmdStamped
 
 from . import ground_truth
 from .dt_import import DuckietownUnavailable
 from .duckietown_sim import MAPS, SIM_HZ, LaneSim
-
-EXIT_OK, EXIT_BAD_CONFIG = 0, 2
 
 
 class TwinConfigError(RedrawInputError):
@@ -73,8 +71,7 @@ class TwinNode(Node):
     def __init__(self):
         super().__init__("twin")
 
-        def param(name, default, description):
-            return declare_param(self, name, default, description)
+        param = partial(declare_param, self)
 
         map_name = param("map_name", "loop_empty", f"Duckietown loop map, one of {list(MAPS)}")
         if map_name not in MAPS:
@@ -310,24 +307,8 @@ class TwinNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    stop = init_stoppable(args)
-    node, code = None, EXIT_OK
-    try:
-        node = TwinNode()
-        while rclpy.ok() and not stop:
-            rclpy.spin_once(node, timeout_sec=0.05)
-    except (TwinConfigError, ValueError) as exc:
-        print(f"twin_node: error: bad configuration: {exc}", file=sys.stderr, flush=True)
-        code = EXIT_BAD_CONFIG
-    except DuckietownUnavailable as exc:
-        print(f"twin_node: error: {exc}", file=sys.stderr, flush=True)
-        code = EXIT_BAD_CONFIG
-    finally:
-        if node is not None:
-            node.log_status(time.monotonic())
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node("twin_node", TwinNode, args, on_exit=lambda node, reason: node.log_status(time.monotonic()),
+                    explain=lambda exc: f"bad configuration: {exc}", refused=(DuckietownUnavailable,))
 
 
 if __name__ == "__main__":
