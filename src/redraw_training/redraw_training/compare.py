@@ -55,14 +55,14 @@ from .files import DATASET_JSON, read_json, write_json
 
 
 def base_config(s: CompareSettings, model: str, seed: int):
-    from .config import load_config
+    from .config import for_model, load_config
 
     presets = list(s.presets)
     if s.explore == "plan2explore":
         presets.append("plan2explore")
     if model == "dreamer":
         presets.append("dreamer")
-    config = load_config(presets, s.overrides)
+    config = load_config(presets, for_model(s.overrides, model))
     changes: dict[str, Any] = {"seed": int(seed), "threads": int(s.threads), "explore": s.explore, "env.id": s.env,
                                "env.perturb": s.source_perturb, "run.eval_every": 0, "run.eval_eps": 0, "run.save_every": 0}
     if s.env_kwargs:
@@ -200,11 +200,11 @@ def fit_vector(folder: Path, pretrained: Path) -> Path:
 
 def offline_config(s: CompareSettings, pretrained: Path, seed: int):
     from .checkpoint import read_manifest
-    from .config import apply, config_from_dict
+    from .config import apply, config_from_dict, for_model
 
     _, manifest = read_manifest(pretrained)
     base = config_from_dict(manifest["config"], manifest.get("presets", []))
-    config = apply(base, [], s.overrides)
+    config = apply(base, [], for_model(s.overrides, base.model))
     changes: dict[str, Any] = {"seed": int(seed), "threads": int(s.threads), "calibrate.eval_every": 0, "calibrate.save_every": 0}
     if s.updates is not None:
         changes["calibrate.updates"] = int(s.updates)

@@ -13,6 +13,7 @@ expected). Mistakes raise ConfigError naming the key, what was expected and what
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ from redraw_common.errors import RedrawInputError
 CONFIG_FILE = Path(__file__).with_name("configs.yaml")
 #: Sections whose keys are free-form (anything may be added by presets and overrides).
 FREEFORM = ("env.kwargs",)
+#: Keys only one world model reads (agents.agent_class picks the model); the other model ignores them. Size presets
+#: set both models' sections; a `--set` of a key the chosen model ignores, or a switch turned on that cannot act, is
+#: an error (check_active).
+MODEL_KEYS = {
+    "draw": ("rssm", "residual", "loss_scales.dyn", "loss_scales.rep", "free_bits", "finetune.draw_dyn",
+             "history_to_policy", "history_counterfactual"),
+    "dreamer": ("dreamer",),
+}
+#: where the other model keeps what a key is for
+_COUNTERPART = {"loss_scales.dyn": "dreamer.dyn", "loss_scales.rep": "dreamer.rep", "free_bits": "dreamer.free_bits",
+                "rssm": "dreamer", "dreamer": "rssm"}
 
 
 class ConfigError(RedrawInputError):
@@ -177,6 +189,55 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _owner(key: str) -> tuple[str, str] | None:
+    """(model, owned key or section) when only one model reads `key`."""
+    for model, owned in MODEL_KEYS.items():
+        for prefix in owned:
+            if key == prefix or key.startswith(prefix + "."):
+                return model, prefix
+    return None
+
+
+def inactive(config: Config, set_keys: Iterable[str] = ()) -> dict[str, str]:
+    """Settings that cannot act in `config`, {key: why}: keys among `set_keys` that the chosen model does not read,
+    and switches that are on (true) where nothing reads them."""
+    out: dict[str, str] = {}
+    for key in set_keys:
+        owner = _owner(key)
+        if owner is not None and owner[0] != config.model:
+            model, prefix = owner
+            other = _COUNTERPART.get(prefix)
+            hint = ""
+            if other in ("rssm", "dreamer"):
+                hint = f"; a {config.model} model's latent dynamics are set in {other}.*"
+            elif other:
+                hint = f"; a {config.model} model reads {other}"
+            out[key] = f"only a {model} model reads it, this config's model is {config.model}{hint}"
+    for key, value in config.flat().items():
+        owner = _owner(key)
+        if value is True and owner is not None and owner[0] != config.model:
+            out[key] = f"it is true, but only a {owner[0]} model reads it and this config's model is {config.model}"
+    if config.model == "draw" and config.history_counterfactual and config.history_to_policy:
+        out["history_counterfactual"] = ("it swaps the action history inside the world model's vector, and with "
+                                         "history_to_policy: true the past actions go to the actor and critic instead")
+    return out
+
+
+def for_model(overrides: Iterable[str], model: str) -> list[str]:
+    """The 'key=value' overrides that a `model` model reads: those of keys only another model reads are left out
+    (compare's --set applies to every method, and a size key of one model is not a mistake for the others)."""
+    kept = []
+    for text in overrides:
+        owner = _owner(parse_override(text)[0])
+        if owner is None or owner[0] == model:
+            kept.append(text)
+    return kept
+
+
+def _describe(problems: Mapping[str, str]) -> str:
+    return "; ".join(f"{key}: {why}" for key, why in problems.items())
+
+
 def load_config(presets: Iterable[str] = (), overrides: Iterable[str] | Mapping[str, Any] = (), path: Path = CONFIG_FILE) -> Config:
     """defaults <- presets (in order) <- overrides."""
     return apply(Config(_read_yaml(path)["defaults"]), presets, overrides, path)
@@ -184,16 +245,26 @@ def load_config(presets: Iterable[str] = (), overrides: Iterable[str] | Mapping[
 
 def apply(config: Config, presets: Iterable[str] = (), overrides: Iterable[str] | Mapping[str, Any] = (),
           path: Path = CONFIG_FILE) -> Config:
-    """`config` <- presets (in order) <- overrides ('key=value' strings or a mapping)."""
+    """`config` <- presets (in order) <- overrides ('key=value' strings or a mapping). A setting of this call that
+    cannot act in the result (`inactive`) is a ConfigError."""
     available = _read_yaml(path).get("presets", {}) or {}
     names = [p for name in presets for p in str(name).split(",") if p]
+    set_by_presets: set[str] = set()
     for name in names:
         if name not in available:
             raise ConfigError(f"unknown preset {name!r}; presets in {path.name}: {sorted(available)}")
         config = config.update(available[name] or {}, presets=[name])
-    if isinstance(overrides, Mapping):
-        return config.update(overrides)
-    return config.update(dict(parse_override(o) for o in overrides))
+        set_by_presets |= set(_flatten(available[name] or {}))
+    changes = dict(overrides) if isinstance(overrides, Mapping) else dict(parse_override(o) for o in overrides)
+    config = config.update(changes)
+    overridden = set(_flatten(changes, keep_empty=True))
+    touched = overridden | set_by_presets
+    # a preset sizes both models' sections; what this call turned on, or set by hand, must act
+    problems = {k: why for k, why in inactive(config, overridden).items()
+                if k in touched or "model" in touched}
+    if problems:
+        raise ConfigError(f"setting(s) that would do nothing: {_describe(problems)}")
+    return config
 
 
 def config_from_dict(data: Mapping[str, Any], presets: Iterable[str] = ()) -> Config:
@@ -203,5 +274,8 @@ def config_from_dict(data: Mapping[str, Any], presets: Iterable[str] = ()) -> Co
     unknown = [p for p in presets if p not in preset_names()]
     if unknown:   # the names are recorded as provenance; one configs.yaml does not define is a corrupted or foreign config
         raise ConfigError(f"the stored config names preset(s) {unknown} that configs.yaml does not define; known: {preset_names()}")
-    base = Config(_read_yaml(CONFIG_FILE)["defaults"])
-    return base.update(dict(data)).update({}, presets=presets)
+    config = Config(_read_yaml(CONFIG_FILE)["defaults"]).update(dict(data)).update({}, presets=presets)
+    problems = inactive(config)
+    if problems:   # stored weights were trained this way, and the setting never acted: load them, say so
+        logging.getLogger("redraw_training").warning("the stored config has setting(s) that do nothing: %s", _describe(problems))
+    return config

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
-from redraw_training.config import ConfigError, apply, config_from_dict, load_config, parse_override, preset_names
+from redraw_training.config import (
+    ConfigError,
+    apply,
+    config_from_dict,
+    for_model,
+    inactive,
+    load_config,
+    parse_override,
+    preset_names,
+)
 
 
 def test_presets_exist():
@@ -69,3 +81,47 @@ def test_config_is_read_only():
     c = load_config()
     with pytest.raises(ConfigError):
         c.seed = 3
+
+
+@pytest.mark.parametrize("presets, overrides, message", [
+    (["tiny", "dreamer"], ["loss_scales.dyn=2"], r"loss_scales.dyn: only a draw model reads it.*dreamer.dyn"),
+    (["tiny", "dreamer"], ["free_bits=0.5"], r"free_bits: only a draw model.*dreamer.free_bits"),
+    (["tiny", "dreamer"], ["rssm.units=64"], r"rssm.units: only a draw model reads it.*dreamer\.\*"),
+    (["tiny"], ["dreamer.deter=32"], r"dreamer.deter: only a dreamer model reads it"),
+    (["tiny"], ["history_to_policy=true", "history_counterfactual=true"], r"history_counterfactual: .*history_to_policy: true"),
+    (["dreamer", "duckietown"], [], r"history_to_policy: it is true, but only a draw model reads it"),
+])
+def test_a_setting_the_model_cannot_act_on_is_an_error(presets, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(presets, overrides)
+
+
+def test_size_presets_set_both_models_and_the_dreamer_preset_turns_the_history_switch_off():
+    config = load_config(["duckietown", "dreamer"])
+    assert config.model == "dreamer" and config.history_to_policy is False
+    assert load_config(["tiny", "dreamer"], ["dreamer.deter=32"]).dreamer.deter == 32
+    assert inactive(load_config(["duckietown"])) == {}
+
+
+def test_compare_gives_each_model_the_overrides_it_reads():
+    overrides = ["rssm.units=64", "dreamer.deter=32", "calibrate.updates=10", "free_bits=0.5"]
+    assert for_model(overrides, "draw") == ["rssm.units=64", "calibrate.updates=10", "free_bits=0.5"]
+    assert for_model(overrides, "dreamer") == ["dreamer.deter=32", "calibrate.updates=10"]
+
+
+def test_a_stored_config_with_a_setting_that_never_acted_loads_with_a_warning(caplog):
+    stored = load_config(["duckietown"]).to_dict()
+    stored["history_counterfactual"] = True
+    with caplog.at_level(logging.WARNING, logger="redraw_training"):
+        config = config_from_dict(stored, ["duckietown"])
+    assert config.history_counterfactual is True
+    assert "history_counterfactual" in caplog.text and "do nothing" in caplog.text
+
+
+def test_the_shipped_checkpoints_carry_no_setting_that_does_nothing():
+    import json
+
+    root = Path(__file__).resolve().parents[3] / "models"
+    for name in ("duckietown_draw", "duckietown_dreamer"):
+        manifest = json.loads((root / name / "checkpoint" / "checkpoint.json").read_text())
+        assert inactive(config_from_dict(manifest["config"], manifest["presets"])) == {}, name

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="pretrained Dreamer checkpoint for every seed instead of pretraining one per seed")
     parser.add_argument("--preset", action="append", default=[], metavar="NAME",
                         help=f"size preset(s) for the models pretrained here (default tiny); one of {preset_names()}")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="config override for every stage")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="config override for every stage; a key only one world model reads (rssm.*, dreamer.*, ...: config.MODEL_KEYS) goes to that model's stages")
     parser.add_argument("--explore", default="plan2explore", choices=("task", "plan2explore", "scripted"), help="pretraining data collection")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="env steps of pretraining (default: config run.steps)")
     parser.add_argument("--updates", type=int, default=None, help="offline updates of ReDRAW and the finetunes (default: calibrate.updates)")
