@@ -102,9 +102,9 @@ class Renice:
 
 def export_preset(preset: str, folder: Path, vector_dim: int = VECTOR_DIM) -> Path:
     """An untrained agent of `preset`, checkpointed and exported with the learning core's own code."""
-    from redraw_training.agent import Agent
     from redraw_training.checkpoint import save_checkpoint
     from redraw_training.config import load_config
+    from redraw_training.draw_agent import Agent
     from redraw_training.export import export_policy
 
     cfg = PRESET_IMAGES[preset]

@@ -68,8 +68,8 @@ def _time(fn, warmup, repeats, sync):
 def worker(preset: str, threads: int, device: str, precision: str, compile_: bool, warmup: int, repeats: int) -> dict:
     import torch
 
-    from redraw_training.agent import Agent
     from redraw_training.config import load_config
+    from redraw_training.draw_agent import Agent
 
     if threads:
         torch.set_num_threads(threads)

@@ -211,9 +211,9 @@ def vector_model(tmp_path_factory):
     """A tiny agent that encodes the velocity, exported by the learning core (untrained: its action still depends
     on the vector)."""
     torch = pytest.importorskip("torch")
-    from redraw_training.agent import Agent
     from redraw_training.checkpoint import save_checkpoint
     from redraw_training.config import load_config
+    from redraw_training.draw_agent import Agent
     from redraw_training.export import export_policy
 
     folder = tmp_path_factory.mktemp("vector_model")

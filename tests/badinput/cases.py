@@ -41,6 +41,7 @@ from redraw_common.recording import RecordingInfo
 CLIS = {
     "convert-bags": "redraw_training.cli.convert_bags",
     "calibrate": "redraw_training.cli.calibrate",
+    "finetune": "redraw_training.cli.finetune",
     "export": "redraw_training.cli.export",
     "evaluate": "redraw_training.cli.evaluate",
     "pretrain": "redraw_training.cli.pretrain",
@@ -327,6 +328,13 @@ def manifest_not_json(root, fx):
     return ["--checkpoint", str(ck), "--out", str(root / "model")]
 
 
+@case("checkpoint", "sim2real", r"--model \S+ckpt: checkpoint manifest \S+checkpoint\.json is not valid JSON")
+def sim2real_model_manifest_not_json(root, fx):
+    ck = copy_checkpoint(fx, root)
+    (ck / "checkpoint.json").write_text('{"kind": ')
+    return ["--model", str(ck), "--out", str(root / "run")]
+
+
 @case("checkpoint", "evaluate", r"no checkpoint at \S+ckpt: expected")
 def manifest_missing(root, fx):
     ck = copy_checkpoint(fx, root)
@@ -510,6 +518,11 @@ def sim2real_model_missing(root, fx):
 @case("parameter", "calibrate", r"--eval-env redraw/DuckietownLoop-v0 --eval-perturb 'wobble': unknown perturbation")
 def calibrate_unknown_evaluation_perturbation(root, fx):
     return [*calibrate_args(fx, good_bag(root / "bag"), root), "--eval-env", "redraw/DuckietownLoop-v0", "--eval-perturb", "wobble"]
+
+
+@case("parameter", "finetune", r"--eval-perturb 'reversed' perturbs the evaluation env; it needs --eval-env")
+def finetune_evaluation_perturbation_without_env(root, fx):
+    return ["--method", "draw_finetune", *calibrate_args(fx, good_bag(root / "bag"), root), "--eval-perturb", "reversed"]
 
 
 @case("parameter", "pretrain", r"unknown preset 'huge'")

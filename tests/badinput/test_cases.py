@@ -30,9 +30,9 @@ def snapshot(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory) -> SimpleNamespace:
     """The valid inputs the cases spoil: an untrained tiny DRAW agent saved as a sim-pretrained checkpoint."""
-    from redraw_training.agent import Agent
     from redraw_training.checkpoint import save_checkpoint
     from redraw_training.config import load_config
+    from redraw_training.draw_agent import Agent
 
     agent = Agent(load_config(["tiny"]), PRE.shape, 2)
     ckpt = save_checkpoint(tmp_path_factory.mktemp("fx") / "ckpt", agent, kind="pretrain", counters={}, preprocessing=PRE.to_dict())

@@ -35,9 +35,9 @@ def run_main(main, argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained tiny DRAW agent saved as a sim-pretrained ('pretrain') checkpoint."""
-    from redraw_training.agent import Agent
     from redraw_training.checkpoint import save_checkpoint
     from redraw_training.config import load_config
+    from redraw_training.draw_agent import Agent
 
     agent = Agent(load_config(["tiny"]), PRE.shape, 2)
     return save_checkpoint(tmp_path_factory.mktemp("badinput") / "ckpt", agent, kind="pretrain", counters={}, preprocessing=PRE.to_dict())

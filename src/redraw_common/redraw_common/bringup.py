@@ -357,31 +357,34 @@ class NodeProcess:
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGINT, then SIGTERM, then SIGKILL to its process group, each with a grace period, until the process
         has exited; then SIGTERM and SIGKILL to what is left of its group. Returns the exit code."""
-        for sig, grace in ((signal.SIGINT, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-            if not self.alive():
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
+        self._escalate(((signal.SIGINT, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)), self.alive, self._wait_for_exit)
         # what it started and left behind (e.g. a shell's background jobs, which ignore SIGINT)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not self._group_alive():
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + 2.0
-            while self._group_alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
+        self._escalate(((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)), self._group_alive, self._wait_for_group)
         if not self._log.closed:
             self._log.close()
         return self.proc.returncode
+
+    def _escalate(self, steps, alive: Callable[[], bool], wait: Callable[[float], None]) -> None:
+        """Each (signal, grace) in turn to the process group while `alive()`; `wait(grace)` after each."""
+        for sig, grace in steps:
+            if not alive():
+                return
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            wait(grace)
+
+    def _wait_for_exit(self, grace: float) -> None:
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _wait_for_group(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 class NodeGroup:

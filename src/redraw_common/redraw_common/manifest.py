@@ -22,7 +22,6 @@ model file. The policy node refuses a model whose manifest is missing, malformed
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, PreprocessError
+from .files import read_json_object, write_json
 from .preprocessing import PreprocessConfig
 
 FORMAT_VERSION = 1
@@ -88,10 +88,8 @@ class ModelManifest:
         }
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
         validate_manifest_dict(self.to_dict())
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Any) -> ModelManifest:
@@ -189,14 +187,7 @@ def manifest_path_for(model_path: str | Path) -> Path:
 
 
 def load_manifest(path: str | Path) -> ModelManifest:
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"model manifest not found: expected a JSON file at {path}")
-    try:
-        d = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"model manifest {path} is not valid JSON: {exc}") from None
-    return ModelManifest.from_dict(d)
+    return ModelManifest.from_dict(read_json_object(path, "model manifest", ManifestError))
 
 
 def load_verified(model_path: str | Path) -> ModelManifest:

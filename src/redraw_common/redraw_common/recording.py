@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import BagError, KinematicsError, PreprocessError
+from .files import read_json_object, write_json
 from .kinematics import KinematicsConfig
 from .preprocessing import PreprocessConfig
 
@@ -172,30 +171,12 @@ class Sidecar:
 
     def write(self, folder: str | Path) -> Path:
         """Write `recording.json` atomically (temporary file + rename)."""
-        folder = Path(folder)
-        path = folder / SIDECAR
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{SIDECAR}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-                f.write("\n")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json(Path(folder) / SIDECAR, self.to_dict())
 
     @classmethod
     def read(cls, folder: str | Path) -> Sidecar:
         path = Path(folder) / SIDECAR
-        if not path.is_file():
-            raise BagError(f"recording sidecar not found: expected {path}")
-        try:
-            d = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BagError(f"recording sidecar {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(d, str(path))
+        return cls.from_dict(read_json_object(path, "recording sidecar", BagError), str(path))
 
 
 _STAMP = struct.Struct("<iI")

@@ -16,7 +16,7 @@ def test_robot_topic():
 def test_no_ros_or_torch_imported_at_module_level():
     code = (
         "import sys, redraw_common.preprocessing, redraw_common.kinematics, redraw_common.imageconv, "
-        "redraw_common.manifest, redraw_common.episodes, redraw_common.topics; "
+        "redraw_common.manifest, redraw_common.episodes, redraw_common.topics, redraw_common.files, redraw_common.checkpointfile; "
         "bad = [m for m in ('rclpy', 'torch', 'sensor_msgs') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

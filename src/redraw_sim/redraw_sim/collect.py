@@ -24,6 +24,7 @@ import numpy as np
 from redraw_common.cli import CommandError, entry_point
 from redraw_common.episodes import SUFFIX, make_flags, save_episode
 from redraw_common.errors import RedrawInputError
+from redraw_common.files import DATASET_JSON, write_json
 
 from . import DMC_IDS, DUCKIETOWN_IDS  # noqa: F401  (registers the ids)
 from .drivers import ExploreDriver, LaneFollowPController, RandomDriver
@@ -137,7 +138,7 @@ def collect(env: gym.Env, driver: Any, transitions: int, out: Path, *, seed: int
         "seed": seed,
         **(metadata or {}),
     }
-    (out / "dataset.json").write_text(json.dumps(summary, indent=2, default=list))
+    write_json(out / DATASET_JSON, summary)
     return summary
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from redraw_common.bringup import NodeGroup, NodeProcess, executable_path, start_launch, unique_domain_id, workspace_root
+from redraw_common.checkpointfile import MANIFEST, CheckpointError, read_manifest
 from redraw_common.cli import CommandError, entry_point, renamed
 from redraw_common.perturb import parse_perturb
 from redraw_sim.perturb import DUCKIETOWN_PERTURBATIONS
@@ -233,18 +234,15 @@ class Sim2Real:
 
     @staticmethod
     def _read_checkpoint(model: Path) -> dict[str, Any]:
-        for candidate in (model / "checkpoint" / "checkpoint.json", model / "checkpoint.json"):
-            if candidate.is_file():
-                try:
-                    manifest = json.loads(candidate.read_text())
-                except json.JSONDecodeError as exc:
-                    raise CommandError(f"{candidate} is not valid JSON ({exc})") from None
-                if manifest.get("kind") != "pretrain":
-                    raise CommandError(f"{candidate}: a {manifest.get('kind')!r} checkpoint; sim2real starts from a sim-pretrained ('pretrain') one")
-                if not manifest.get("preprocessing"):
-                    raise CommandError(f"{candidate} records no preprocessing settings; the twin's camera frames cannot be converted for it")
-                return manifest
-        raise CommandError(f"--model {model}: no checkpoint.json in it or in its checkpoint/ folder (expected a pretrain run folder)")
+        try:
+            directory, manifest = read_manifest(model)
+        except CheckpointError as exc:
+            raise CommandError(f"--model {model}: {exc} (expected a pretrain run folder such as models/duckietown_draw)") from None
+        if manifest["kind"] != "pretrain":
+            raise CommandError(f"{directory / MANIFEST}: a {manifest['kind']!r} checkpoint; sim2real starts from a sim-pretrained ('pretrain') one")
+        if not manifest.get("preprocessing"):
+            raise CommandError(f"{directory / MANIFEST} records no preprocessing settings; the twin's camera frames cannot be converted for it")
+        return manifest
 
     def _camera(self, camera: str) -> tuple[int, int]:
         if camera == "auto":

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from .agent import Agent
 from .config import Config, ConfigError
+from .draw_agent import Agent
 
 MODELS = ("draw", "dreamer")
 EXPLORE = ("task", "plan2explore", "scripted")

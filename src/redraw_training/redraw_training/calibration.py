@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import Agent
 from .checkpoint import MODEL_KEYS, CheckpointError, has_checkpoint, load_agent, model_differences, read_manifest, save_checkpoint
 from .config import Config
 from .datasets import DatasetError, load_target_dataset
+from .draw_agent import Agent
 from .envs import make_env
 from .replay import Replay
 from .report import write_report

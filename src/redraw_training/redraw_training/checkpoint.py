@@ -29,20 +29,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from redraw_common.errors import RedrawInputError
+# the folder and manifest side (torch-free), used here and re-exported for the rest of redraw_training
+from redraw_common.checkpointfile import FORMAT, FORMAT_VERSION, MANIFEST, CheckpointError, has_checkpoint, read_manifest, resolve  # noqa: F401
 
 from .config import ConfigError, config_from_dict
 
-FORMAT = "redraw-checkpoint"
-FORMAT_VERSION = 1
-MANIFEST = "checkpoint.json"
 WEIGHTS = "weights.safetensors"
 STATE = "state.safetensors"
 KINDS = ("pretrain", "calibrate", "finetune")
-
-
-class CheckpointError(RedrawInputError):
-    """A checkpoint is missing, corrupted, or does not match the model or data it is loaded for."""
 
 
 def _sha256(path: Path) -> str:
@@ -66,26 +60,6 @@ def code_version() -> str:
         return f"{__version__}+g{commit.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return __version__
-
-
-def resolve(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder that holds one in `checkpoint/`."""
-    path = Path(path)
-    for candidate in (path, path / "checkpoint"):
-        if (candidate / MANIFEST).is_file():
-            return candidate
-    old = path / "checkpoint.old"
-    if (old / MANIFEST).is_file():  # crash between the two renames of a save
-        return old
-    raise CheckpointError(f"no checkpoint at {path}: expected {path / MANIFEST} or {path / 'checkpoint' / MANIFEST}")
-
-
-def has_checkpoint(folder: str | Path) -> bool:
-    try:
-        resolve(folder)
-        return True
-    except CheckpointError:
-        return False
 
 
 #: config sections that define the world model: resuming, calibrating or finetuning may not change them
@@ -173,22 +147,6 @@ def save_checkpoint(directory: str | Path, agent, *, kind: str, counters: dict[s
     if old.exists():
         shutil.rmtree(old)
     return directory
-
-
-def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    directory = resolve(path)
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint manifest {directory / MANIFEST} is not valid JSON ({exc}); the checkpoint is corrupted") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{directory / MANIFEST}: expected format {FORMAT!r}, found {manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{directory / MANIFEST}: expected format_version {FORMAT_VERSION}, found {manifest.get('format_version')!r}")
-    for key in ("kind", "config", "model", "counters", "files"):
-        if key not in manifest:
-            raise CheckpointError(f"{directory / MANIFEST}: field {key!r} is missing; the checkpoint is corrupted")
-    return directory, manifest
 
 
 def _load_tensors(directory: Path, manifest: dict[str, Any], name: str) -> dict[str, torch.Tensor]:

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from redraw_common.files import DATASET_JSON, read_json, write_json
+
 from .compare_report import lane_line, plot, summarize, table_markdown
 from .compare_settings import (
     MODEL_OF,
@@ -48,7 +50,6 @@ from .compare_settings import (
     pretrained_manifest,
     slug,
 )
-from .files import DATASET_JSON, read_json, write_json
 
 # ----------------------------------------------------------------------------------------------------------
 # stages

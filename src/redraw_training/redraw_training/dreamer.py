@@ -34,10 +34,8 @@ from .behavior import ActorCriticBase, lambda_return
 from .config import Config
 from .nets import (
     LN_EPS,
-    MLP,
     Dense,
     Out,
-    TwoHotHead,
     categorical_kl,
     init_weight,
     mode_onehot,
@@ -48,7 +46,7 @@ from .nets import (
 )
 from .optim import Optimizer
 from .plan2explore import Disagreement, member_std, pretraining_config
-from .worldmodel import Decoder, Encoder, autocast
+from .worldmodel import Encoder, autocast, heads
 
 
 @contextlib.contextmanager
@@ -184,12 +182,7 @@ class DreamerWorldModel(nn.Module):
         self.encoder = Encoder(self.image_shape, vector_dim, config.encoder)
         d = config.dreamer
         self.rssm = RSSM(self.encoder.out_dim, action_dim, d.deter, d.stoch, d.classes, d.units, d.unimix, d.action_clip)
-        feat = self.rssm.feat_dim
-        self.decoder = Decoder(feat, self.image_shape, vector_dim, config.decoder)
-        h = config.reward_head
-        self.reward = TwoHotHead(feat, h.layers, h.units, h.bins, h.low, h.high, out_init="zero")
-        c = config.cont_head
-        self.cont = MLP(feat, c.layers, c.units, 1, "normal")
+        self.decoder, self.reward, self.cont = heads(config, self.rssm.feat_dim, self.image_shape, vector_dim)
         self.scales = {**dict(config.loss_scales), "dyn": d.dyn, "rep": d.rep}
         self.free_bits = d.free_bits
         self.opt: Optimizer | None = None

@@ -31,11 +31,11 @@ import torch
 
 from redraw_common.errors import RedrawInputError
 
-from .agent import calibration_config
 from .calibration import INHERITED_EXTRA, posterior_cache, windows
 from .checkpoint import CheckpointError, has_checkpoint, load_agent, read_manifest, save_checkpoint
 from .config import Config
 from .datasets import load_target_dataset
+from .draw_agent import calibration_config
 from .envs import make_env
 from .nets import categorical_kl
 from .optim import Optimizer
@@ -77,18 +77,41 @@ def _set_trainable(agent, prefixes: tuple[str, ...]) -> list[torch.nn.Parameter]
     return params
 
 
-class DrawFinetune:
+class _Finetune:
+    """What both baselines share: Adam (finetune.*) on the world-model parameters named by `trainable`, the rest of
+    the world model frozen; the kept actor-critic trained from the first calibrate.imag_start_fraction of each
+    batch's states, as ReDRAW's."""
+
+    trainable: tuple[str, ...] = ()
+
+    def __init__(self, agent, config: Config):
+        self.agent, self.config = agent, config
+        f = config.finetune
+        self.params = _set_trainable(agent, self.trainable)
+        self.opt = Optimizer("finetune", self.params, f.lr, f.eps, f.clip)
+        agent.wm.opt = None
+
+    def train_policy(self, states: dict[str, torch.Tensor], is_terminal: torch.Tensor) -> dict[str, torch.Tensor]:
+        """states: name -> (B, T, ...) latent states of the batch; the imagination starts from the first of them."""
+        cfg = self.config
+        b, t = is_terminal.shape
+        count = max(1, int(b * t * cfg.calibrate.imag_start_fraction))
+        start = {k: v.reshape(b * t, -1)[:count] for k, v in states.items()}
+        start["cont"] = 1.0 - is_terminal.reshape(-1)[:count].float()
+        with autocast(cfg, is_terminal.device):
+            return self.agent.task.train_step(self.agent.wm, start)
+
+
+class DrawFinetune(_Finetune):
     """One update = prior-network update on cached posteriors + one actor-critic update of the kept policy."""
+
+    trainable = DRAW_TRAINABLE
 
     def __init__(self, agent, config: Config):
         if not hasattr(agent.wm, "draw") or agent.calibrated:
             raise FinetuneError("draw_finetune needs an uncalibrated DRAW checkpoint (config model: draw)")
-        self.agent, self.config = agent, config
+        super().__init__(agent, config)
         agent.task.config = calibration_config(config)   # the kept actor-critic imagines as ReDRAW's does
-        f = config.finetune
-        self.params = _set_trainable(agent, DRAW_TRAINABLE)
-        self.opt = Optimizer("finetune", self.params, f.lr, f.eps, f.clip)
-        agent.wm.opt = None
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal [, vector]."""
@@ -106,14 +129,10 @@ class DrawFinetune:
             loss = cfg.finetune.draw_dyn * torch.clamp(mask * kl, min=cfg.free_bits).mean()
         metrics = self.opt.step(loss)
         metrics["finetune/kl"] = (kl.detach() * mask).sum() / mask.sum().clamp(min=1)
-        b, t = is_first.shape
-        count = max(1, int(b * t * cfg.calibrate.imag_start_fraction))
-        start = {"z": z.reshape(b * t, -1)[:count], "sigma": draw.belief(raw.detach()).reshape(b * t, -1)[:count],
-                 "cont": 1.0 - batch["is_terminal"].reshape(-1)[:count].float()}
+        states = {"z": z, "sigma": draw.belief(raw.detach())}
         if agent.hist_dim:
-            start["hist"] = agent.history(batch.get("vector")).reshape(b * t, -1)[:count]
-        with autocast(cfg, post.device):
-            metrics.update(agent.task.train_step(agent.wm, start))
+            states["hist"] = agent.history(batch.get("vector"))
+        metrics.update(self.train_policy(states, batch["is_terminal"]))
         return metrics
 
     @torch.no_grad()
@@ -122,17 +141,15 @@ class DrawFinetune:
         return float(self.agent.prior_kl(post, action, is_first, residual=False, generator=gen))
 
 
-class DreamerFinetune:
+class DreamerFinetune(_Finetune):
     """One update = RSSM update through the frozen decoders (no reward loss) + one backprop actor-critic update."""
+
+    trainable = DREAMER_TRAINABLE
 
     def __init__(self, agent, config: Config):
         if not hasattr(agent.wm, "rssm"):
             raise FinetuneError("dreamer_finetune needs a Dreamer checkpoint (config model: dreamer)")
-        self.agent, self.config = agent, config
-        f = config.finetune
-        self.params = _set_trainable(agent, DREAMER_TRAINABLE)
-        self.opt = Optimizer("finetune", self.params, f.lr, f.eps, f.clip)
-        agent.wm.opt = None
+        super().__init__(agent, config)
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: embed (B, T, E) cached embeddings, image (targets), action, is_first, is_terminal [, vector]."""
@@ -141,13 +158,7 @@ class DreamerFinetune:
         with autocast(cfg, batch["image"].device):
             total, states, metrics = wm.loss(batch, scales={"reward": 0.0}, embed=batch["embed"])
         metrics.update(self.opt.step(total))
-        h, z = states["h"].detach(), states["z"].detach()
-        b, t = batch["is_first"].shape
-        count = max(1, int(b * t * cfg.calibrate.imag_start_fraction))
-        start = {"h": h.reshape(b * t, -1)[:count], "z": z.reshape(b * t, -1)[:count],
-                 "cont": 1.0 - batch["is_terminal"].reshape(-1)[:count].float()}
-        with autocast(cfg, batch["image"].device):
-            metrics.update(agent.task.train_step(wm, start))
+        metrics.update(self.train_policy({"h": states["h"].detach(), "z": states["z"].detach()}, batch["is_terminal"]))
         return metrics
 
     @torch.no_grad()

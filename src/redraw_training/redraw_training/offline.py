@@ -15,7 +15,6 @@ matplotlib are used when installed).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,12 @@ import torch
 
 from redraw_common.episodes import episode_paths
 from redraw_common.errors import RedrawInputError
+from redraw_common.files import DATASET_JSON, read_json_object
 
 from .agents import build_agent
 from .checkpoint import CheckpointError, has_checkpoint, load_agent, read_manifest, save_checkpoint
 from .config import Config
 from .datasets import DatasetError, load_target_dataset
-from .files import DATASET_JSON
 from .runtime import DeviceError, setup_torch, to_torch
 from .trainer import Cadence, Evaluation, Trainer
 
@@ -43,15 +42,7 @@ class OfflineError(RedrawInputError):
 def dataset_info(path: Path) -> dict[str, Any]:
     """dataset.json of a dataset folder ({} when absent); a broken file is an error."""
     meta = path / DATASET_JSON
-    if not meta.is_file():
-        return {}
-    try:
-        data = json.loads(meta.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OfflineError(f"{meta} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise OfflineError(f"{meta}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return read_json_object(meta, "dataset metadata", OfflineError) if meta.is_file() else {}
 
 
 def check_rewards(path: Path) -> None:

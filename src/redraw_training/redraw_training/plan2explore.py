@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .agent import Agent
 from .behavior import ImagActorCritic
 from .config import Config
+from .draw_agent import Agent
 from .nets import LN_EPS, mode_onehot
 from .optim import Optimizer
 from .residual import EnsembleLinear

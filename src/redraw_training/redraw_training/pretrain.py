@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import Agent
 from .agents import build_agent
 from .checkpoint import CheckpointError, has_checkpoint, load_agent, model_differences, read_manifest, save_checkpoint
 from .collectors import Collector
 from .config import Config
+from .draw_agent import Agent
 from .envs import env_spec, make_env, preprocess_config_of
 from .replay import Replay
 from .report import write_report

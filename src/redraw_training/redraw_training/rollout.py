@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from redraw_common.episodes import make_flags, save_episode
+from redraw_common.files import DATASET_JSON, write_json
 
 from .agents import is_recurrent
-from .files import DATASET_JSON, write_json
 
 Actor = Callable[[dict[str, np.ndarray]], np.ndarray]
 

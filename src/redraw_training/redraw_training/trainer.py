@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from .files import write_json
+from redraw_common.files import write_json
+
 from .logger import Logger, Mean
 
 

@@ -74,15 +74,23 @@ class Decoder(nn.Module):
         return (h * s, w * s, self.image.net[-1].out_channels)
 
 
-def history_dims(vector_dim: int) -> int:
-    """The entries of past actions at the end of a Duckiebot vector of size `vector_dim` (history_to_policy); 0 for
-    no vector or the velocity alone (nothing to route, as history_counterfactual)."""
+def history_dims(vector_dim: int, setting: str) -> int:
+    """The entries of past actions at the end of a Duckiebot vector of size `vector_dim`, for the config switch
+    `setting` that uses them (history_to_policy, history_counterfactual); 0 for no vector or the velocity alone."""
     if not vector_dim:
         return 0
     try:
         return ACTION_DIM * history_length(vector_dim)
     except ValueError as exc:
-        raise ValueError(f"history_to_policy needs a Duckiebot vector (velocity + past actions): {exc}") from None
+        raise ValueError(f"{setting} needs a Duckiebot vector (velocity + past actions): {exc}") from None
+
+
+def heads(config: Config, feat_dim: int, image_shape: tuple[int, int, int], vector_dim: int) -> tuple[Decoder, TwoHotHead, MLP]:
+    """The decoder, reward and continue heads on a latent feature of size `feat_dim` (DRAW: z; Dreamer: [h, z])."""
+    r, c = config.reward_head, config.cont_head
+    return (Decoder(feat_dim, image_shape, vector_dim, config.decoder),
+            TwoHotHead(feat_dim, r.layers, r.units, r.bins, r.low, r.high, out_init="zero"),
+            MLP(feat_dim, c.layers, c.units, 1, "normal"))
 
 
 class WorldModel(nn.Module):
@@ -91,25 +99,15 @@ class WorldModel(nn.Module):
         self.config = config
         self.image_shape, self.action_dim, self.vector_dim = tuple(image_shape), action_dim, vector_dim
         # history_to_policy: the past actions at the end of the observation's vector are the policy's, not the model's
-        self.policy_history_dims = history_dims(vector_dim) if config.history_to_policy else 0
+        self.policy_history_dims = history_dims(vector_dim, "history_to_policy") if config.history_to_policy else 0
         vector_dim = self.model_vector_dim = vector_dim - self.policy_history_dims
         self.encoder = Encoder(self.image_shape, vector_dim, config.encoder)
         r = config.rssm
         self.draw = DRAW(self.encoder.out_dim, action_dim, r.stoch, r.classes, r.units, r.img_hidden_layers, r.unimix, r.action_clip)
-        zdim = self.draw.zdim
-        self.decoder = Decoder(zdim, self.image_shape, vector_dim, config.decoder)
-        h = config.reward_head
-        self.reward = TwoHotHead(zdim, h.layers, h.units, h.bins, h.low, h.high, out_init="zero")
-        c = config.cont_head
-        self.cont = MLP(zdim, c.layers, c.units, 1, "normal")
+        self.decoder, self.reward, self.cont = heads(config, self.draw.zdim, self.image_shape, vector_dim)
         self.scales = dict(config.loss_scales)
         # the action-history entries at the end of the vector, for the counterfactual heads' loss (0: none)
-        self.history_dims = 0
-        if config.history_counterfactual and vector_dim:
-            try:
-                self.history_dims = ACTION_DIM * history_length(vector_dim)
-            except ValueError as exc:
-                raise ValueError(f"history_counterfactual needs a Duckiebot vector (velocity + past actions): {exc}") from None
+        self.history_dims = history_dims(vector_dim, "history_counterfactual") if config.history_counterfactual else 0
         self.opt: Optimizer | None = None
 
     @property

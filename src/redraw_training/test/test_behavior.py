@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from redraw_training.agent import Agent
 from redraw_training.behavior import ReturnNorm, lambda_return
 from redraw_training.config import load_config
+from redraw_training.draw_agent import Agent
 from redraw_training.nets import BoundedNormal
 
 

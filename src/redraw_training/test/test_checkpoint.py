@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from redraw_training.agent import Agent
 from redraw_training.checkpoint import CheckpointError, load_agent, load_state_into, save_checkpoint
 from redraw_training.config import load_config
+from redraw_training.draw_agent import Agent
 from redraw_training.pretrain import pretrain
 from redraw_training.replay import Replay
 from redraw_training.rollout import collect

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from redraw_training.agent import Agent
 from redraw_training.config import load_config
+from redraw_training.draw_agent import Agent
 from redraw_training.nets import mode_onehot, unimix_probs
 from redraw_training.residual import EnsembleResidual
 

@@ -10,9 +10,9 @@ import torch
 
 from redraw_common.episodes import iter_episodes
 from redraw_common.manifest import load_verified
-from redraw_training.agent import Agent
 from redraw_training.checkpoint import load_agent, save_checkpoint
 from redraw_training.config import load_config
+from redraw_training.draw_agent import Agent
 from redraw_training.envs import make_env
 from redraw_training.export import PolicyGraph, export_policy
 

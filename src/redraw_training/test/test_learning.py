@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from redraw_training.agent import Agent
 from redraw_training.checkpoint import load_agent
+from redraw_training.draw_agent import Agent
 from redraw_training.evaluation import evaluate
 from redraw_training.replay import Replay
 from redraw_training.runtime import to_torch

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 
 from redraw_common.cli import entry_point, renamed
+from redraw_common.files import write_json
 
 from ..checkpoint import CheckpointError
 from ..envs import EnvSpecError
 from ..evaluation import evaluate
-from ..files import write_json
 from .common import fail, parse_kwargs, say, set_threads
 
 

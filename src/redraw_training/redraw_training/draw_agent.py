@@ -1,4 +1,4 @@
-"""Agents: the pretraining agent (DRAW world model + task actor-critic) and ReDRAW calibration.
+"""The DRAW agent: pretraining (DRAW world model + task actor-critic) and ReDRAW calibration.
 
     agent = Agent(config, image_shape=(32, 32, 3), action_dim=2)
     metrics = agent.train_step(batch)            # world-model update + actor-critic update in imagination
