@@ -36,5 +36,8 @@ RUN . "/opt/ros/${ROS_DISTRO}/setup.bash" \
 COPY docker/robot_entrypoint.sh /usr/local/bin/redraw-robot
 ENV ROBOT_NAME=duckiebot \
     MODEL=/models/policy.onnx
+# `docker stop` sends SIGINT: ros2 launch (exec'd by the entrypoint) then shuts the nodes down as Ctrl-C does, and the
+# policy node sends its last zero wheel command (SIGTERM would end launch without it)
+STOPSIGNAL SIGINT
 ENTRYPOINT ["/usr/local/bin/redraw-robot"]
 CMD ["drive"]

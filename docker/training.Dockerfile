@@ -15,7 +15,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     REDRAW_PYTHON=python3.11
 
 WORKDIR /opt/redraw
-COPY requirements.txt requirements.lock Makefile pyproject.toml conftest.py colcon.meta ./
+COPY requirements.txt requirements.lock requirements-override.txt Makefile pyproject.toml conftest.py colcon.meta ./
 COPY scripts scripts
 COPY src src
 COPY tests tests

@@ -89,6 +89,41 @@ def test_copied_paths_and_run_scripts_exist(dockerfile):
         assert os.access(REPO / src, os.X_OK), f"{src} must be executable"
 
 
+def files_a_script_reads(script: Path) -> set[str]:
+    """The repository files (tracked by git) that a setup script names outside its comments and its messages
+    (`say` / `echo` lines): what it reads from the build context."""
+    tracked = set(subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True).stdout.split())
+    code = []
+    for line in script.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("#", "say ", "echo ")):
+            continue
+        code.append(line.split(" #")[0])
+    return {word for word in re.findall(r"[\w][\w./-]*", "\n".join(code)) if word in tracked}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_every_file_a_run_script_reads_is_copied_before_it(dockerfile):
+    copied: list[str] = []
+    for op, args in instructions(dockerfile):
+        if op in ("COPY", "ADD"):
+            copied += [c.rstrip("/") for c in [p for p in shlex.split(args) if not p.startswith("--")][:-1]]
+        elif op == "RUN":
+            for script in SCRIPT.findall(args):
+                missing = sorted(f for f in files_a_script_reads(REPO / script.removeprefix("./"))
+                                 if not any(f == c or f.startswith(c + "/") for c in copied))
+                assert not missing, f"{dockerfile.name}: RUN {script} reads {missing}, which no COPY before it puts in the image"
+
+
+def test_the_robot_image_stops_its_launch_with_sigint():
+    """`docker stop` sends STOPSIGNAL to the entrypoint, which execs `ros2 launch`: SIGINT lets launch shut the
+    policy node down cleanly (its last zero wheel command); the default SIGTERM does not."""
+    stop = [args for op, args in instructions(DOCKERFILES[0]) if op == "STOPSIGNAL"]
+    assert stop == ["SIGINT"], f"robot.Dockerfile: expected STOPSIGNAL SIGINT, found {stop}"
+    script = (REPO / "docker" / "robot_entrypoint.sh").read_text()
+    assert re.search(r"drive\)\s+exec ros2 launch", script), "the entrypoint must exec ros2 launch so that the signal reaches it"
+
+
 def test_robot_entrypoint_launches_files_that_exist_in_copied_packages():
     copied = {Path(s).name for srcs, _ in copies(DOCKERFILES[0]) for s in srcs if s.startswith("src/")}
     assert {"redraw_msgs", "redraw_common", "redraw_recorder", "redraw_policy_node"} <= copied
