@@ -50,6 +50,18 @@ def parts(out):
     return [out / p.name for p in Sidecar.read(out).parts]
 
 
+def test_an_integer_looking_max_duration_from_the_launch_file_stops_the_recording(tmp_path):
+    """`ros2 launch redraw_recorder record.launch.py max_duration:=3`: the launch argument is the integer 3 for a
+    double parameter, accepted as 3.0 s."""
+    out = tmp_path / "rec"
+    with NodeGroup(tmp_path) as group:
+        _, rec = start(group, out, max_duration="3")
+        assert wait_exit(rec, 40) == 0, rec.output()
+        log = rec.output()
+    assert "reached max_duration=3 s" in log, log
+    assert Sidecar.read(out).state == "finished"
+
+
 def test_records_the_requested_transitions_and_converts_clean(tmp_path):
     out = tmp_path / "rec"
     with NodeGroup(tmp_path) as group:

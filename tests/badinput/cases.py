@@ -459,7 +459,7 @@ def policy_frame_timeout_zero(root, fx):
     return {**policy_params(build_policy(root / "m", CFG)), "frame_timeout": 0}
 
 
-@case("parameter", "recorder", r"parameter split_duration must be >= 0 s \(0 = never\), found -1\.0")
+@case("parameter", "recorder", r"parameter split_duration must be >= 0, found -1\.0")
 def recorder_negative_split(root, fx):
     return {"output": str(root / "rec"), "split_duration": -1}
 

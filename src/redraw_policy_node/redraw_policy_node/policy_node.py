@@ -75,7 +75,7 @@ class PolicyNode(Node):
         param = partial(declare_param, self)
 
         model_path = str(param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it"))
-        threads = int(param("threads", 1, "onnxruntime intra-op threads"))
+        threads = int(param("threads", 1, "onnxruntime intra-op threads", low=1))
         control_hz = float(param("control_hz", 0.0, "control rate in Hz (0 = the manifest's control_hz)"))
         slack = float(param("control_slack", 0.02, "a frame taken this many seconds short of a control period after the frame "
                                                    "of the last action may trigger the next one (absorbs camera jitter)"))

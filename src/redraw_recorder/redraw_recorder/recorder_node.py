@@ -96,24 +96,19 @@ class Recorder(Node):
         output_root = param("output_root", "~/redraw_bags", "parent folder of automatically named recordings")
         storage = param("storage", "mcap", "rosbag2 storage: mcap or sqlite3")
         self.max_transitions = int(param("max_transitions", 0, "stop after this many usable transitions, counted as the bag -> dataset "
-                                         "converter keeps them (redraw_common.alignment; 0 = no limit)"))
-        self.max_duration = float(param("max_duration", 0.0, "stop after this many seconds of recording, node clock (0 = no limit)"))
-        split_size_mb = float(param("split_size_mb", 512.0, "start a new part after this many MiB (0 = never)"))
-        split_duration = float(param("split_duration", 300.0, "start a new part after this many seconds (0 = never)"))
-        self.min_free_mb = float(param("min_free_mb", 512.0, "refuse to start, or stop, below this much free disk (MiB)"))
+                                         "converter keeps them (redraw_common.alignment; 0 = no limit)", low=0))
+        self.max_duration = float(param("max_duration", 0.0, "stop after this many seconds of recording, node clock (0 = no limit)", low=0.0))
+        split_size_mb = float(param("split_size_mb", 512.0, "start a new part after this many MiB (0 = never)", low=0.0))
+        split_duration = float(param("split_duration", 300.0, "start a new part after this many seconds (0 = never)", low=0.0))
+        self.min_free_mb = float(param("min_free_mb", 512.0, "refuse to start, or stop, below this much free disk (MiB)", low=0.0))
         flush_period = float(param("flush_period", 1.0, "seconds between flushes of complete data to disk"))
         progress_period = float(param("progress_period", 5.0, "seconds between progress log lines"))
-        control_hz = float(param("control_hz", 10.0, "control rate, to count transitions"))
+        control_hz = float(param("control_hz", 10.0, "control rate, to count transitions", low=0.0, high=100.0))
         camera_best_effort = bool(param("camera_best_effort", True, "subscribe to the camera best-effort (matches any publisher)"))
         record_odometry = bool(param("record_odometry", True, "record the wheel odometry velocity (deadreckoning_node/velocity, "
                                      "geometry_msgs/TwistStamped); a robot without it still records, reported as missing"))
-        limits = {   # parameter -> (value, ok, what it must be)
+        limits = {   # parameter -> (value, ok, what it must be), beyond the inclusive bounds declared above
             "storage": (storage, storage in ("mcap", "sqlite3"), "mcap or sqlite3"),
-            "max_transitions": (self.max_transitions, self.max_transitions >= 0, ">= 0 (0 = no limit)"),
-            "max_duration": (self.max_duration, self.max_duration >= 0, ">= 0 s (0 = no limit)"),
-            "split_size_mb": (split_size_mb, split_size_mb >= 0, ">= 0 MiB (0 = never)"),
-            "split_duration": (split_duration, split_duration >= 0, ">= 0 s (0 = never)"),
-            "min_free_mb": (self.min_free_mb, self.min_free_mb >= 0, ">= 0 MiB"),
             "flush_period": (flush_period, flush_period > 0, "> 0 s"),
             "progress_period": (progress_period, progress_period > 0, "> 0 s"),
             "control_hz": (control_hz, 0 < control_hz <= 100, "in (0, 100] Hz"),

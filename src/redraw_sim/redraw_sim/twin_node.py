@@ -80,7 +80,7 @@ class TwinNode(Node):
         width = int(param("camera_width", 640, "camera frame width, pixels"))
         height = int(param("camera_height", 480, "camera frame height, pixels"))
         camera_hz = float(param("camera_hz", 30.0, "camera frame rate in simulated time; must divide 30"))
-        self.quality = int(param("jpeg_quality", 90, "JPEG quality of the camera frames"))
+        self.quality = int(param("jpeg_quality", 90, "JPEG quality of the camera frames", low=1, high=100))
         self.rtf = float(param("real_time_factor", 1.0, "most simulated seconds per wall second (1 = real time); the twin runs "
                                "slower when it cannot render every frame or its driver lags (achieved factor in the status lines)"))
         self.publish_clock = bool(param("publish_clock", False, "publish the simulated time on /clock and stamp with it"))
@@ -88,7 +88,7 @@ class TwinNode(Node):
         self.episode_timeout = float(param("episode_timeout", 0.0, "end and restart an episode after this many simulated seconds (0 = never)"))
         seed = int(param("seed", 0, "seed of the start poses"))
         self.max_catchup = int(param("max_catchup_steps", 5, "most simulator steps (each with its frame) one tick may run to catch up "
-                                     "with the wall clock; a larger backlog slows simulated time instead"))
+                                     "with the wall clock; a larger backlog slows simulated time instead", low=1))
         self.max_command_lag = float(param("max_command_lag", 0.25, "with publish_clock: most simulated seconds past the newest wheel "
                                            "command's stamp before the twin waits for its driver (0 = never wait)"))
         self.command_wait_timeout = float(param("command_wait_timeout", 5.0, "wall seconds the twin waits for a lagging driver "
@@ -150,12 +150,8 @@ class TwinNode(Node):
             raise TwinConfigError(f"parameter camera_hz must divide the simulator's {SIM_HZ:g} Hz (30, 15, 10, ...), found {camera_hz}")
         if not 0 < self.rtf <= 100:
             raise TwinConfigError(f"real_time_factor must be in (0, 100], found {self.rtf}")
-        if not 1 <= self.quality <= 100:
-            raise TwinConfigError(f"jpeg_quality must be in [1, 100], found {self.quality}")
         if self.command_timeout <= 0:
             raise TwinConfigError(f"command_timeout must be > 0 s, found {self.command_timeout}")
-        if self.max_catchup < 1:
-            raise TwinConfigError(f"max_catchup_steps must be >= 1, found {self.max_catchup}")
         if not (math.isfinite(self.max_command_lag) and self.max_command_lag >= 0):
             raise TwinConfigError(f"max_command_lag must be >= 0 s (0 = no driver pacing), found {self.max_command_lag}")
         if not self.command_wait_timeout > 0:
