@@ -54,7 +54,8 @@ IMPLIED = {
 }
 #: ROS packages imported as Python modules under their own name
 ROS_MODULES = {"rclpy", "launch", "launch_ros", "ament_index_python"}
-ROSDISTRO_EXTRA = {"python-tensorboard-pip"}
+#: every rosdistro key the packages use: ROSDISTRO's and the one IMPLIED names (a python- key that installs with pip)
+ROSDISTRO_KEYS = set(ROSDISTRO.values()) | {"python-tensorboard-pip"}
 
 
 def is_ros_package(module: str) -> bool:
@@ -159,7 +160,7 @@ def test_every_import_is_declared_and_every_declaration_is_used(package):
 
 
 def test_every_declared_key_resolves():
-    known = set(ROSDISTRO.values()) | ROSDISTRO_EXTRA | set(project_keys())
+    known = ROSDISTRO_KEYS | set(project_keys())
     for package in [p.parent.name for p in sorted((REPO / "src").glob("*/package.xml"))]:
         for tag, keys in declared(package).items():
             for key in keys:
@@ -170,10 +171,10 @@ def test_every_declared_key_resolves():
 def test_the_projects_rosdep_keys_are_pinned_and_not_in_rosdistro():
     lock = {re.split(r"[=<>]", line)[0].strip().lower().replace("_", "-")
             for line in (REPO / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")}
-    used = set(PROJECT.values()) | {v for v in IMPLIED.values() if not v.startswith("python-")}
+    used = set(PROJECT.values()) | {v for v in IMPLIED.values() if v not in ROSDISTRO_KEYS}
     keys = project_keys()
     assert set(keys) == used, f"rosdep/redraw.yaml defines {sorted(set(keys) - used)} that no module needs, lacks {sorted(used - set(keys))}"
     for key, packages in keys.items():
-        assert key not in ROSDISTRO.values(), key
+        assert key not in ROSDISTRO_KEYS, key
         for name in packages:
             assert name.lower().replace("_", "-") in lock, f"rosdep/redraw.yaml {key}: {name} is not pinned in requirements.lock"
