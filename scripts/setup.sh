@@ -90,6 +90,7 @@ STEP="smoke test"
 . "$ROOT/scripts/env.sh"
 python - <<'PY'
 from redraw_msgs.msg import WheelsCmdStamped, DriveAction, EpisodeEvent, PolicyStatus  # noqa: F401
+from duckietown_msgs.msg import BoolStamped, WheelsCmdStamped as DuckietownWheelsCmd  # noqa: F401
 import redraw_common  # noqa: F401
 PY
 say "done: workspace built in $ROOT/install; run 'make test' or see README.md"

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -126,12 +127,18 @@ def test_the_robot_image_stops_its_launch_with_sigint():
 
 def test_robot_entrypoint_launches_files_that_exist_in_copied_packages():
     copied = {Path(s).name for srcs, _ in copies(DOCKERFILES[0]) for s in srcs if s.startswith("src/")}
-    assert {"redraw_msgs", "redraw_common", "redraw_recorder", "redraw_policy_node"} <= copied
+    assert {"redraw_msgs", "redraw_common", "redraw_recorder", "redraw_policy_node", "redraw_teleop"} <= copied
+    # and every workspace package those depend on (duckietown_msgs: the Duckiebot profiles' wheel commands)
+    workspace = {p.parent.name for p in (REPO / "src").glob("*/package.xml")}
+    for package in sorted(copied & workspace):
+        root = ET.parse(REPO / "src" / package / "package.xml").getroot()
+        needed = {e.text.strip() for tag in ("depend", "exec_depend", "build_depend") for e in root.findall(tag)} & workspace
+        assert needed <= copied, f"robot.Dockerfile copies {package} but not the workspace packages it depends on: {sorted(needed - copied)}"
     assert not copied & {"redraw_training", "redraw_sim"}, "the robot image must not carry the training packages"
     script = (REPO / "docker" / "robot_entrypoint.sh").read_text()
     launches = re.findall(r"ros2 launch (\w+) ([\w.]+)", script)
     runs = re.findall(r"ros2 run (\w+) (\w+)", script)
-    assert len(launches) == 2 and runs
+    assert len(launches) == 3 and runs
     for pkg, launch in launches:
         assert pkg in copied and (REPO / "src" / pkg / "launch" / launch).is_file(), (pkg, launch)
     for pkg, exe in runs:

@@ -23,6 +23,7 @@ NODE_MODULES = {
     "redraw_sim.twin_node": REPO / "src/redraw_sim/redraw_sim/twin_node.py",
     "redraw_sim.explore_node": REPO / "src/redraw_sim/redraw_sim/explore_node.py",
     "redraw_sim.teleop_node": REPO / "src/redraw_sim/redraw_sim/teleop_node.py",
+    "redraw_teleop.joy_teleop": REPO / "src/redraw_teleop/redraw_teleop/joy_teleop.py",
 }
 
 

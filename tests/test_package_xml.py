@@ -3,6 +3,11 @@ the package and its launch files: depend / exec_depend; its tests: test_depend t
 code does not use, and every key resolves: a ROS package, a key of ros/rosdistro, or one of the project's own keys
 in rosdep/redraw.yaml (PyPI packages rosdistro has no key for, each pinned in requirements.lock).
 
+A package's launch files need the packages whose nodes they start (`Node(package="joy", ...)`).
+
+Code that builds messages of a robot profile's types (redraw_common.robot_profile.message_class: the policy node,
+the recorder) imports their packages at run time: it needs every message package a profile may name.
+
 Imports inside `try: ... except ImportError` are optional (e.g. the MCAP repair's zstd / lz4 codecs, TensorBoard in
 the run logger): they need no declaration, and may have one where the project wants them installed."""
 
@@ -17,8 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from redraw_common.robot_profile import SUPPORTED
+
 REPO = Path(__file__).resolve().parents[1]
-PYTHON_PACKAGES = ["redraw_common", "redraw_policy_node", "redraw_recorder", "redraw_sim", "redraw_training"]
+PYTHON_PACKAGES = ["redraw_common", "redraw_policy_node", "redraw_recorder", "redraw_sim", "redraw_teleop", "redraw_training"]
 WORKSPACE = {p.parent.name for p in (REPO / "src").glob("*/package.xml")}
 
 #: rosdep keys of ros/rosdistro rosdep/python.yaml (read at commit 000730dc5f916eb05b15d3f183bd1c17bf1b4722), by the
@@ -52,14 +59,20 @@ IMPLIED = {
     "torch.utils.tensorboard": "python-tensorboard-pip",   # rosdistro's key (pip: tensorboard)
     "torch.onnx": "python3-onnx-pip",                      # torch.onnx.export(dynamo=True) needs onnx + onnxscript
 }
+#: the message packages of every type a robot profile may name: what code using robot_profile.message_class imports
+PROFILE_PACKAGES = sorted({t.split("/")[0] for types in SUPPORTED.values() for t in types})
 #: ROS packages imported as Python modules under their own name
 ROS_MODULES = {"rclpy", "launch", "launch_ros", "ament_index_python"}
 #: every rosdistro key the packages use: ROSDISTRO's and the one IMPLIED names (a python- key that installs with pip)
 ROSDISTRO_KEYS = set(ROSDISTRO.values()) | {"python-tensorboard-pip"}
 
 
+#: ROS packages whose nodes the launch files start (no Python import): their rosdep key is their name
+LAUNCHED = {"joy"}
+
+
 def is_ros_package(module: str) -> bool:
-    return module in ROS_MODULES or module in WORKSPACE or module.endswith(("_msgs", "_interfaces"))
+    return module in ROS_MODULES | LAUNCHED or module in WORKSPACE or module.endswith(("_msgs", "_interfaces"))
 
 
 def key_of(module: str) -> str:
@@ -111,8 +124,14 @@ def needed_keys(files: list[Path], own: str, optional: bool = False) -> dict[str
                 names += [(a.name, node.lineno) for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.append((node.module, node.lineno))
+            elif isinstance(node, ast.Call) and not optional and dotted(node.func) == "Node":   # a launch file starts it
+                names += [(k.value.value, node.lineno) for k in node.keywords
+                          if k.arg == "package" and isinstance(k.value, ast.Constant) and k.value.value != own]
             elif isinstance(node, ast.Attribute) and not optional and (name := dotted(node)):
                 names += [(prefix, node.lineno) for prefix in IMPLIED if name.startswith(prefix)]
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("robot_profile") \
+                    and "message_class" in {a.name for a in node.names}:
+                names += [(package, node.lineno) for package in PROFILE_PACKAGES]   # absolute or relative import
         for name, line in names:
             where = f"{path.relative_to(REPO)}:{line}"
             for prefix, key in IMPLIED.items():

@@ -17,6 +17,7 @@ from helpers.tiny_policy import build_policy, reference_action, tamper_hash, wit
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.manifest import TensorSpec, manifest_path_for
 from redraw_common.preprocessing import PreprocessConfig, encode_jpeg, preprocess
+from redraw_common.robot_profile import available, load
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[1]
@@ -28,16 +29,17 @@ STOP_WITHIN = 0.2  # seconds: the issue's bound from cause to zero wheels
 FRAME_TIMEOUT = 0.1  # s, drive.yaml's frame_timeout
 
 
-def run(tmp_path, model, script, listen=3.0, timeout=60, probe_args=(), params=None):
-    """Start the policy node (as the launch file declares it, plus `params`) and the probe (which may stop the node's
-    process: --node-pid); return (probe JSON, node process, node log)."""
+def run(tmp_path, model, script, listen=3.0, timeout=60, probe_args=(), params=None, profile="twin"):
+    """Start the policy node (as the launch file declares it, for robot profile `profile`, plus `params`) and the
+    probe on that profile's topics and types (it may stop the node's process: --node-pid); return (probe JSON, node
+    process, node log)."""
     out = tmp_path / "probe.json"
     with NodeGroup(tmp_path) as group:
-        node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model)},
+        node = start_launch(group, DRIVE, {"robot": ROBOT, "model": str(model), "robot_profile": profile},
                             overrides={"policy_node": params} if params else None)["policy_node"]
         probe = group.start_python(NODES / "policy_probe.py", ["--robot", ROBOT, "--out", str(out), "--script", json.dumps(script),
                                                               "--listen", str(listen), "--node-pid", str(node.pid),
-                                                              *probe_args])
+                                                              "--profile", profile, *probe_args])
         try:
             probe.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -274,6 +276,37 @@ def test_vector_model_drives_with_the_measured_velocity(tmp_path, vector_model):
         np.testing.assert_allclose(wheels, [[e.left, e.right]] * len(wheels), atol=2e-3)
     assert {s[4] for s in data["status"]} == {"tiny-vector-policy"}
     assert data["odom_subscribers"] == 1
+
+
+@pytest.mark.parametrize("profile", available())
+def test_each_robot_profile_drives_on_its_drivers_topics_and_types(tmp_path, vector_model, profile):
+    """The node started with robot_profile:=<profile> (drive.launch.py) reads the camera and the odometry, sends
+    the wheel commands and obeys the e-stop on that profile's topics and in its types (duckietown_msgs,
+    nav_msgs/Odometry for a Duckiebot): commands at the control rate that follow the measured velocity, zeros
+    within 200 ms of the last odometry (odom_timeout 0.1 s here, the camera's timeout: odometry comes at 30 Hz),
+    zeros at once on the e-stop."""
+    go = [0.25, -1.5]
+    e = vector_wheels(vector_model, go)
+    script = [{"mode": "road", "odom": go, "seconds": 2.0}, {"mode": "road", "odom": None, "seconds": 1.0},
+              {"mode": "road", "odom": go, "seconds": 1.0}, {"mode": "road", "odom": go, "seconds": 1.0, "estop": True}]
+    data, node, log = run(tmp_path, vector_model, script, profile=profile, probe_args=["--odom", json.dumps(go)],
+                          params={"odom_timeout": 0.1})
+    assert data["warmed_up"], log
+    assert data["wheels_types"] == [load(profile).wheels_cmd.type] and data["odom_subscribers"] == 1
+    assert f"robot profile {profile}: wheels {load(profile).wheels_cmd.topic}" in log, log
+    driving, lost, back, estop = data["phases"]
+    wheels = [w for w in data["wheels"] if driving["t_start"] + 0.2 <= w[0] <= driving["t_end"]]
+    rate = len(wheels) / (driving["t_end"] - driving["t_start"] - 0.2)
+    assert 8.0 <= rate <= 12.0, f"{rate:.1f} commands/s at a 10 Hz control rate"
+    np.testing.assert_allclose([w[1:3] for w in wheels], [[e.left, e.right]] * len(wheels), atol=2e-3)
+    zeros = [w for w in data["wheels"] if w[0] >= lost["last_odom_before"] and not moving(w)]
+    assert zeros and zeros[0][0] - lost["last_odom_before"] <= STOP_WITHIN, \
+        f"stopped {1e3 * (zeros[0][0] - lost['last_odom_before']):.0f} ms after the last odometry\n{log}"
+    assert not any(moving(w) for w in data["wheels"] if zeros[0][0] <= w[0] <= lost["t_end"]), "moved without odometry"
+    assert any(moving(w) for w in data["wheels"] if back["t_start"] <= w[0] <= back["t_end"]), "did not resume"
+    stopped = [w for w in data["wheels"] if w[0] >= estop["t_start"] and not moving(w)]
+    assert stopped and stopped[0][0] - estop["t_start"] <= STOP_WITHIN, "e-stop not obeyed in the profile's type"
+    assert not any(moving(w) for w in data["wheels"] if stopped[0][0] <= w[0] <= estop["t_end"]), "moved under the e-stop"
 
 
 @pytest.mark.parametrize("odometry", [True, False], ids=["twin_odometry", "no_odometry"])

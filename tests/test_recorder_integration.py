@@ -10,13 +10,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers.launchstart import start_launch
 from helpers.rosproc import NodeGroup, wait_for
 from rosbags.rosbag2 import Reader
 
+from redraw_common.episodes import iter_episodes
 from redraw_common.preprocessing import PreprocessConfig
 from redraw_common.recording import RecordingInfo, Sidecar
+from redraw_common.robot_profile import load
 from redraw_recorder.repair import main as repair_main
 from redraw_training.bags import convert_bags
 
@@ -31,9 +34,9 @@ TOPICS = {f"/{ROBOT}/{t}" for t in ("camera_node/image/compressed", "wheels_driv
 ODOMETRY = f"/{ROBOT}/deadreckoning_node/velocity"
 
 
-def start(group, out, episode_every=0.0, split_duration=None, **args):
+def start(group, out, episode_every=0.0, split_duration=None, robot_args=(), **args):
     """The synthetic robot, and the recorder as the launch file declares it (1 s progress lines for the test)."""
-    robot = group.start_python(NODES / "fake_robot.py", ["--robot", ROBOT, "--episode-every", str(episode_every)])
+    robot = group.start_python(NODES / "fake_robot.py", ["--robot", ROBOT, "--episode-every", str(episode_every), *robot_args])
     extra = {"progress_period": 1.0, **({"split_duration": split_duration} if split_duration else {})}
     rec = start_launch(group, RECORD, {"robot": ROBOT, "output": str(out), **args}, overrides={"recorder": extra})["recorder"]
     return robot, rec
@@ -60,6 +63,37 @@ def test_an_integer_looking_max_duration_from_the_launch_file_stops_the_recordin
         log = rec.output()
     assert "reached max_duration=3 s" in log, log
     assert Sidecar.read(out).state == "finished"
+
+
+@pytest.mark.parametrize("profile", ["duckietown-ros2", "duckietown-ros1-bridge"])
+def test_a_duckiebot_profile_records_its_drivers_topics_in_their_types(tmp_path, profile):
+    """robot_profile:=<a Duckiebot's>: the camera, the wheel commands (duckietown_msgs) and the odometry
+    (nav_msgs/Odometry) on the profile's topics go into the bag in the drivers' own types, the recording info
+    names them, and the converter turns it into a dataset whose vector is the odometry the robot sent."""
+    out = tmp_path / "rec"
+    with NodeGroup(tmp_path) as group:
+        _, rec = start(group, out, max_transitions="40", robot_profile=profile, robot_args=["--profile", profile, "--odometry"])
+        assert wait_exit(rec, 40) == 0, rec.output()
+        log = rec.output()
+    assert f"(profile {profile})" in log and "NO ODOMETRY" not in log, log
+    robot = load(profile)
+    expected = {f"/{ROBOT}/{e.topic}": e.type for e in (robot.camera, robot.wheels_cmd, robot.odometry)}
+    expected |= {f"/{ROBOT}/redraw/action": "redraw_msgs/msg/DriveAction", f"/{ROBOT}/redraw/episode": "redraw_msgs/msg/EpisodeEvent"}
+    (part,) = parts(out)
+    with Reader(part) as reader:
+        info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
+        assert {c.topic: c.msgtype for c in reader.connections} == expected
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert all(counts[f"/{ROBOT}/{e.topic}"] > 0 for e in (robot.camera, robot.wheels_cmd, robot.odometry)), counts
+    assert info.topics["odometry"] == f"/{ROBOT}/{robot.odometry.topic}" and set(info.topics.values()) == set(expected)
+    report = convert_bags([out], tmp_path / "ds", CFG, 10, vector_dim=2, verbose=False)
+    # the recorder counts frame-only transitions until the first odometry message (a robot may have none): a tick
+    # before it, usable to the recorder, lacks odometry for the converter (seen once in 11 runs: 39 of 40)
+    assert report["transitions"] >= 38 and report["inputs"][0]["odometry"]["topic"] == info.topics["odometry"], json.dumps(report, indent=1)
+    vectors = np.concatenate([ep["vector"] for _, ep in iter_episodes(tmp_path / "ds")])
+    # the fake robot's odometry of frame i is (i % 100) / 100 m/s, -(i % 100) / 50 rad/s
+    np.testing.assert_allclose(vectors[:, 1], -2 * vectors[:, 0], atol=1e-6)
+    assert len(np.unique(vectors[:, 0])) > 10
 
 
 def test_records_the_requested_transitions_and_converts_clean(tmp_path):

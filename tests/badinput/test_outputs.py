@@ -235,7 +235,7 @@ def test_cli_top_level_handler_turns_errors_into_one_line_and_keeps_the_tracebac
 
 
 # ROS nodes run their own loop and signal handling (the wheels are stopped, the bag parts closed); the rest are CLIs
-NODES = {"policy_node", "recorder", "twin_node", "explore_node", "teleop_node", "drive_monitor"}
+NODES = {"policy_node", "recorder", "twin_node", "explore_node", "teleop_node", "joy_teleop", "drive_monitor"}
 
 
 def test_every_console_script_that_is_not_a_node_has_the_top_level_handler():

@@ -14,10 +14,11 @@ from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from redraw_common.preprocessing import PreprocessConfig, encode_jpeg
+from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, encode_jpeg
 from redraw_common.recording import PART_CLOSED, PartEntry, RecordingInfo, Sidecar
 
-MSG_DIR = Path(__file__).resolve().parents[2] / "src" / "redraw_msgs" / "msg"
+SRC = Path(__file__).resolve().parents[2] / "src"
+MSG_PACKAGES = ("redraw_msgs", "duckietown_msgs")   # the workspace's message packages, from their sources
 CFG = PreprocessConfig(mode="rgb", height=8, width=8, horizon_crop=0.0)
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
@@ -27,8 +28,9 @@ ODOM = "/db/deadreckoning_node/velocity"
 def typestore():
     store = get_typestore(Stores.ROS2_KILTED)
     types = {}
-    for f in sorted(MSG_DIR.glob("*.msg")):
-        types.update(get_types_from_msg(f.read_text(), f"redraw_msgs/msg/{f.stem}"))
+    for package in MSG_PACKAGES:
+        for f in sorted((SRC / package / "msg").glob("*.msg")):
+            types.update(get_types_from_msg(f.read_text(), f"{package}/msg/{f.stem}"))
     store.register(types)
     return store
 
@@ -53,10 +55,11 @@ def header(ns: int):
 
 def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), odometry=None, info: RecordingInfo | None = None,
               camera_topic="/db/camera_node/image/compressed", odometry_topic=ODOM, odometry_type="geometry_msgs/msg/TwistStamped",
-              close=True, plain=False):
+              wheels_topic="/db/wheels_driver_node/wheels_cmd", wheels_type="redraw_msgs/msg/WheelsCmdStamped", more_cameras=(), close=True, plain=False):
     """plain: a bag as `ros2 bag record` writes it, without redraw recording info. frames: [(stamp ns, jpeg bytes[, log time])], actions: [(stamp, forward, turn)], wheels: [(stamp, left, right)],
     events: [(stamp, event, reason)], odometry: [(stamp, forward m/s, yaw rate rad/s[, log time])] (an empty list: the
-    topic without messages; None: no topic). Log time = stamp + 1 ms."""
+    topic without messages; None: no topic). more_cameras: further camera topics, each with the frames darkened by 5.
+    Log time = stamp + 1 ms."""
     w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
     for k, v in ({} if plain else (info or RecordingInfo(robot="db", preprocessing=CFG)).to_custom_data()).items():
         w.set_custom_data(k, v)
@@ -68,13 +71,19 @@ def write_bag(path: Path, *, frames=(), actions=(), wheels=(), events=(), odomet
         # a third element is the log time, when it should differ from the stamp
         msgs += [(f[2] if len(f) > 2 else f[0], c, TS.serialize_cdr(Img(header=header(f[0]), format="jpeg", data=np.frombuffer(f[1], np.uint8)), Img.__msgtype__))
                  for f in frames]
+    for topic in more_cameras:
+        c = w.add_connection(topic, "sensor_msgs/msg/CompressedImage", typestore=TS)
+        Img = TS.types["sensor_msgs/msg/CompressedImage"]
+        dark = [encode_jpeg(np.clip(decode_jpeg(f[1]).astype(int) - 5, 0, 255).astype(np.uint8), 95) for f in frames]
+        msgs += [(f[0], c, TS.serialize_cdr(Img(header=header(f[0]), format="jpeg", data=np.frombuffer(d, np.uint8)), Img.__msgtype__))
+                 for f, d in zip(frames, dark, strict=True)]
     if actions:
         c = w.add_connection("/db/redraw/action", "redraw_msgs/msg/DriveAction", typestore=TS)
         A = TS.types["redraw_msgs/msg/DriveAction"]
         msgs += [(s, c, TS.serialize_cdr(A(header=header(s), forward=f, turn=t, source=2), A.__msgtype__)) for s, f, t in actions]
     if wheels:
-        c = w.add_connection("/db/wheels_driver_node/wheels_cmd", "redraw_msgs/msg/WheelsCmdStamped", typestore=TS)
-        W = TS.types["redraw_msgs/msg/WheelsCmdStamped"]
+        c = w.add_connection(wheels_topic, wheels_type, typestore=TS)
+        W = TS.types[wheels_type]
         msgs += [(s, c, TS.serialize_cdr(W(header=header(s), vel_left=lft, vel_right=r), W.__msgtype__)) for s, lft, r in wheels]
     if odometry is not None:
         c = w.add_connection(odometry_topic, odometry_type, typestore=TS)
@@ -99,6 +108,13 @@ def odometry_cdr(stamp: int, forward: float, yaw_rate: float, msgtype: str = "ge
     twist = Tw(linear=V(x=forward, y=0.0, z=0.0), angular=V(x=0.0, y=0.0, z=yaw_rate))
     if msgtype == "geometry_msgs/msg/Twist":  # unstamped: a wrong type for odometry
         return TS.serialize_cdr(twist, msgtype)
+    if msgtype == "nav_msgs/msg/Odometry":   # a Duckiebot's dead reckoning: the velocity in twist.twist
+        P, Q = TS.types["geometry_msgs/msg/Point"], TS.types["geometry_msgs/msg/Quaternion"]
+        pose = TS.types["geometry_msgs/msg/PoseWithCovariance"](
+            pose=TS.types["geometry_msgs/msg/Pose"](position=P(x=0.0, y=0.0, z=0.0), orientation=Q(x=0.0, y=0.0, z=0.0, w=1.0)),
+            covariance=np.zeros(36))
+        moving = TS.types["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36))
+        return TS.serialize_cdr(TS.types[msgtype](header=header(stamp), child_frame_id="base", pose=pose, twist=moving), msgtype)
     return TS.serialize_cdr(TS.types[msgtype](header=header(stamp), twist=twist), msgtype)
 
 

@@ -1,5 +1,7 @@
-"""Test node: a synthetic robot driver under /<robot>: JPEG camera frames, DriveAction + WheelsCmdStamped at
-the control rate, EpisodeEvent START/END every `--episode-every` seconds. Prints 'PUBLISHED <counts json>'
+"""Test node: a synthetic robot driver under /<robot>: JPEG camera frames, DriveAction + wheel commands at
+the control rate, EpisodeEvent START/END every `--episode-every` seconds; with --odometry also the measured
+velocity with every frame (frame i: forward (i % 100) / 100 m/s, yaw rate -(i % 100) / 50 rad/s). The camera,
+wheel-command and odometry topics and types are those of the robot profile --profile (default twin). Prints 'PUBLISHED <counts json>'
 every second and on exit.
 
 Frames are a synthetic road (grey asphalt, a yellow dashed centre line, a white edge line) whose lines
@@ -25,7 +27,8 @@ from sensor_msgs.msg import CompressedImage
 
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.preprocessing import encode_jpeg
-from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
+from redraw_common.robot_profile import ODOMETRY, load, message_class
+from redraw_msgs.msg import DriveAction, EpisodeEvent
 
 
 def road(width: int, height: int, shift: float, rng: np.random.Generator) -> np.ndarray:
@@ -54,11 +57,17 @@ class FakeRobot(Node):
             self.bad = encode_jpeg(road(args.width // 2, args.height // 2, 0.0, rng), 85)
         self.args = args
         self.kin = KinematicsConfig()
-        self.cam = self.create_publisher(CompressedImage, "camera_node/image/compressed", 10)
+        profile = load(args.profile)
+        self.wheels_type = message_class(profile.wheels_cmd.type)
+        self.cam = self.create_publisher(CompressedImage, profile.camera.topic, 10)
         self.act = self.create_publisher(DriveAction, "redraw/action", 10)
-        self.wheels = self.create_publisher(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", 10)
+        self.wheels = self.create_publisher(self.wheels_type, profile.wheels_cmd.topic, 10)
         self.episode = self.create_publisher(EpisodeEvent, "redraw/episode", 10)
         self.counts = {"camera": 0, "action": 0, "wheels_cmd": 0, "episode": 0}
+        if args.odometry:
+            self.odom_type, self.odom_is_odometry = message_class(profile.odometry.type), profile.odometry.type == ODOMETRY
+            self.odom = self.create_publisher(self.odom_type, profile.odometry.topic, 10)
+            self.counts["odometry"] = 0
         self.i = 0
         self.k = 0
         self.t0 = time.monotonic()
@@ -81,6 +90,13 @@ class FakeRobot(Node):
         self.cam.publish(msg)
         self.i += 1
         self.counts["camera"] += 1
+        if self.args.odometry:
+            odom = self.odom_type()
+            odom.header.stamp = msg.header.stamp
+            twist = odom.twist.twist if self.odom_is_odometry else odom.twist
+            twist.linear.x, twist.angular.z = (n % 100) / 100, -(n % 100) / 50
+            self.odom.publish(odom)
+            self.counts["odometry"] += 1
 
     def control_tick(self):
         now = self.get_clock().now()
@@ -101,7 +117,7 @@ class FakeRobot(Node):
             self.act.publish(a)
             self.counts["action"] += 1
         w = action_to_wheels(forward, turn, self.kin)
-        cmd = WheelsCmdStamped()
+        cmd = self.wheels_type()
         cmd.header.stamp = now.to_msg()
         cmd.vel_left, cmd.vel_right = float(w.left), float(w.right)
         self.wheels.publish(cmd)
@@ -123,6 +139,8 @@ class FakeRobot(Node):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--robot", default="testbot")
+    p.add_argument("--profile", default="twin", help="robot profile: the drivers' topics and types to publish")
+    p.add_argument("--odometry", action="store_true", help="publish the measured velocity with every frame")
     p.add_argument("--camera-hz", type=float, default=30.0)
     p.add_argument("--control-hz", type=float, default=10.0)
     p.add_argument("--width", type=int, default=160)

@@ -7,12 +7,15 @@ ROS receive time ns), e.g. the twin's. Writes JSON and exits 0.
     python policy_probe.py --robot db --out probe.json --script '[{"mode": "road", "seconds": 2},
         {"mode": "none", "seconds": 1.5}, {"mode": "road", "seconds": 2}]'
 
+Topics and types are those of the robot profile --profile (redraw_common.robot_profile; default twin): the
+camera, the odometry, the e-stop and the wheel commands in the profile's types.
+
 Phase modes: road (synthetic road frames), white (all-white frames), black (all-black frames), none (no frames); "estop": true
-publishes redraw/estop = true at the phase start and false at its end; "stall_node": S stops the process group
+publishes e-stop = true at the phase start and false at its end; "stall_node": S stops the process group
 --node-pid with SIGSTOP at the phase start and resumes it S seconds later (frames go on: the node's process was
 not scheduled, as on a loaded machine). "published" in the JSON lists every frame's header stamp (ns).
-Odometry: with every camera tick the probe publishes the measured velocity [forward m/s, yaw rate rad/s] on deadreckoning_node/velocity
-(geometry_msgs/TwistStamped) - the phase's "odom" ([v, w], or null = silent), else --odom (default null);
+Odometry: with every camera tick the probe publishes the measured velocity [forward m/s, yaw rate rad/s] on the profile's odometry
+(TwistStamped twist or nav_msgs/Odometry twist.twist) - the phase's "odom" ([v, w], or null = silent), else --odom (default null);
 each phase records the time of the last odometry message before it; odom_subscribers in the JSON counts
 the subscribers of that topic at the end. Before the script, a warm-up phase of
 road frames (and --odom) lasts until the first non-zero wheel command (--warmup-until moving) or the first
@@ -32,14 +35,13 @@ import time
 import numpy as np
 import rclpy
 from fake_robot import road  # tests/nodes is the script folder, on sys.path
-from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import Bool
 
 from redraw_common.preprocessing import encode_jpeg
-from redraw_msgs.msg import PolicyStatus, WheelsCmdStamped
+from redraw_common.robot_profile import ODOMETRY, load, message_class
+from redraw_msgs.msg import PolicyStatus
 
 
 class Probe(Node):
@@ -52,14 +54,19 @@ class Probe(Node):
         self.script = json.loads(args.script)
         self.args = args
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.cam = self.create_publisher(CompressedImage, "camera_node/image/compressed", 10)
-        self.estop = self.create_publisher(Bool, "redraw/estop", reliable)
-        self.create_subscription(WheelsCmdStamped, "wheels_driver_node/wheels_cmd", self.on_wheels, reliable)
+        profile = load(args.profile)
+        self.estop_type, self.odom_type = message_class(profile.estop.type), message_class(profile.odometry.type)
+        self.odom_is_odometry = profile.odometry.type == ODOMETRY
+        self.wheels_type = profile.wheels_cmd.type
+        self.cam = self.create_publisher(CompressedImage, profile.camera.topic, 10)
+        self.estop = self.create_publisher(self.estop_type, profile.estop.topic, reliable)
+        self.create_subscription(message_class(profile.wheels_cmd.type), profile.wheels_cmd.topic, self.on_wheels, reliable)
         self.create_subscription(PolicyStatus, "redraw/policy_status", self.on_status, reliable)
-        self.odom = self.create_publisher(TwistStamped, "deadreckoning_node/velocity", 10)
+        self.odom = self.create_publisher(self.odom_type, profile.odometry.topic, 10)
         self.default_odom = json.loads(args.odom)
+        self.wheels_types = set()
         if args.camera_listen:
-            self.create_subscription(CompressedImage, "camera_node/image/compressed", self.on_camera,
+            self.create_subscription(CompressedImage, profile.camera.topic, self.on_camera,
                                      QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.wheels, self.status, self.phases, self.camera, self.published = [], [], [], [], []
         self.last_odom_t = None
@@ -104,9 +111,10 @@ class Probe(Node):
             self.published.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
         velocity = self.velocity()
         if velocity is not None:
-            odom = TwistStamped()
+            odom = self.odom_type()
             odom.header.stamp = self.get_clock().now().to_msg()
-            odom.twist.linear.x, odom.twist.angular.z = float(velocity[0]), float(velocity[1])
+            twist = odom.twist.twist if self.odom_is_odometry else odom.twist
+            twist.linear.x, twist.angular.z = float(velocity[0]), float(velocity[1])
             self.odom.publish(odom)
             self.last_odom_t = time.monotonic()
 
@@ -115,7 +123,7 @@ class Probe(Node):
             ph = self.phases[-1]
             ph["t_end"] = now
             if self.script[self.phase].get("estop"):
-                self.estop.publish(Bool(data=False))
+                self.estop.publish(self.estop_type(data=False))
         self.phase += 1
         if self.phase >= len(self.script):
             self.done = True
@@ -124,7 +132,7 @@ class Probe(Node):
         spec = self.script[self.phase]
         self.phases.append({**spec, "t_start": now, "last_frame_before": self.last_frame_t, "last_odom_before": self.last_odom_t})
         if spec.get("estop"):
-            self.estop.publish(Bool(data=True))
+            self.estop.publish(self.estop_type(data=True))
             self.phases[-1]["t_start"] = time.monotonic()
         if spec.get("stall_node"):
             os.killpg(self.args.node_pid, signal.SIGSTOP)
@@ -143,6 +151,7 @@ class Probe(Node):
         recv = self.get_clock().now().nanoseconds
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.wheels.append((time.monotonic(), msg.vel_left, msg.vel_right, stamp, recv))
+        self.wheels_types.add(f"{type(msg).__module__.split('.')[0]}/msg/{type(msg).__name__}")
         if self.args.warmup_until == "moving" and (msg.vel_left != 0.0 or msg.vel_right != 0.0):
             self.warmed_up = True
 
@@ -160,6 +169,7 @@ class Probe(Node):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--robot", default="testbot")
+    p.add_argument("--profile", default="twin", help="robot profile: the topics and types to play and listen on")
     p.add_argument("--out", required=True)
     p.add_argument("--script", default="[]")
     p.add_argument("--camera-hz", type=float, default=30.0)
@@ -186,7 +196,8 @@ def main():
             node.resume_node()  # never leave the node stopped
         with open(args.out, "w") as f:
             json.dump({"warmed_up": node.warmed_up, "phases": node.phases, "wheels": node.wheels, "status": node.status,
-                       "camera": node.camera, "published": node.published, "odom_subscribers": node.odom.get_subscription_count()}, f)
+                       "camera": node.camera, "published": node.published, "odom_subscribers": node.odom.get_subscription_count(),
+                       "wheels_types": sorted(node.wheels_types), "profile": args.profile}, f)
         node.destroy_node()
         rclpy.try_shutdown()
     print("PROBE DONE", flush=True)

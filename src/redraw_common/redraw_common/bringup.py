@@ -14,6 +14,8 @@ Three parts, usable on their own:
       os.path.join(get_package_share_directory("pkg"), "config", "file.yaml")
   Inline parameters: dict literals with constant values. Values that are launch substitutions
   (LaunchConfiguration("robot")) are reported as `LaunchArg(name)` and resolved with the launch arguments.
+  `condition=IfCondition(...)` / `UnlessCondition(...)` of a constant or a LaunchConfiguration: the node starts
+  only when it holds (true / false as ROS reads them: "true", "1", "false", "0", any case).
   IncludeLaunchDescription(PythonLaunchDescriptionSource(<a share path as above>), launch_arguments={...}.items())
   is followed into the installed file: its nodes come in order, each with the chain of inclusions that sets the
   launch configurations it sees (DeclaredNode.arguments).
@@ -118,6 +120,17 @@ class DeclaredNode:
     param_files: list[tuple[str, str]] = field(default_factory=list)  # (package, path relative to share dir)
     params: dict[str, Any] = field(default_factory=dict)
     included: list[Inclusion] = field(default_factory=list)  # outermost first; empty for a node of the file itself
+    condition: tuple[bool, Any] | None = None   # (start when the value is true: IfCondition, or false: Unless), value
+
+    def starts(self, arguments: dict[str, Any]) -> bool:
+        """Whether `ros2 launch` would start this node with these launch configurations (its condition)."""
+        if self.condition is None:
+            return True
+        wanted, value = self.condition
+        text = str(resolve(value, arguments)).strip().lower()
+        if text not in ("true", "1", "false", "0"):
+            raise ValueError(f"{self.package}/{self.executable}: condition value {text!r} is not a boolean (true, false, 1, 0)")
+        return (text in ("true", "1")) == wanted
 
     def arguments(self, top: dict[str, Any]) -> dict[str, Any]:
         """The launch configurations this node sees, given those of the top file (`top`): as `ros2 launch` does,
@@ -247,6 +260,12 @@ def declared_nodes(path: Path) -> list[DeclaredNode]:
         node = DeclaredNode(package=_value(kw["package"]), executable=_value(kw["executable"]))
         node.name = _value(kw["name"]) if "name" in kw else None
         node.namespace = _value(kw["namespace"]) if "namespace" in kw else None
+        if "condition" in kw:
+            cond = kw["condition"]
+            if not (isinstance(cond, ast.Call) and _call_name(cond) in ("IfCondition", "UnlessCondition") and cond.args):
+                raise ValueError(f"{path}:{call.lineno}: cannot read condition {ast.unparse(cond)!r}; expected "
+                                 "IfCondition(LaunchConfiguration('name')) or UnlessCondition(...)")
+            node.condition = (_call_name(cond) == "IfCondition", _value(cond.args[0]))
         if "parameters" in kw:
             if not isinstance(kw["parameters"], (ast.List, ast.Tuple)):
                 raise ValueError(f"{path}:{call.lineno}: parameters= must be a list literal")
@@ -484,6 +503,8 @@ def start_launch(group: NodeGroup, launch_file: Path, arguments: dict[str, Any] 
     args = {**declared, **(arguments or {})}
     procs = {}
     for node in nodes:
+        if not node.starts(node.arguments(args)):
+            continue
         files = node.param_file_paths()
         missing = [str(f) for f in files if not f.is_file()]
         if missing:

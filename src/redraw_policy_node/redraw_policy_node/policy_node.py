@@ -2,7 +2,7 @@
 
 Event-driven: the arrival of a camera frame triggers the work - preprocessing with the manifest's settings,
 onnxruntime, and publishing the action (redraw/action, DriveAction source POLICY), the wheel command
-(wheels_driver_node/wheels_cmd, through the robot's kinematics) and the status (redraw/policy_status: model
+(through the robot's kinematics) and the status (redraw/policy_status: model
 id, inference time, camera-to-command latency, watchdog state) - so a command is never computed from a frame
 that waited for a timer. It acts at the control rate (the manifest's, 10 Hz by default): on the first frame
 taken at least 1/control_hz - control_slack after the frame of the last action, by the frames' stamps (the
@@ -10,10 +10,15 @@ capture time: regular even when frames arrive with jitter, and simulated time in
 for unstamped frames); the frames in between are dropped undecoded. A 30 Hz camera thus gives 10 Hz
 commands, each from a frame that has just arrived.
 
+The robot: parameter `robot_profile` (redraw_common.robot_profile; launch argument robot_profile:=) names where its
+drivers publish the camera and the odometry and take the wheel commands and the e-stop, and in which types:
+`twin` (default: the project's twin), `duckietown-ros2`, `duckietown-ros1-bridge`, or a YAML of the same shape.
+The wheel command goes out in the profile's type, the e-stop is read in it, and the odometry's type picks how
+the velocity is read (TwistStamped twist.linear.x / angular.z, nav_msgs/Odometry twist.twist.*).
+
 A model whose manifest lists a `vector` input float32 (1, D) reads the Duckietown env's vector observation
-(redraw_common.observation), D = 2 + 2k: the robot's measured velocity (deadreckoning_node/velocity,
-geometry_msgs/TwistStamped) [twist.linear.x m/s, twist.angular.z rad/s], the freshest message at the frame's
-arrival, then the last k actions the node sent (forward, turn), newest first (an ActionHistory: each action
+(redraw_common.observation), D = 2 + 2k: the robot's measured velocity [forward m/s, yaw rate rad/s] from the
+profile's odometry, the freshest message at the frame's arrival, then the last k actions the node sent (forward, turn), newest first (an ActionHistory: each action
 the policy drove with is pushed after it goes out, in policy space [-1, 1] as it entered the kinematics).
 D = 2 (k = 0) is the velocity alone. Models without a vector input do not subscribe to odometry. Like an env
 reset, every stop of the wheels (below) and every episode event on redraw/episode (redraw_msgs/EpisodeEvent,
@@ -21,7 +26,7 @@ START or END: the twin's resets, an operator's episodes; subscribed only when k 
 
 Safety (redraw_policy_node.watchdog): no fresh frame within `frame_timeout`, no fresh odometry within
 `odom_timeout` (models with a vector input; also before the first message), a non-finite action, an
-inference error, or redraw/estop = true put the wheels at zero at once - published the moment the cause is
+inference error, or the profile's e-stop = true put the wheels at zero at once - published the moment the cause is
 seen, by the frame that meets it or by the watchdog timer (`watchdog_hz`, on the steady clock, so it runs
 even when /clock stops; a stale verdict from a check that ran late because the node itself was not scheduled
 waits one check for the frames queued meanwhile, watchdog.StallGuard) - and keep them there until frames (and odometry) are fresh again, the model gives a
@@ -45,27 +50,24 @@ from collections import deque
 from functools import partial
 
 import rclpy
-from geometry_msgs.msg import TwistStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import Bool
 
 from redraw_common import topics
 from redraw_common.errors import ManifestError, RedrawInputError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
 from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.observation import ActionHistory, compose_vector
+from redraw_common.robot_profile import DEFAULT, load, message_class, velocity
 from redraw_common.rosinit import run_node
-from redraw_msgs.msg import DriveAction, EpisodeEvent, PolicyStatus, WheelsCmdStamped
+from redraw_msgs.msg import DriveAction, EpisodeEvent, PolicyStatus
 
 from . import watchdog as wd
 from .model import PolicyModel
 
 CAMERA_RATE_WINDOW = 30      # frames over which the camera's rate is measured once, against control_hz
-STOP_WARNINGS = {wd.STALE_CAMERA: "camera frames stale: wheels to zero",
-                 wd.STALE_ODOMETRY: f"odometry ({topics.ODOM_VELOCITY}) missing or stale: wheels to zero"}
 
 
 class PolicyNode(Node):
@@ -74,6 +76,8 @@ class PolicyNode(Node):
 
         param = partial(declare_param, self)
 
+        self.profile = load(str(param("robot_profile", DEFAULT, "robot stack: twin, duckietown-ros2, duckietown-ros1-bridge or the "
+                                                               "path of a profile YAML (redraw_common/profiles)")))
         model_path = str(param("model_path", "", "exported policy (.onnx); its manifest <name>.manifest.json lies next to it"))
         threads = int(param("threads", 1, "onnxruntime intra-op threads", low=1))
         control_hz = float(param("control_hz", 0.0, "control rate in Hz (0 = the manifest's control_hz)"))
@@ -105,13 +109,18 @@ class PolicyNode(Node):
 
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         latest = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.wheels_pub = self.create_publisher(WheelsCmdStamped, topics.WHEELS_CMD, reliable)
+        camera, odometry, wheels, estop = self.profile.camera, self.profile.odometry, self.profile.wheels_cmd, self.profile.estop
+        self.wheels_type = message_class(wheels.type)
+        self.odometry_type = odometry.type
+        self.stop_warnings = {wd.STALE_CAMERA: f"camera frames ({camera.topic}) stale: wheels to zero",
+                              wd.STALE_ODOMETRY: f"odometry ({odometry.topic}, {odometry.type}) missing or stale: wheels to zero"}
+        self.wheels_pub = self.create_publisher(self.wheels_type, wheels.topic, reliable)
         self.action_pub = self.create_publisher(DriveAction, topics.ACTION, reliable)
         self.status_pub = self.create_publisher(PolicyStatus, topics.POLICY_STATUS, reliable)
-        self.create_subscription(CompressedImage, topics.CAMERA, self.on_frame, latest)
-        self.create_subscription(Bool, topics.ESTOP, self.on_estop, reliable)
+        self.create_subscription(CompressedImage, camera.topic, self.on_frame, latest)
+        self.create_subscription(message_class(estop.type), estop.topic, self.on_estop, reliable)
         if self.model.uses_vector:
-            self.create_subscription(TwistStamped, topics.ODOM_VELOCITY, self.on_odom, latest)
+            self.create_subscription(message_class(odometry.type), odometry.topic, self.on_odom, latest)
         # the last k actions sent, newest first: the vector's tail (k = 0: no history, the velocity alone)
         self.history = ActionHistory(self.model.action_history)
         if self.history.length:
@@ -129,10 +138,11 @@ class PolicyNode(Node):
         self.stall_guard = wd.StallGuard(1.0 / watchdog_hz)
         self.create_timer(1.0 / watchdog_hz, self.on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
         m = self.model.manifest
-        odom = f"; odometry from {topics.ODOM_VELOCITY}, timeout {odom_timeout:g} s" if self.model.uses_vector else ""
+        odom = f"; odometry from {odometry.topic} ({odometry.type}), timeout {odom_timeout:g} s" if self.model.uses_vector else ""
         if self.history.length:
             odom += f"; vector = velocity + the last {self.history.length} actions (reset on stops and {topics.EPISODE})"
         self.get_logger().info(
+            f"robot profile {self.profile.name}: wheels {wheels.topic} ({wheels.type}), e-stop {estop.topic}; "
             f"model '{m.model_id}' ({self.model.path.name}, sha256 {m.sha256[:12]}...) verified; preprocessing {m.preprocessing.mode} "
             f"{m.preprocessing.height}x{m.preprocessing.width}; control {self.control_hz:g} Hz on camera frames; "
             f"camera timeout {frame_timeout:g} s{odom}"
@@ -174,15 +184,15 @@ class PolicyNode(Node):
                 f"control_hz {self.control_hz:g} is above the camera's {camera_hz:.1f} Hz (measured over {len(self.frame_stamps)} "
                 f"frames): the node acts on every frame, about {camera_hz:.1f} commands per second; set control_hz <= the camera rate")
 
-    def on_odom(self, msg: TwistStamped) -> None:
-        forward, yaw_rate = float(msg.twist.linear.x), float(msg.twist.angular.z)
+    def on_odom(self, msg) -> None:
+        forward, yaw_rate = velocity(msg, self.odometry_type)
         if not (math.isfinite(forward) and math.isfinite(yaw_rate)):
             self.get_logger().warning(f"ignoring non-finite odometry ({forward}, {yaw_rate})", throttle_duration_sec=5.0)
             return
         self.velocity = (forward, yaw_rate)
         self.watchdog.odom(self.now())
 
-    def on_estop(self, msg: Bool) -> None:
+    def on_estop(self, msg) -> None:
         engaged = bool(msg.data)
         if engaged != self.watchdog.estop:
             self.get_logger().warning("e-stop ENGAGED: wheels to zero" if engaged else "e-stop released")
@@ -236,8 +246,8 @@ class PolicyNode(Node):
     # ---------------------------------------------------------------------------------------------
     def stop(self, state: int) -> None:
         """Wheels to zero now; the action history restarts at zeros, as after an env reset."""
-        if self.last_state != state and state in STOP_WARNINGS:
-            self.get_logger().warning(STOP_WARNINGS[state])
+        if self.last_state != state and state in self.stop_warnings:
+            self.get_logger().warning(self.stop_warnings[state])
         self.history.reset()
         self.publish(0.0, 0.0, state, None)
 
@@ -245,7 +255,7 @@ class PolicyNode(Node):
         now = self.get_clock().now()
         stamp = now.to_msg()
         wheels = action_to_wheels(forward, turn, self.kinematics, strict=False)
-        cmd = WheelsCmdStamped()
+        cmd = self.wheels_type()
         cmd.header.stamp = stamp
         cmd.header.frame_id = self.get_namespace().strip("/")
         cmd.vel_left, cmd.vel_right = float(wheels.left), float(wheels.right)

@@ -32,23 +32,25 @@ BAG_VERSION = 9
 MIN_PART_SECONDS = 1.0
 
 
-def redraw_typestore(msg_dir: str | Path | None = None) -> Typestore:
-    """ROS 2 kilted types + redraw_msgs, registered from the .msg files of the installed package."""
-    if msg_dir is None:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+MSG_PACKAGES = ("redraw_msgs", "duckietown_msgs")   # this workspace's message packages (the robot profiles' types)
 
-        try:
-            msg_dir = Path(get_package_share_directory("redraw_msgs")) / "msg"
-        except PackageNotFoundError:
-            raise BagError("package redraw_msgs is not installed (no share/redraw_msgs in AMENT_PREFIX_PATH); source the workspace") from None
-    msg_dir = Path(msg_dir)
-    files = sorted(msg_dir.glob("*.msg"))
-    if not files:
-        raise BagError(f"no .msg files in {msg_dir}; expected redraw_msgs' message definitions")
+
+def redraw_typestore() -> Typestore:
+    """ROS 2 kilted types + this workspace's message packages, registered from the .msg files they install."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
     store = get_typestore(Stores.ROS2_KILTED)
     types = {}
-    for f in files:
-        types.update(get_types_from_msg(f.read_text(), f"redraw_msgs/msg/{f.stem}"))
+    for package in MSG_PACKAGES:
+        try:
+            msg_dir = Path(get_package_share_directory(package)) / "msg"
+        except PackageNotFoundError:
+            raise BagError(f"package {package} is not installed (no share/{package} in AMENT_PREFIX_PATH); source the workspace") from None
+        files = sorted(msg_dir.glob("*.msg"))
+        if not files:
+            raise BagError(f"no .msg files in {msg_dir}; expected {package}' message definitions")
+        for f in files:
+            types.update(get_types_from_msg(f.read_text(), f"{package}/msg/{f.stem}"))
     store.register(types)
     return store
 

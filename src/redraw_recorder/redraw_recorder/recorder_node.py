@@ -1,8 +1,13 @@
 """Recorder node: camera images, wheel commands, actions, episode events and wheel odometry of one robot -> a
 recording (rosbag2 parts, mcap by default) for reward-free calibration.
 
-Odometry (`deadreckoning_node/velocity`, geometry_msgs/TwistStamped: measured forward m/s and yaw rate rad/s) is
-what models with a velocity vector observe besides the camera. It is recorded by default (`record_odometry`);
+The robot's drivers: parameter `robot_profile` (redraw_common.robot_profile: twin, duckietown-ros2,
+duckietown-ros1-bridge, or a YAML) names the camera, wheel-command and odometry topics and their types; the
+actions and episode events are the project's own (redraw/action, redraw/episode). The bag keeps each topic in
+the driver's own type, and the sidecar names the topics, so the converter reads any profile's recording.
+
+Odometry (the profile's: geometry_msgs/TwistStamped or nav_msgs/Odometry, the measured forward m/s and yaw rate
+rad/s) is what models with a velocity vector observe besides the camera. It is recorded by default (`record_odometry`);
 a robot without it still records, and every progress line, the closing line and the sidecar's stats
 (`missing_topics`) say that it is missing, so a conversion for such a model fails knowingly, not silently.
 
@@ -25,11 +30,9 @@ from functools import partial
 from pathlib import Path
 
 import rclpy
-from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CompressedImage
 
 from redraw_common import topics
 from redraw_common.alignment import AlignmentRule, UsableCounter
@@ -38,15 +41,15 @@ from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
 from redraw_common.preprocessing import PreprocessConfig
 from redraw_common.recording import RecordingInfo, cdr_header_stamp
+from redraw_common.robot_profile import DEFAULT, load, message_class
 from redraw_common.rosinit import EXIT_OK, run_node
-from redraw_msgs.msg import DriveAction, EpisodeEvent, WheelsCmdStamped
+from redraw_msgs.msg import EpisodeEvent
 
 from . import __version__
 from .bagwriter import RecordingWriter, free_bytes
 
 EXIT_DISK_FULL = 3   # besides run_node's 0 (done), 1 (an error while recording), 2 (refused at start)
 CAMERA_QUEUE = 600   # frames the recorder's camera subscription holds while it is behind
-ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
 OPTIONAL_ROLES = ("odometry",)  # recorded when the robot has them; their absence is reported, not fatal
 
 
@@ -91,6 +94,8 @@ class Recorder(Node):
         param = partial(declare_param, self)
 
         ns_robot = self.get_namespace().strip("/")
+        self.profile = load(str(param("robot_profile", DEFAULT, "robot stack: twin, duckietown-ros2, duckietown-ros1-bridge or the "
+                                                               "path of a profile YAML (redraw_common/profiles)")))
         robot = param("robot", "", "robot name stored with the bag; empty = the node's namespace") or ns_robot or topics.DEFAULT_ROBOT
         output = param("output", "", "recording folder to create; empty = <output_root>/<robot>_<UTC time>")
         output_root = param("output_root", "~/redraw_bags", "parent folder of automatically named recordings")
@@ -105,8 +110,8 @@ class Recorder(Node):
         progress_period = float(param("progress_period", 5.0, "seconds between progress log lines"))
         control_hz = float(param("control_hz", 10.0, "control rate, to count transitions", low=0.0, high=100.0))
         camera_best_effort = bool(param("camera_best_effort", True, "subscribe to the camera best-effort (matches any publisher)"))
-        record_odometry = bool(param("record_odometry", True, "record the wheel odometry velocity (deadreckoning_node/velocity, "
-                                     "geometry_msgs/TwistStamped); a robot without it still records, reported as missing"))
+        record_odometry = bool(param("record_odometry", True, "record the robot profile's odometry (the measured velocity); a robot "
+                                     "without it still records, reported as missing"))
         limits = {   # parameter -> (value, ok, what it must be), beyond the inclusive bounds declared above
             "storage": (storage, storage in ("mcap", "sqlite3"), "mcap or sqlite3"),
             "flush_period": (flush_period, flush_period > 0, "> 0 s"),
@@ -123,10 +128,15 @@ class Recorder(Node):
             folder = Path(output).expanduser()
         else:
             folder = Path(output_root).expanduser() / f"{robot}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-        types = {"camera": CompressedImage, "wheels_cmd": WheelsCmdStamped, "action": DriveAction, "episode": EpisodeEvent}
+        # role -> (topic relative to the namespace, type name): the drivers' from the profile, the project's own
+        endpoints = {"camera": self.profile.camera, "wheels_cmd": self.profile.wheels_cmd}
         if record_odometry:
-            types["odometry"] = TwistStamped
-        resolved = {role: self.resolve_topic_name(topics_name(role)) for role in types}
+            endpoints["odometry"] = self.profile.odometry
+        roles = {role: (e.topic, e.type) for role, e in endpoints.items()}
+        roles["action"] = (topics.ACTION, "redraw_msgs/msg/DriveAction")
+        roles["episode"] = (topics.EPISODE, "redraw_msgs/msg/EpisodeEvent")
+        types = {role: message_class(msgtype) for role, (_, msgtype) in roles.items()}
+        resolved = {role: self.resolve_topic_name(topic) for role, (topic, _) in roles.items()}
         self.info = RecordingInfo(
             robot=robot, kinematics=kinematics, preprocessing=preprocessing, control_hz=control_hz, topics=resolved,
             recorder=f"redraw_recorder {__version__}", started=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -138,8 +148,7 @@ class Recorder(Node):
         self.writer.open()  # raises BagError: output exists, disk nearly full
 
         self.resolved = resolved
-        self.keys = {role: self.writer.add_topic(resolved[role], types[role].__module__.split(".")[0] + "/msg/" + types[role].__name__)
-                     for role in types}
+        self.keys = {role: self.writer.add_topic(resolved[role], msgtype) for role, (_, msgtype) in roles.items()}
         self.counts = dict.fromkeys(types, 0)
         self.drops = {role: DropEstimator() for role in ("camera", "odometry") if role in types}
         # counts as the converter will keep them; odometry is required from its first message on (a robot without
@@ -154,7 +163,7 @@ class Recorder(Node):
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
         for role, msg_type in types.items():
             qos = camera_qos if role == "camera" else sensor_qos if role == "odometry" else reliable
-            self.create_subscription(msg_type, topics_name(role), self._callback(role), qos, raw=True)
+            self.create_subscription(msg_type, roles[role][0], self._callback(role), qos, raw=True)
 
         self.t0 = time.monotonic()
         self.t_first: float | None = None  # node-clock time of the first recorded message: max_duration counts from it
@@ -166,7 +175,7 @@ class Recorder(Node):
         self.create_timer(progress_period, self._progress)
         limits = ", ".join(x for x in (f"{self.max_transitions} transitions" if self.max_transitions else "",
                                       f"{self.max_duration:g} s" if self.max_duration else "") if x) or "none (stop with Ctrl-C)"
-        self.get_logger().info(f"recording robot '{robot}' to {folder} ({storage}); topics {sorted(resolved.values())}; limits: {limits}")
+        self.get_logger().info(f"recording robot '{robot}' (profile {self.profile.name}) to {folder} ({storage}); topics {sorted(resolved.values())}; limits: {limits}")
 
     # ---------------------------------------------------------------------------------------------
     def _callback(self, role: str):
@@ -240,7 +249,7 @@ class Recorder(Node):
         missing = self.missing_topics()
         if "odometry" not in missing:
             return ""
-        return (f"; NO ODOMETRY on {missing['odometry']} ({ODOMETRY_TYPE}): models with a velocity vector cannot calibrate "
+        return (f"; NO ODOMETRY on {missing['odometry']} ({self.profile.odometry.type}): models with a velocity vector cannot calibrate "
                 f"on this recording (a robot without odometry: set record_odometry:=false)")
 
     def _progress(self) -> None:
@@ -288,11 +297,6 @@ class Recorder(Node):
 def episode_event_kind(raw: bytes) -> int:
     """The `event` of a serialised redraw_msgs/EpisodeEvent (a few per episode: decoding them costs nothing)."""
     return int(deserialize_message(bytes(raw), EpisodeEvent).event)
-
-
-def topics_name(role: str) -> str:
-    return {"camera": topics.CAMERA, "wheels_cmd": topics.WHEELS_CMD, "action": topics.ACTION, "episode": topics.EPISODE,
-            "odometry": topics.ODOM_VELOCITY}[role]
 
 
 def main(args: list[str] | None = None) -> int:

@@ -15,21 +15,19 @@ odometry and logs it) or `LaneFollowPController`; neither uses a reward.
 from __future__ import annotations
 
 import sys
-import time
 from functools import partial
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from redraw_common import topics
+from redraw_common.action_out import ActionOut, run_driver
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
-from redraw_common.rosinit import run_node
+from redraw_common.robot_profile import load
 from redraw_msgs.msg import DriveAction, EpisodeEvent, GroundTruth
 
 from . import ground_truth
-from .action_out import ActionOut
 from .drivers import DriverInputError, ExploreConfig, ExploreDriver, LaneFollowPController
 
 DRIVERS = ("explore", "expert")
@@ -66,7 +64,7 @@ class ExploreNode(Node):
         else:
             self.driver = LaneFollowPController(forward=forward)
             source = DriveAction.SOURCE_SCRIPTED
-        self.out = ActionOut(self, self.kinematics, source)
+        self.out = ActionOut(self, self.kinematics, source, load("twin"))   # the twin's own topics: its ground truth drives
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(GroundTruth, topics.GROUND_TRUTH, self.on_truth, reliable)
         self.create_subscription(EpisodeEvent, topics.EPISODE, self.on_episode, reliable)
@@ -110,18 +108,6 @@ class ExploreNode(Node):
                 self.logged_decisions[channel] = True
                 self.get_logger().info(f"actuation identified from odometry: {signs.describe(channel)}; "
                                        "commands sent = intended x sign from now on")
-
-
-def run_driver(node_factory, name: str, args: list[str] | None = None) -> int:
-    """main() of the driver nodes (explorer, teleop): run_node with a last zero command before exiting."""
-
-    def stop_wheels(node, reason: str) -> None:
-        if rclpy.ok():
-            node.out.publish(0.0, 0.0)
-            node.get_logger().info(f"stopping ({reason}) after {node.out.sent} commands: wheels to zero")
-            time.sleep(0.05)
-
-    return run_node(name, node_factory, args, on_exit=stop_wheels, explain=lambda exc: f"bad configuration: {exc}")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """Scripted teleop: plays a fixed sequence of (forward, turn) commands as an operator would, with no keyboard
-or joystick, published exactly like a teleop: redraw/action (DriveAction, source TELEOP) and the wheel
+or joystick (a gamepad on a real robot: redraw_teleop's joy_teleop), published exactly like a teleop: redraw/action (DriveAction, source TELEOP) and the wheel
 command through the robot's kinematics on wheels_driver_node/wheels_cmd, at `control_hz`.
 
     ros2 run redraw_sim teleop_node --ros-args -r __ns:=/db1 -p script:="2.0:0.5,0.0; 1.5:0.4,0.6; 1.0:0.0,0.0"
@@ -16,13 +16,13 @@ from functools import partial
 
 from rclpy.node import Node
 
+from redraw_common.action_out import ActionOut, run_driver
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.nodeparams import declare_config, declare_param
+from redraw_common.robot_profile import load
 from redraw_msgs.msg import DriveAction
 
-from .action_out import ActionOut
 from .drivers import DriverInputError
-from .explore_node import run_driver
 
 
 def parse_script(text: str) -> list[tuple[float, float, float]]:
@@ -70,7 +70,7 @@ class ScriptedTeleopNode(Node):
         if control_hz <= 0:
             raise DriverInputError(f"control_hz must be > 0, found {control_hz}")
         self.kinematics = declare_config(self, "kinematics", KinematicsConfig, "wheel kinematics of this robot:")
-        self.out = ActionOut(self, self.kinematics, DriveAction.SOURCE_TELEOP)
+        self.out = ActionOut(self, self.kinematics, DriveAction.SOURCE_TELEOP, load("twin"))
         self.total = sum(seg[0] for seg in self.script)
         self.start_ns = None
         self.create_timer(1.0 / control_hz, self.on_tick)

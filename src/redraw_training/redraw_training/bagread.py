@@ -1,6 +1,7 @@
 """Reading redraw recordings and rosbag2 bags for the converter (redraw_training.bags): discovery of recordings
 and their parts (a part left unfinished by a killed recorder is read up to its last complete chunk), the message
-types, the choice of topics (names from redraw_common.topics), the streams of one recording (camera stamps,
+types, the choice of topics (names from redraw_common.topics and the robot profiles, types from the profiles:
+redraw_common.robot_profile), the streams of one recording (camera stamps,
 commands, odometry, episode events).
 """
 
@@ -16,21 +17,38 @@ from typing import Any
 
 import numpy as np
 
-from redraw_common import topics
+from redraw_common import topics as names
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
 from redraw_common.mcaprepair import is_complete, iter_messages
 from redraw_common.recording import PART_CLOSED, PREFIX, SIDECAR, RecordingInfo, Sidecar, cdr_header_stamp
+from redraw_common.robot_profile import SUPPORTED, available, load, velocity
 
 CAMERA_TYPE = "sensor_msgs/msg/CompressedImage"
 ACTION_TYPE = "redraw_msgs/msg/DriveAction"
-WHEELS_TYPE = "redraw_msgs/msg/WheelsCmdStamped"
+WHEELS_TYPES = SUPPORTED["wheels_cmd"]      # redraw_msgs' or duckietown_msgs' WheelsCmdStamped: the same fields
+WHEELS_DOC = " or ".join(WHEELS_TYPES)
 EPISODE_TYPE = "redraw_msgs/msg/EpisodeEvent"
-ODOMETRY_TYPE = "geometry_msgs/msg/TwistStamped"
-ODOMETRY_SUFFIX = topics.ODOM_VELOCITY
-ODOMETRY_DOC = f"{ODOMETRY_TYPE} on <robot>/{ODOMETRY_SUFFIX} (twist.linear.x forward m/s, twist.angular.z yaw rate rad/s)"
+ODOMETRY_TYPES = SUPPORTED["odometry"]      # TwistStamped or nav_msgs/Odometry: robot_profile.velocity reads either
+
+
+def _odometry_names() -> dict[str, tuple[str, list[str]]]:
+    """Where the shipped robot profiles put the odometry: topic suffix -> (type, the profiles)."""
+    names: dict[str, tuple[str, list[str]]] = {}
+    for name in available():
+        odometry = load(name).odometry
+        names.setdefault(odometry.topic, (odometry.type, []))[1].append(name)
+    return names
+
+
+ODOMETRY_NAMES = _odometry_names()
+ODOMETRY_DOC = (" or ".join(f"{msgtype} on <robot>/{suffix} ({', '.join(names)})" for suffix, (msgtype, names) in ODOMETRY_NAMES.items())
+                + ": the measured forward m/s and yaw rate rad/s")
 ODOMETRY_SOURCE = "odometry velocity (forward m/s, yaw rate rad/s)"
-ROLE_OF_TYPE = {CAMERA_TYPE: "camera", ACTION_TYPE: "action", WHEELS_TYPE: "wheels_cmd", EPISODE_TYPE: "episode"}
+# the names a role's topic ends in, to pick among several of its type: the project's own, the profiles' for the drivers'
+ROLE_NAMES = {"action": ("/" + names.ACTION,), "episode": ("/" + names.EPISODE,),
+              **{role: tuple(sorted({"/" + load(p).endpoint(role).topic for p in available()})) for role in ("camera", "wheels_cmd")}}
+ROLE_OF_TYPE = {CAMERA_TYPE: "camera", ACTION_TYPE: "action", EPISODE_TYPE: "episode", **dict.fromkeys(WHEELS_TYPES, "wheels_cmd")}
 EVENT_START, EVENT_END = 0, 1
 TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
 
@@ -251,8 +269,7 @@ def _pick_topics(source: Source, topics: dict[str, str]) -> dict[str, str]:
         elif len(candidates) == 1:
             chosen[role] = candidates[0]
         else:
-            suffix = {"camera": topics.CAMERA, "action": topics.ACTION, "wheels_cmd": topics.WHEELS_CMD, "episode": topics.EPISODE}[role]
-            named = [c for c in candidates if c.endswith(suffix)]
+            named = [c for c in candidates if c.endswith(ROLE_NAMES[role])]
             if len(named) != 1:
                 raise BagError(f"{source.path}: {len(candidates)} topics of type for '{role}' ({sorted(candidates)}); cannot tell which one to use")
             chosen[role] = named[0]
@@ -265,19 +282,19 @@ def _pick_topics(source: Source, topics: dict[str, str]) -> dict[str, str]:
     if "action" not in chosen and "wheels_cmd" not in chosen:
         listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items()))
         raise BagError(
-            f"{source.path}: no driving commands: expected {ACTION_TYPE} (redraw/action) or {WHEELS_TYPE} "
-            f"(wheels_driver_node/wheels_cmd) messages; the bag has: {listing}"
+            f"{source.path}: no driving commands: expected {ACTION_TYPE} (redraw/action) or {WHEELS_DOC} "
+            f"(the robot profile's wheels_cmd) messages; the bag has: {listing}"
         )
     return chosen
 
 
 def _pick_odometry(source: Source, topics: dict[str, str], topic: str | None) -> str:
     """The odometry topic of a recording: `topic` if given, else the one its recording info names, else the one
-    named <robot>/deadreckoning_node/velocity. Refuses a missing topic or one of another type."""
+    named as a shipped robot profile names it (ODOMETRY_NAMES). Refuses a missing topic or one of another type."""
     listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "none"
     if topic is None:
         preferred = source.info.topics.get("odometry") if source.info else None
-        named = [t for t in topics if t.endswith(ODOMETRY_SUFFIX)]
+        named = [t for t in topics if t.endswith(tuple(ODOMETRY_NAMES))]
         if preferred in topics:
             topic = preferred
         elif len(named) == 1:
@@ -286,16 +303,17 @@ def _pick_odometry(source: Source, topics: dict[str, str], topic: str | None) ->
             raise BagError(f"{source.path}: {len(named)} odometry topics ({sorted(named)}); cannot tell which one to use: "
                            "give one (convert-bags --odometry-topic TOPIC)")
         else:
-            stamped = sorted(t for t, m in topics.items() if m == ODOMETRY_TYPE)
-            hint = (f"; its {ODOMETRY_TYPE} topics {stamped} are not named as odometry: give one (convert-bags --odometry-topic TOPIC)"
+            stamped = sorted(t for t, m in topics.items() if m in ODOMETRY_TYPES)
+            kinds = " / ".join(sorted({topics[t] for t in stamped}))
+            hint = (f"; its {kinds} topics {stamped} are not named as odometry: give one (convert-bags --odometry-topic TOPIC)"
                     if stamped else "")
             raise BagError(
                 f"{source.path}: the model's vector starts with the measured velocity (forward speed, yaw rate) but the bag has no odometry "
                 f"topic: expected {ODOMETRY_DOC}; the bag has: {listing}{hint}"
             )
     elif topic not in topics:
-        raise BagError(f"{source.path}: odometry topic {topic} not found: expected {ODOMETRY_TYPE} messages on it; the bag has: {listing}")
-    if topics[topic] != ODOMETRY_TYPE:
+        raise BagError(f"{source.path}: odometry topic {topic} not found: expected {' or '.join(ODOMETRY_TYPES)} messages on it; the bag has: {listing}")
+    if topics[topic] not in ODOMETRY_TYPES:
         raise BagError(f"{source.path}: odometry topic {topic} carries {topics[topic] or 'an unknown type'}; expected {ODOMETRY_DOC}")
     return topic
 
@@ -341,7 +359,7 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
     if action_source == "action" and "action" not in chosen:
         raise BagError(f"{source.path}: action_source='action' but the bag has no {ACTION_TYPE} topic")
     if not use_action and "wheels_cmd" not in chosen:
-        raise BagError(f"{source.path}: action_source='wheels' but the bag has no {WHEELS_TYPE} topic")
+        raise BagError(f"{source.path}: action_source='wheels' but the bag has no {WHEELS_DOC} topic")
     if not use_action:
         kinematics = kinematics or (source.info.kinematics if source.info else None)
         if kinematics is None:
@@ -379,7 +397,7 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
                     events.append((_stamp(msg, log_ns), int(msg.event), int(msg.reason)))
                 elif role == "odometry":
                     msg = types.deserialize(raw, msgtype)
-                    v = (float(msg.twist.linear.x), float(msg.twist.angular.z))
+                    v = velocity(msg, msgtype)
                     if not all(math.isfinite(x) for x in v):
                         odom_bad += 1
                         continue
@@ -426,7 +444,7 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
         if not odom_stamp:
             found = f"{messages['odometry']} messages, all with non-finite values" if messages["odometry"] else "no messages"
             raise BagError(
-                f"{source.path}: the odometry topic {chosen['odometry']} ({ODOMETRY_TYPE}) has {found}; the model's vector starts "
+                f"{source.path}: the odometry topic {chosen['odometry']} ({topics[chosen['odometry']]}) has {found}; the model's vector starts "
                 f"with the measured velocity (forward speed, yaw rate) at every frame (a robot without wheel odometry: the recorder logs "
                 f"'NO ODOMETRY'; convert for a model without a vector, vector_dim=0)"
             )

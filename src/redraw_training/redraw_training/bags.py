@@ -6,8 +6,8 @@ replay's format (redraw_common.episodes), preprocessed with the settings of the 
 What it does, per recording (a recording folder with its parts, or any rosbag2 bag with a camera topic):
 
 1. Reads the camera (sensor_msgs/CompressedImage), the driving commands (redraw_msgs/DriveAction on
-   `redraw/action`, else redraw_msgs/WheelsCmdStamped turned into actions by the inverse kinematics stored
-   with the bag) and the episode events (redraw_msgs/EpisodeEvent). A part left unfinished by a killed
+   `redraw/action`, else the wheel commands - redraw_msgs or duckietown_msgs WheelsCmdStamped, as the robot
+   profile has them - turned into actions by the inverse kinematics stored with the bag) and the episode events (redraw_msgs/EpisodeEvent). A part left unfinished by a killed
    recorder is read up to its last complete chunk (and reported).
 2. Control ticks at `control_hz`, locked to the driver's own commands: after a tick at time t the next
    tick is the command nearest to t + 1/control_hz (within half a period). Where the driver sent nothing
@@ -17,7 +17,8 @@ What it does, per recording (a recording folder with its parts, or any rosbag2 b
    `max_frame_age` old (default one control period): row t = (frame, action chosen after seeing it).
    For a model whose observation has a vector (the Duckietown env's "vector", redraw_common.observation:
    `vector_dim = 2 + 2k`), each step's vector is the measured forward speed m/s and yaw rate rad/s, from the
-   latest wheel-odometry message (geometry_msgs/TwistStamped on `deadreckoning_node/velocity`) stamped at or
+   latest wheel-odometry message (the robot profile's: geometry_msgs/TwistStamped on `deadreckoning_node/velocity`
+   for the twin, nav_msgs/Odometry on `deadreckoning_node/odom` for a Duckiebot) stamped at or
    before its frame, at most `max_odometry_age` older (default two control periods), followed by the last k
    actions of the episode (forward, turn; newest first; zeros before the episode's first step, as after an env
    reset: every episode written, however it was cut, starts its history afresh). A tick whose frame has no such
@@ -122,7 +123,7 @@ def convert_bags(
     at (their recording info; 10 Hz for bags without one). `frame_size`: expected camera (height, width); None: the most common size.
     `vector_dim`: the size of the model's vector observation (redraw_common.observation): 0 (none; odometry is
     ignored) or 2 + 2k: the wheel odometry's forward speed m/s and yaw rate rad/s, from `odometry_topic`, default
-    <robot>/deadreckoning_node/velocity, at most `max_odometry_age` s older than its frame, default 2 / control_hz,
+    the recording's, else the one named as a robot profile names it (bagread.ODOMETRY_NAMES), at most `max_odometry_age` s older than its frame, default 2 / control_hz,
     then the episode's last k actions (forward, turn), newest first, zeros before its first step.
     Recordings of several robots (by their recording info) are refused unless `mixed_robots`: a calibration dataset
     is one robot's dynamics. Returns the report (also written to <out_dir>/report.json). Raises BagError on bad input; then nothing
@@ -318,6 +319,7 @@ def _write(planned, folder: Path, cfg: PreprocessConfig, types: Typestore, frame
             "recovered_parts": unclean,
             "messages": streams.messages,
             "action_source": streams.action_source,
+            "camera_topic": streams.camera_topic,
             "camera_hz": round(camera_hz, 2),
             "transitions": written,
             "transitions_requested": source.requested,

@@ -376,6 +376,41 @@ def test_odometry_gaps_cut_episodes_like_missing_frames(tmp_path):
     assert (ep2["vector"][10:16, 0] == np.float32(0.29)).all()
 
 
+def test_a_duckiebot_bag_in_its_drivers_types_converts_like_the_twins(tmp_path):
+    """A plain bag of a Duckiebot's own drivers (robot profile duckietown-ros2: duckietown_msgs/WheelsCmdStamped on
+    wheels_cmd, nav_msgs/Odometry on deadreckoning_node/odom) gives the dataset the twin's types give."""
+    kin = KinematicsConfig(trim=0.1, gain=0.8)
+    frames, actions = stream(seconds=2.0)
+    wheels = [(s, *(lambda w: (w.left, w.right))(action_to_wheels(f, t, kin))) for s, f, t in actions]
+    odometry = odometry_stream(frames)
+    duckiebot = write_bag(tmp_path / "duckiebot", frames=frames, wheels=wheels, odometry=odometry, plain=True,
+                          camera_topic="/db/image/compressed", wheels_topic="/db/wheels_cmd", wheels_type="duckietown_msgs/msg/WheelsCmdStamped",
+                          odometry_topic="/db/deadreckoning_node/odom", odometry_type="nav_msgs/msg/Odometry")
+    twin = write_bag(tmp_path / "twin", frames=frames, wheels=wheels, odometry=odometry, plain=True)
+    for bag, odometry_topic in ((duckiebot, "/db/deadreckoning_node/odom"), (twin, ODOM)):
+        report = convert_bags(bag, tmp_path / f"ds_{bag.name}", CFG, vector_dim=2, kinematics=kin, verbose=False)
+        assert report["transitions"] == 20 and report["inputs"][0]["action_source"] == "wheels_cmd"
+        assert report["inputs"][0]["odometry"]["topic"] == odometry_topic
+    (ep,), (ep_twin,) = episodes(tmp_path / "ds_duckiebot"), episodes(tmp_path / "ds_twin")
+    for key in ("action", "vector", "image"):
+        np.testing.assert_array_equal(ep[key], ep_twin[key])
+    np.testing.assert_allclose(ep["action"], np.array([[f, t] for _, f, t in actions]), atol=1e-5)
+    np.testing.assert_allclose(ep["vector"][:, 1], -np.arange(0, 60, 3) / 50, atol=1e-6)
+
+
+def test_of_several_cameras_a_plain_bag_uses_the_one_a_robot_profile_names(tmp_path):
+    frames, actions = stream(seconds=2.0)
+    bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, plain=True, more_cameras=["/db/rear_camera/compressed"])
+    report = convert_bags(bag, tmp_path / "ds", CFG, verbose=False)
+    assert report["inputs"][0]["camera_topic"] == "/db/camera_node/image/compressed"
+    (ep,) = episodes(tmp_path / "ds")
+    assert [level_of(img) for img in ep["image"][:3]] == [10, 13, 16]
+    both = write_bag(tmp_path / "both", frames=frames, actions=actions, plain=True, more_cameras=["/db/image/compressed"])
+    with pytest.raises(BagError, match=r"2 topics of type for 'camera' \(\['/db/camera_node/image/compressed', '/db/image/compressed'\]\); "
+                                       r"cannot tell which one to use"):
+        convert_bags(both, tmp_path / "ds2", CFG, verbose=False)
+
+
 def test_the_recordings_own_odometry_topic_or_the_one_asked_for(tmp_path):
     frames, actions = stream(seconds=2.0)
     odometry = odometry_stream(frames)
@@ -401,15 +436,17 @@ def test_bad_odometry_gets_clear_errors_and_writes_nothing(tmp_path, case):
     kw, options = {"odometry": odometry}, {"vector_dim": 2}
     if case == "no_topic":
         kw = {}
-        match = (r"the model's vector starts with the measured velocity \(forward speed, yaw rate\) but the bag has no odometry topic: expected geometry_msgs/msg/TwistStamped on "
-                 r"<robot>/deadreckoning_node/velocity .*; the bag has: /db/camera_node/image/compressed \[sensor_msgs/msg/CompressedImage\], "
+        match = (r"the model's vector starts with the measured velocity \(forward speed, yaw rate\) but the bag has no odometry topic: expected "
+                 r"nav_msgs/msg/Odometry on <robot>/deadreckoning_node/odom \(duckietown-ros1-bridge, duckietown-ros2\) or "
+                 r"geometry_msgs/msg/TwistStamped on <robot>/deadreckoning_node/velocity \(twin\).*; the bag has: /db/camera_node/image/compressed \[sensor_msgs/msg/CompressedImage\], "
                  r"/db/redraw/action \[redraw_msgs/msg/DriveAction\]$")
     elif case == "no_messages":
         kw = {"odometry": []}
         match = r"the odometry topic /db/deadreckoning_node/velocity \(geometry_msgs/msg/TwistStamped\) has no messages.*vector_dim=0"
     elif case == "wrong_type":
         kw = {"odometry": odometry, "odometry_type": "geometry_msgs/msg/Twist"}
-        match = r"odometry topic /db/deadreckoning_node/velocity carries geometry_msgs/msg/Twist; expected geometry_msgs/msg/TwistStamped"
+        match = (r"odometry topic /db/deadreckoning_node/velocity carries geometry_msgs/msg/Twist; expected nav_msgs/msg/Odometry on .* or "
+                 r"geometry_msgs/msg/TwistStamped on <robot>/deadreckoning_node/velocity \(twin\)")
     elif case == "non_finite":
         kw = {"odometry": [(s, float("nan"), y) for s, _, y in odometry]}
         match = r"has 60 messages, all with non-finite values"
@@ -423,7 +460,8 @@ def test_bad_odometry_gets_clear_errors_and_writes_nothing(tmp_path, case):
                  rf"m/s and yaw rate rad/s, then the last k actions \(forward, turn\), newest first; e.g. 2, 4, 6\), found {dim}: ")
     else:
         options = {"vector_dim": 2, "odometry_topic": "/db/nothing"}
-        match = r"odometry topic /db/nothing not found: expected geometry_msgs/msg/TwistStamped messages on it; the bag has: .*deadreckoning"
+        match = (r"odometry topic /db/nothing not found: expected geometry_msgs/msg/TwistStamped or nav_msgs/msg/Odometry messages on it; "
+                 r"the bag has: .*deadreckoning")
     bag = write_bag(tmp_path / "bag", frames=frames, actions=actions, **kw)
     before = digest(bag)
     with pytest.raises(BagError, match=match):

@@ -20,7 +20,7 @@ from redraw_common.errors import BagError, KinematicsError, PreprocessError
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.preprocessing import PreprocessConfig
 
-from ..bagread import ODOMETRY_SUFFIX
+from ..bagread import ODOMETRY_NAMES
 from ..bags import convert_bags
 
 
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model's vector observation size: 0 = none, or 2 + 2k = wheel odometry (forward m/s, yaw rate "
                              "rad/s) then the last k actions (forward, turn), newest first (2, 4, 6, ...); "
                              "default: from the model manifest given to --preprocess, else 0")
-    parser.add_argument("--odometry-topic", default=None, help=f"odometry topic (default: the recording's, else <robot>/{ODOMETRY_SUFFIX})")
+    parser.add_argument("--odometry-topic", default=None, help="odometry topic (default: the recording's, else the one named as a robot profile names it: "
+                        + ", ".join(f"<robot>/{suffix}" for suffix in ODOMETRY_NAMES) + ")")
     parser.add_argument("--max-odometry-age", type=number(low=0, low_open=True), default=None, help="oldest usable odometry before a frame, s (default: 2/control_hz)")
     args = parser.parse_args(argv)
     cfg = load_preprocess_config(args.preprocess) if args.preprocess else None
