@@ -42,7 +42,7 @@ def main() -> int:
 
     from rosbags.rosbag2 import Reader
 
-    from redraw_common.recording import Sidecar
+    from redraw_common.recording import Sidecar, part_file
     from redraw_recorder.bagwriter import redraw_typestore
     from redraw_training.bagalign import estimate_camera_drops
 
@@ -58,7 +58,7 @@ def main() -> int:
                            {"robot": robot, "output": str(bag), "max_duration": float(args.duration)},
                            overrides={"recorder": {"storage": args.storage, "progress_period": 10.0}})["recorder"]
         proc, pub_proc = psutil.Process(rec.pid), psutil.Process(pub.pid)
-        wait_for(lambda: bag.exists() and any(bag.glob("*_0000")), 30, what="the first part")
+        wait_for(lambda: bag.exists() and any(bag.glob(".*_0")), 30, what="the first part")
         t0 = time.monotonic()
         c0, p0 = proc.cpu_times(), pub_proc.cpu_times()
         last, last_t = c0, t0
@@ -82,20 +82,19 @@ def main() -> int:
     side = Sidecar.read(bag)
     store = redraw_typestore()
     seqs, sizes, stamps, cmd = [], [], [], 0
-    for part in side.parts:
-        with Reader(bag / part.name) as reader:
-            for conn, _, raw in reader.messages():
-                if conn.msgtype == "sensor_msgs/msg/CompressedImage":
-                    msg = store.deserialize_cdr(raw, conn.msgtype)
-                    seqs.append(int(msg.header.frame_id.rsplit(":", 1)[1]))
-                    stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
-                    sizes.append(len(msg.data))
-                elif conn.msgtype == "redraw_msgs/msg/DriveAction":
-                    cmd += 1
+    with Reader(bag) as reader:   # the recording is one bag of split files
+        for conn, _, raw in reader.messages():
+            if conn.msgtype == "sensor_msgs/msg/CompressedImage":
+                msg = store.deserialize_cdr(raw, conn.msgtype)
+                seqs.append(int(msg.header.frame_id.rsplit(":", 1)[1]))
+                stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+                sizes.append(len(msg.data))
+            elif conn.msgtype == "redraw_msgs/msg/DriveAction":
+                cmd += 1
     seqs = np.array(sorted(seqs))
     expected = int(seqs[-1] - seqs[0] + 1)
     lost = expected - len(np.unique(seqs))
-    bytes_total = sum((bag / p.name / f"{p.name}.{'mcap' if args.storage == 'mcap' else 'db3'}").stat().st_size for p in side.parts)
+    bytes_total = sum(part_file(bag, p.name, args.storage).stat().st_size for p in side.parts)
     span = side.parts[-1].end_ns / 1e9 - side.parts[0].start_ns / 1e9
     cpu = np.array([s[1] for s in samples])
     result = {

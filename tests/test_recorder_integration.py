@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from helpers.launchstart import start_launch
 from helpers.rosproc import NodeGroup, wait_for
+from rosbags.interfaces import QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 
 from redraw_common.episodes import iter_episodes
 from redraw_common.preprocessing import PreprocessConfig
-from redraw_common.recording import RecordingInfo, Sidecar
+from redraw_common.recording import RecordingInfo, Sidecar, part_file
 from redraw_common.robot_profile import load
 from redraw_recorder.repair import main as repair_main
 from redraw_training.bags import convert_bags
@@ -50,7 +52,10 @@ def wait_exit(proc, timeout):
 
 
 def parts(out):
-    return [out / p.name for p in Sidecar.read(out).parts]
+    """The recording's part files, as metadata.yaml lists them (redraw_common.recording)."""
+    listed = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["relative_file_paths"]
+    assert listed == [part_file(out, p.name, "mcap").name for p in Sidecar.read(out).parts if p.status in ("closed", "repaired")], listed
+    return [out / name for name in listed]
 
 
 def test_an_integer_looking_max_duration_from_the_launch_file_stops_the_recording(tmp_path):
@@ -79,8 +84,8 @@ def test_a_duckiebot_profile_records_its_drivers_topics_in_their_types(tmp_path,
     robot = load(profile)
     expected = {f"/{ROBOT}/{e.topic}": e.type for e in (robot.camera, robot.wheels_cmd, robot.odometry)}
     expected |= {f"/{ROBOT}/redraw/action": "redraw_msgs/msg/DriveAction", f"/{ROBOT}/redraw/episode": "redraw_msgs/msg/EpisodeEvent"}
-    (part,) = parts(out)
-    with Reader(part) as reader:
+    assert len(parts(out)) == 1
+    with Reader(out) as reader:
         info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
         assert {c.topic: c.msgtype for c in reader.connections} == expected
         counts = {c.topic: c.msgcount for c in reader.connections}
@@ -106,8 +111,8 @@ def test_records_the_requested_transitions_and_converts_clean(tmp_path):
     # the synthetic robot has no odometry: recorded all the same, and said so in the progress and closing lines
     assert f"NO ODOMETRY on {ODOMETRY} (geometry_msgs/msg/TwistStamped)" in log.split("closed ")[-1]
     assert log.count("NO ODOMETRY") >= 2
-    (part,) = parts(out)
-    with Reader(part) as reader:
+    assert len(parts(out)) == 1
+    with Reader(out) as reader:
         info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
         counts = {c.topic: c.msgcount for c in reader.connections}
         assert reader.storage.metadata.ros_distro == "rosbags"
@@ -138,9 +143,11 @@ def test_records_the_requested_transitions_and_converts_clean(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_signals_close_every_part_cleanly(tmp_path, sig):
+    """Split every 1.5 s (record.yaml: 300 s): the parts are files of one bag that rosbags opens as one recording,
+    with the QoS each topic's publisher offered (the latched episode topic stays transient-local on playback);
+    every part file is complete on its own; the converter joins them."""
     out = tmp_path / "rec"
     with NodeGroup(tmp_path) as group:
-        # split every 1.5 s (record.yaml: 300 s): several parts, each a complete bag; the converter joins them
         _, rec = start(group, out, split_duration=1.5)
         wait_for(lambda: out.exists() and len(Sidecar.read(out).parts) >= 3, 30, what="three parts")
         rec.signal(sig)
@@ -148,7 +155,17 @@ def test_signals_close_every_part_cleanly(tmp_path, sig):
     side = Sidecar.read(out)
     assert side.state == "finished" and "interrupted" in side.stop_reason
     assert all(p.status == "closed" for p in side.parts)
-    for part in parts(out):
+    files = parts(out)
+    assert len(files) >= 3
+    with Reader(out) as reader:
+        assert reader.message_count == sum(p.messages for p in side.parts)
+        qos = {c.topic: list(c.ext.offered_qos_profiles) for c in reader.connections}
+    # one publisher per topic, none for the odometry this robot lacks
+    assert set(qos) == TOPICS and qos.pop(ODOMETRY) == [] and all(len(q) == 1 for q in qos.values()), qos
+    assert qos[f"/{ROBOT}/redraw/episode"][0].durability == QosDurability.TRANSIENT_LOCAL
+    assert qos[f"/{ROBOT}/camera_node/image/compressed"][0].durability == QosDurability.VOLATILE
+    assert {q[0].reliability for q in qos.values()} == {QosReliability.RELIABLE}
+    for part in files:
         with Reader(part) as reader:
             assert reader.message_count > 0
     report = convert_bags([out], tmp_path / "ds", CFG, verbose=False, min_episode_length=4)
@@ -165,14 +182,17 @@ def test_sigkill_leaves_a_bag_that_reads_and_converts(tmp_path):
         rec.signal(signal.SIGKILL)
         killed_at = time.time()
         rec.wait(5)
-    (part,) = parts(out)
-    assert not (part / "metadata.yaml").exists() and Sidecar.read(out).state == "recording"
+    # the open part was in its hidden folder, no part closed yet: no metadata.yaml
+    part = out / f"{out.name}_0.mcap"
+    assert (out / f".{out.name}_0" / f".{out.name}_0.mcap").is_file() and not (out / "metadata.yaml").exists()
+    assert Sidecar.read(out).state == "recording"
     # converts as it is (read only) ...
     report = convert_bags([out], tmp_path / "ds", CFG, verbose=False)
     assert report["recovered_parts"] == 1 and report["transitions"] >= 20
     # ... and repairs into a bag rosbags (and ros2 bag) reads, up to about the last second
     assert repair_main([str(out)]) == 0
-    with Reader(part) as reader:
+    assert parts(out) == [part]
+    with Reader(out) as reader:
         assert RecordingInfo.from_custom_data(reader.storage.metadata.custom).robot == ROBOT
         last = max(t for _, t, _ in reader.messages())
         assert reader.message_count > 100

@@ -78,12 +78,10 @@ def test_twin_reversed_explorer_recorder_bag_to_dataset(recorded):
     out, report, dataset, _ = recorded("reversed")
     side = Sidecar.read(out)
     assert side.state == "finished" and "max_transitions" in side.stop_reason
-    topics, count = set(), 0
-    for part in side.parts:
-        with Reader(out / part.name) as reader:
-            info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
-            topics |= {c.topic for c in reader.connections}
-            count += reader.message_count
+    with Reader(out) as reader:   # the recording is one bag, its parts the files metadata.yaml lists
+        info = RecordingInfo.from_custom_data(reader.storage.metadata.custom)
+        topics = {c.topic for c in reader.connections}
+        count = reader.message_count
     assert info.robot == ROBOT and info.preprocessing.to_dict() and info.kinematics.to_dict()
     assert topics == ROBOT_TOPICS  # the twin's ground truth never goes into the bag
     assert count > 3 * TRANSITIONS

@@ -118,15 +118,17 @@ def random_bytes_mcap(root, fx):
     return [str(root / "x.mcap"), "--out", str(root / "ds")]
 
 
-@case("bag", "convert-bags", r"rec_0000\.mcap: no complete channel records.*cut short.*nothing can be recovered")
+@case("bag", "convert-bags", r"\.rec_0\.mcap: no complete channel records.*cut short.*nothing can be recovered")
 def part_cut_before_its_first_chunk(root, fx):
-    # a recorder killed within its first second: the part's MCAP holds its header and schemas, no message yet
-    # (a part cut later is read up to its last complete chunk, as documented, and converts)
+    # a recorder killed within its first second: the open part's MCAP (in its hidden folder, unlisted in
+    # metadata.yaml) holds its header and schemas, no message yet (a part cut later is read up to its last
+    # complete chunk, as documented, and converts)
     rec = write_redraw_recording(root / "rec", 40, seconds=4.0)
-    part = rec / "rec_0000"
-    (mcap,) = part.glob("*.mcap")
-    mcap.write_bytes(mcap.read_bytes()[:200])
-    (part / "metadata.yaml").unlink()
+    working = rec / ".rec_0" / ".rec_0.mcap"
+    working.parent.mkdir()
+    working.write_bytes((rec / "rec_0.mcap").read_bytes()[:200])
+    (rec / "rec_0.mcap").unlink()
+    (rec / "metadata.yaml").unlink()
     side = json.loads((rec / "recording.json").read_text())
     side["parts"][0]["status"], side["state"] = "open", "recording"
     (rec / "recording.json").write_text(json.dumps(side))
@@ -237,7 +239,7 @@ def output_under_a_file(root, fx):
     return [str(root / "bag"), "--out", str(root / "blocker" / "ds")]
 
 
-@case("bag", "repair_bag", r"stuff: no recording\.json here or in the parent folder")
+@case("bag", "repair_bag", r"stuff: no recording\.json; expected a recording written by the redraw recorder")
 def repair_a_folder_that_is_no_recording(root, fx):
     (root / "stuff").mkdir()
     (root / "stuff" / "a.txt").write_text("x")

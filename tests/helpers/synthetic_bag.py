@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, encode_jpeg
-from redraw_common.recording import PART_CLOSED, PartEntry, RecordingInfo, Sidecar
+from redraw_common.recording import PART_CLOSED, PartEntry, RecordingInfo, Sidecar, open_part_file, part_file
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 MSG_PACKAGES = ("redraw_msgs", "duckietown_msgs")   # the workspace's message packages, from their sources
@@ -161,10 +162,17 @@ def write_recording(path: Path, seconds: float = 6.0, camera_hz: float = 30.0, c
 
 
 def write_redraw_recording(folder: Path, requested: int, **kwargs) -> Path:
-    """A recording folder as the recorder leaves it: one closed part and recording.json saying how many usable
-    transitions it was asked for."""
+    """A recording folder as the recorder leaves it (redraw_common.recording): one closed part rec_0.mcap listed in
+    metadata.yaml, and recording.json saying how many usable transitions it was asked for."""
+    from redraw_recorder.bagwriter import write_metadata
+
     folder.mkdir(parents=True)
-    write_recording(folder / "rec_0000", **kwargs)
-    Sidecar(info=RecordingInfo(robot="db1"), parts=[PartEntry(name="rec_0000", status=PART_CLOSED)], state="finished",
+    info = RecordingInfo(robot="db1")
+    working, closed = open_part_file(folder, "rec_0", "mcap"), part_file(folder, "rec_0", "mcap")
+    write_recording(working.parent, **kwargs)
+    (working.parent / f"{working.parent.name}.mcap").replace(closed)
+    shutil.rmtree(working.parent)
+    write_metadata(folder, [closed], info.to_custom_data(), {})
+    Sidecar(info=info, parts=[PartEntry(name="rec_0", status=PART_CLOSED)], state="finished",
             stats={"transitions_requested": requested}).write(folder)
     return folder

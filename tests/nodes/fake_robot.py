@@ -23,6 +23,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
@@ -62,7 +63,9 @@ class FakeRobot(Node):
         self.cam = self.create_publisher(CompressedImage, profile.camera.topic, 10)
         self.act = self.create_publisher(DriveAction, "redraw/action", 10)
         self.wheels = self.create_publisher(self.wheels_type, profile.wheels_cmd.topic, 10)
-        self.episode = self.create_publisher(EpisodeEvent, "redraw/episode", 10)
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)   # as the twin and the teleop publish events
+        self.episode = self.create_publisher(EpisodeEvent, "redraw/episode", latched)
         self.counts = {"camera": 0, "action": 0, "wheels_cmd": 0, "episode": 0}
         if args.odometry:
             self.odom_type, self.odom_is_odometry = message_class(profile.odometry.type), profile.odometry.type == ODOMETRY

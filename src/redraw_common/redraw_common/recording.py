@@ -1,19 +1,23 @@
 """What a recording says about itself: the facts the recorder stores with every bag, read back by the
 bag -> dataset converter.
 
-A *recording* is the folder the redraw recorder writes: one or more rosbag2 bags ("parts", split by size
-or duration), each a complete bag of its own, plus a sidecar `recording.json`:
+A *recording* is the folder the redraw recorder writes: one rosbag2 bag whose storage is split into files
+("parts", by size or duration) as rosbag2's own splitting does, plus a sidecar `recording.json`:
 
     <recording>/
-      recording.json                 RecordingInfo + the parts and their state (see `Sidecar`)
-      <name>_0000/metadata.yaml      part 0: a rosbag2 bag (mcap), readable by `ros2 bag info` and rosbags
-      <name>_0000/<name>_0000.mcap
-      <name>_0001/...
+      recording.json            RecordingInfo + the parts and their state (see `Sidecar`)
+      metadata.yaml             rosbag2 v9: every closed part's file, the topics with their counts and offered QoS
+      <name>_0.mcap             part 0
+      <name>_1.mcap             part 1
+      .<name>_2/.<name>_2.mcap  the part being written; moved next to the others (and listed) when it closes
 
-Every part also carries the RecordingInfo in its metadata `custom_data` (string values, keys prefixed
-with `redraw.`), so a single part copied elsewhere still says which robot, kinematics and preprocessing
-it was recorded with. The sidecar is written atomically at start, at every split and at the end, so after
-a crash (SIGKILL, power loss) it still names the robot, the type hashes and the part that was open.
+`ros2 bag play <recording>`, `ros2 bag info <recording>` and rosbags' Reader(<recording>) read it as one bag.
+metadata.yaml is rewritten atomically each time a part closes, so after a crash (SIGKILL, power loss) every
+closed part is listed and readable; the part that was open is read up to its last flush and made whole by
+`repair_bag`. metadata.yaml carries the RecordingInfo in `custom_data` (string values, keys prefixed with
+`redraw.`), and every MCAP part embeds its own rosbag2 metadata with it (and its part number), as rosbag2's MCAP
+files do, so a part copied elsewhere still says which robot, kinematics and preprocessing it was recorded with. The sidecar is written atomically at start, at every split and at the end: after a crash it still
+names the robot, the type hashes and the part that was open.
 
 Stdlib only (plus redraw_common's config classes): used by the recorder on the robot and by the
 converter on the workstation.
@@ -38,9 +42,10 @@ SIDECAR = "recording.json"
 PREFIX = "redraw."
 ROLES = ("camera", "wheels_cmd", "action", "episode", "odometry")  # odometry: measured velocity (topics.ODOM_VELOCITY), optional
 
+STORAGE_SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
 PART_OPEN = "open"        # being written (or the recorder died while writing it)
-PART_CLOSED = "closed"    # closed cleanly: metadata.yaml and an indexed storage file exist
-PART_REPAIRED = "repaired"
+PART_CLOSED = "closed"    # closed cleanly: an indexed storage file next to metadata.yaml, which lists it
+PART_REPAIRED = "repaired"  # was open when the recorder died; repair_bag completed it and listed it
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,16 @@ class RecordingInfo:
             except json.JSONDecodeError as exc:
                 raise BagError(f"{source}: custom_data '{PREFIX}{key}' is not JSON ({exc}): {value[:80]!r}") from None
         return cls.from_dict(d, source)
+
+
+def part_file(folder: str | Path, name: str, storage: str) -> Path:
+    """Where a closed part's storage file lies: <recording>/<name>.mcap (or .db3)."""
+    return Path(folder) / f"{name}{STORAGE_SUFFIX[storage]}"
+
+
+def open_part_file(folder: str | Path, name: str, storage: str) -> Path:
+    """Where a part's storage file lies while it is written: <recording>/.<name>/.<name>.mcap (or .db3)."""
+    return Path(folder) / f".{name}" / f".{name}{STORAGE_SUFFIX[storage]}"
 
 
 @dataclass

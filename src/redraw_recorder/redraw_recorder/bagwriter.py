@@ -1,31 +1,40 @@
-"""Write a recording folder: rosbag2 bags ("parts") written with rosbags, split by size or duration,
-flushed often enough that a killed recorder loses at most about the last second.
+"""Write a recording folder: one rosbag2 bag whose storage files ("parts") are written with rosbags, split by
+size or duration, flushed often enough that a killed recorder loses at most about the last second.
 
-    writer = RecordingWriter(folder, info, storage="mcap", split_size=512 << 20, split_duration=300.0)
+    writer = RecordingWriter(folder, info, storage="mcap", split_size=512 << 20, split_duration=300.0,
+                             offered_qos=lambda topic: [...])   # the publishers' QoS, asked at each part's start
     writer.open()                                  # refuses an existing folder
     cam = writer.add_topic("/db/camera_node/image/compressed", "sensor_msgs/msg/CompressedImage")
     writer.write(cam, stamp_ns, raw_cdr_bytes)     # rotates to a new part when a limit is reached
     writer.flush()                                 # every second: complete chunk + file flush (mcap) / commit
     writer.close("done")
 
-Layout and sidecar: redraw_common.recording. No ROS imports here: the node owns the subscriptions.
+Each part is written by a rosbags Writer in its own hidden folder; when it closes, its storage file moves next to
+the others and the recording's metadata.yaml is rewritten (atomically) to list every closed part
+(`write_metadata`, also used by repair_bag). Layout and sidecar: redraw_common.recording. No ROS imports here:
+the node owns the subscriptions and asks the graph for the publishers' QoS.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
-from rosbags.rosbag2 import Writer, WriterError
+from rosbags.interfaces import Qos
+from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.rosbag2.metadata import dump_qos_v9
 from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+from ruamel.yaml import YAML
 
 from redraw_common.errors import BagError
 from redraw_common.paths import out_dir_problem
-from redraw_common.recording import PART_CLOSED, PartEntry, RecordingInfo, Sidecar
+from redraw_common.recording import PART_CLOSED, PartEntry, RecordingInfo, Sidecar, open_part_file, part_file
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 BAG_VERSION = 9
@@ -55,6 +64,69 @@ def redraw_typestore() -> Typestore:
     return store
 
 
+def _type_hash(msgtype: str, msgdef: str, known: dict[str, str]) -> str:
+    if msgtype in known:
+        return known[msgtype]
+    store = get_typestore(Stores.EMPTY)
+    store.register(get_types_from_msg(msgdef, msgtype))
+    return store.hash_rihs01(msgtype)
+
+
+def write_metadata(folder: str | Path, files: Sequence[Path], custom: dict[str, str], type_hashes: dict[str, str]) -> int:
+    """Write <folder>/metadata.yaml (rosbag2 v9) for these complete storage files, in order: the files, each topic
+    with its message count over all of them and the QoS its publishers offered (the union over the files), the
+    bag's span. Atomic (temporary file + rename). Returns the number of messages."""
+    folder = Path(folder)
+    topics: dict[str, dict] = {}
+    entries = []
+    start, end, total = None, 0, 0
+    for file in files:
+        try:
+            with Reader(file) as reader:
+                count = reader.message_count
+                first = reader.start_time if count else 0
+                span = max(0, reader.duration - 1) if count else 0
+                for c in reader.connections:
+                    topic = topics.setdefault(c.topic, {"topic_metadata": {
+                        "name": c.topic, "type": c.msgtype, "serialization_format": c.ext.serialization_format,
+                        "offered_qos_profiles": [],
+                        "type_description_hash": c.digest or _type_hash(c.msgtype, c.msgdef.data, type_hashes),
+                    }, "message_count": 0})
+                    topic["message_count"] += c.msgcount
+                    offered = topic["topic_metadata"]["offered_qos_profiles"]
+                    offered += [q for q in dump_qos_v9(list(c.ext.offered_qos_profiles)) if q not in offered]
+        except ReaderError as exc:
+            raise BagError(f"{file}: cannot be listed in {folder / 'metadata.yaml'}: unreadable ({exc})") from None
+        entries.append({"path": file.name, "starting_time": {"nanoseconds_since_epoch": first}, "duration": {"nanoseconds": span},
+                        "message_count": count})
+        total += count
+        if count:
+            start = first if start is None else min(start, first)
+            end = max(end, first + span)
+    info = {
+        "version": BAG_VERSION,
+        "storage_identifier": "mcap" if all(f.suffix == ".mcap" for f in files) else "sqlite3",
+        "relative_file_paths": [f.name for f in files],
+        "duration": {"nanoseconds": end - start if start is not None else 0},
+        "starting_time": {"nanoseconds_since_epoch": start or 0},
+        "message_count": total,
+        "topics_with_message_count": list(topics.values()),
+        "compression_format": "",
+        "compression_mode": "",
+        "files": entries,
+        "custom_data": custom or None,
+        "ros_distro": "rosbags",
+    }
+    yaml = YAML(typ="safe")
+    yaml.default_flow_style = False
+    text = StringIO()
+    yaml.dump({"rosbag2_bagfile_information": info}, text)
+    tmp = folder / "metadata.yaml.tmp"
+    tmp.write_text(text.getvalue())
+    tmp.replace(folder / "metadata.yaml")
+    return total
+
+
 def free_bytes(path: str | Path) -> int:
     """Free bytes on the file system that holds `path` (or its nearest existing ancestor)."""
     path = Path(path).absolute()
@@ -82,6 +154,7 @@ class RecordingWriter:
         split_duration: float = 300.0,
         min_free: int = 256 << 20,
         typestore: Typestore | None = None,
+        offered_qos: Callable[[str], list[Qos]] = lambda topic: [],
     ):
         if storage not in STORAGES:
             raise BagError(f"storage must be one of {sorted(STORAGES)}, found {storage!r}")
@@ -95,6 +168,7 @@ class RecordingWriter:
         self.split_ns = int(split_duration * 1e9)
         self.min_free = int(min_free)
         self.typestore = typestore or redraw_typestore()
+        self.offered_qos = offered_qos
         self.sidecar = Sidecar(info=info, storage=storage)
         self.topics: list[_Topic] = []
         self._writer: Writer | None = None
@@ -194,17 +268,18 @@ class RecordingWriter:
         return bool((self.split_size and self._part_bytes >= self.split_size) or (self.split_ns and age >= self.split_ns))
 
     def _open_part(self, stamp_ns: int) -> None:
-        name = f"{self.name}_{len(self.sidecar.parts):04d}"
-        writer = Writer(self.folder / name, version=BAG_VERSION, storage_plugin=STORAGES[self.storage])
+        name = f"{self.name}_{len(self.sidecar.parts)}"     # rosbag2's names for split files
+        writer = Writer(open_part_file(self.folder, name, self.storage).parent, version=BAG_VERSION, storage_plugin=STORAGES[self.storage])
         for key, value in self.info.to_custom_data().items():
             writer.set_custom_data(key, value)
         writer.set_custom_data("redraw.part", str(len(self.sidecar.parts)))
         try:
             writer.open()
         except WriterError as exc:
-            raise BagError(f"cannot create bag part {self.folder / name}: {exc}") from None
+            raise BagError(f"cannot create bag part {name} in {self.folder}: {exc}") from None
         self._check_storage_api(writer)
-        self._conns = [writer.add_connection(t.topic, t.msgtype, msgdef=t.msgdef, rihs01=t.digest) for t in self.topics]
+        self._conns = [writer.add_connection(t.topic, t.msgtype, msgdef=t.msgdef, rihs01=t.digest, offered_qos_profiles=self.offered_qos(t.topic))
+                       for t in self.topics]
         self._writer = writer
         self._part = PartEntry(name=name, start_ns=stamp_ns, end_ns=stamp_ns)
         self._part_bytes = 0
@@ -213,10 +288,16 @@ class RecordingWriter:
         self.flush()  # schemas and channels on disk at once
 
     def _close_part(self) -> None:
+        """Close the part's file, move it next to the others and list it in metadata.yaml."""
         assert self._writer is not None and self._part is not None
         self._writer.close()
-        self._part.status = PART_CLOSED
         self._writer = None
+        working = open_part_file(self.folder, self._part.name, self.storage)
+        working.replace(part_file(self.folder, self._part.name, self.storage))
+        shutil.rmtree(working.parent)   # what is left: the part's own metadata.yaml, superseded by the recording's
+        self._part.status = PART_CLOSED
+        files = [part_file(self.folder, p.name, self.storage) for p in self.sidecar.parts if p.status == PART_CLOSED]
+        write_metadata(self.folder, files, self.info.to_custom_data(), self.sidecar.type_hashes)
         self._write_sidecar()
 
     def _check_storage_api(self, writer: Writer) -> None:

@@ -1,5 +1,5 @@
 """Recorder node: camera images, wheel commands, actions, episode events and wheel odometry of one robot -> a
-recording (rosbag2 parts, mcap by default) for reward-free calibration.
+recording (one rosbag2 bag of split mcap files, with each topic's offered QoS) for reward-free calibration.
 
 The robot's drivers: parameter `robot_profile` (redraw_common.robot_profile: twin, duckietown-ros2,
 duckietown-ros1-bridge, or a YAML) names the camera, wheel-command and odometry topics and their types; the
@@ -33,6 +33,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 from redraw_common import topics
 from redraw_common.alignment import AlignmentRule, UsableCounter
@@ -50,6 +51,7 @@ from .bagwriter import RecordingWriter, free_bytes
 
 EXIT_DISK_FULL = 3   # besides run_node's 0 (done), 1 (an error while recording), 2 (refused at start)
 CAMERA_QUEUE = 600   # frames the recorder's camera subscription holds while it is behind
+INFINITE_NS = (2**31 - 1) * 1_000_000_000  # from here on a publisher's deadline, lifespan or lease is rmw's "infinite"
 OPTIONAL_ROLES = ("odometry",)  # recorded when the robot has them; their absence is reported, not fatal
 
 
@@ -143,7 +145,7 @@ class Recorder(Node):
         )
         self.writer = RecordingWriter(
             folder, self.info, storage=storage, split_size=int(split_size_mb * 2**20), split_duration=split_duration,
-            min_free=int(self.min_free_mb * 2**20),
+            min_free=int(self.min_free_mb * 2**20), offered_qos=partial(offered_qos, self),
         )
         self.writer.open()  # raises BagError: output exists, disk nearly full
 
@@ -292,6 +294,27 @@ class Recorder(Node):
             self.get_logger().info(line)
         else:  # the context is gone after SIGINT/SIGTERM: rosout would refuse the line
             print(f"[INFO] [{self.get_name()}]: {line}", flush=True)
+
+
+def _qos_time(duration) -> QosTime:
+    ns = duration.nanoseconds
+    if ns >= INFINITE_NS:   # rmw's infinite duration, as rosbag2 writes it
+        return QosTime(2**31 - 1, 2**32 - 1)
+    return QosTime(ns // 1_000_000_000, ns % 1_000_000_000)
+
+
+def offered_qos(node: Node, topic: str) -> list[Qos]:
+    """The QoS every publisher of `topic` offers (from the ROS graph), as rosbag2 stores it in metadata.yaml, so that
+    `ros2 bag play` offers the same: a latched episode topic stays transient-local."""
+    found: list[Qos] = []
+    for publisher in node.get_publishers_info_by_topic(topic):
+        q = publisher.qos_profile
+        qos = Qos(QosHistory(int(q.history)), int(q.depth), QosReliability(int(q.reliability)), QosDurability(int(q.durability)),
+                  _qos_time(q.deadline), _qos_time(q.lifespan), QosLiveliness(int(q.liveliness)), _qos_time(q.liveliness_lease_duration),
+                  bool(q.avoid_ros_namespace_conventions))
+        if qos not in found:
+            found.append(qos)
+    return found
 
 
 def episode_event_kind(raw: bytes) -> int:

@@ -1,9 +1,12 @@
-"""RecordingWriter (parts, splits, flush, refusals), repair after a crash, and the node's counters, without ROS."""
+"""RecordingWriter (one bag of split files with their QoS, flush, refusals), repair after a crash, and the node's
+counters, without ROS."""
 
 import json
 
 import pytest
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader
+from ruamel.yaml import YAML
 
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig
@@ -23,8 +26,12 @@ def action_bytes(i: int) -> bytes:
     return TS.serialize_cdr(A(header=H(stamp=T(sec=i, nanosec=0), frame_id=""), forward=0.5, turn=-0.25, source=2), A.__msgtype__)
 
 
+LATCHED = Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0), QosTime(0, 0),
+              QosLiveliness.AUTOMATIC, QosTime(2**31 - 1, 2**32 - 1), False)
+
+
 def record(folder, seconds, hz=50, storage="mcap", close=True, **kw):
-    w = RecordingWriter(folder, INFO, storage=storage, typestore=TS, **kw)
+    w = RecordingWriter(folder, INFO, storage=storage, typestore=TS, offered_qos=lambda topic: [LATCHED], **kw)
     w.open()
     key = w.add_topic("/db/redraw/action", "redraw_msgs/msg/DriveAction")
     for i in range(int(seconds * hz)):
@@ -36,6 +43,10 @@ def record(folder, seconds, hz=50, storage="mcap", close=True, **kw):
     return w
 
 
+def listed(folder):
+    return YAML(typ="safe").load((folder / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["relative_file_paths"]
+
+
 def read_part(part):
     with Reader(part) as r:
         msgs = [(t, TS.deserialize_cdr(d, c.msgtype)) for c, t, d in r.messages()]
@@ -43,19 +54,33 @@ def read_part(part):
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_parts_split_by_duration_each_a_complete_bag(tmp_path, storage):
+def test_split_parts_are_files_of_one_bag_that_carries_the_offered_qos(tmp_path, storage):
+    """As rosbag2 splits: one bag folder, one metadata.yaml listing every file; rosbags reads the recording as one
+    bag with each topic's offered QoS; every file is a complete bag of its own too."""
     w = record(tmp_path / "rec", seconds=3.5, split_duration=1.0, storage=storage)
     side = Sidecar.read(tmp_path / "rec")
-    assert [p.name for p in side.parts] == [f"rec_{i:04d}" for i in range(4)]
+    suffix = ".mcap" if storage == "mcap" else ".db3"
+    assert [p.name for p in side.parts] == [f"rec_{i}" for i in range(4)]
     assert all(p.status == "closed" for p in side.parts) and side.state == "finished" and side.stop_reason == "test done"
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == sorted(["metadata.yaml", "recording.json", *(f"rec_{i}{suffix}" for i in range(4))])
+    custom, msgs, digests = read_part(tmp_path / "rec")
+    assert RecordingInfo.from_custom_data(custom) == INFO and len(msgs) == w.messages == 175
+    assert digests["/db/redraw/action"] == side.type_hashes["redraw_msgs/msg/DriveAction"]
+    assert [m[1].header.stamp.sec for m in msgs] == list(range(175))
+    with Reader(tmp_path / "rec") as r:
+        assert r.message_count == 175
+    assert listed(tmp_path / "rec") == [f"rec_{i}{suffix}" for i in range(4)]
+    with Reader(tmp_path / "rec") as r:
+        (conn,) = r.connections
+        assert conn.msgcount == 175 and list(conn.ext.offered_qos_profiles) == [LATCHED]
     total = 0
     for i, p in enumerate(side.parts):
-        custom, msgs, digests = read_part(tmp_path / "rec" / p.name)
-        assert RecordingInfo.from_custom_data(custom) == INFO and custom["redraw.part"] == str(i)
-        assert digests["/db/redraw/action"] == side.type_hashes["redraw_msgs/msg/DriveAction"]
+        custom, msgs, digests = read_part(tmp_path / "rec" / f"{p.name}{suffix}")
+        if storage == "mcap":   # the file embeds its rosbag2 metadata, custom_data with it (rosbags reads it from metadata.yaml only)
+            assert f"redraw.part: '{i}'".encode() in (tmp_path / "rec" / f"{p.name}{suffix}").read_bytes()
         assert msgs[0][1].turn == -0.25
         total += len(msgs)
-    assert total == w.messages == 175
+    assert total == 175
 
 
 def test_parts_split_by_size(tmp_path):
@@ -75,15 +100,23 @@ def test_refuses_existing_output_and_a_full_disk(tmp_path):
 
 def test_a_crashed_recording_repairs_up_to_the_last_flush(tmp_path, capsys):
     record(tmp_path / "rec", seconds=3.5, split_duration=2.0, close=False)  # never closed: like a SIGKILL
-    part0, part1 = (tmp_path / "rec" / f"rec_{i:04d}" for i in range(2))
-    assert (part0 / "metadata.yaml").is_file() and not (part1 / "metadata.yaml").exists()
-    assert repair_main([str(tmp_path / "rec")]) == 0
+    rec = tmp_path / "rec"
+    # the closed part is listed and readable as it is; the open one waits in its hidden folder
+    with Reader(rec) as r:
+        assert listed(rec) == ["rec_0.mcap"] and r.message_count == 100
+    assert (rec / ".rec_1" / ".rec_1.mcap").is_file() and not (rec / "rec_1.mcap").exists()
+    assert repair_main([str(rec)]) == 0
     out = capsys.readouterr().out
-    assert "rec_0000: complete, nothing to do" in out and "rec_0001: repaired, 50 messages readable" in out
-    custom, msgs, digests = read_part(part1)
+    assert "rec_0.mcap: complete, nothing to do" in out and "rec_1.mcap: repaired, 50 messages readable" in out, out
+    assert not (rec / ".rec_1").exists()
+    with Reader(rec) as r:
+        assert listed(rec) == ["rec_0.mcap", "rec_1.mcap"] and r.message_count == 150
+        assert list(r.connections[0].ext.offered_qos_profiles) == [LATCHED]
+    _, msgs, _ = read_part(rec / "rec_1.mcap")
     # part 1 started at 2.0 s; flushed at 3.0 s (messages 100..149); the last 25 were never flushed
     assert len(msgs) == 50 and msgs[0][1].header.stamp.sec == 100
-    assert RecordingInfo.from_custom_data(custom) == INFO and custom["redraw.part"] == "1"
+    custom, msgs, digests = read_part(rec)
+    assert RecordingInfo.from_custom_data(custom) == INFO and len(msgs) == 150
     assert digests["/db/redraw/action"] == Sidecar.read(tmp_path / "rec").type_hashes["redraw_msgs/msg/DriveAction"]
     assert [p.status for p in Sidecar.read(tmp_path / "rec").parts] == ["closed", "repaired"]
     assert all(r.action == "ok" for r in repair_recording(tmp_path / "rec"))

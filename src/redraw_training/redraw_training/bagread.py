@@ -21,7 +21,17 @@ from redraw_common import topics as names
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig, wheels_to_action
 from redraw_common.mcaprepair import is_complete, iter_messages
-from redraw_common.recording import PART_CLOSED, PREFIX, SIDECAR, RecordingInfo, Sidecar, cdr_header_stamp
+from redraw_common.recording import (
+    PART_CLOSED,
+    PART_REPAIRED,
+    PREFIX,
+    SIDECAR,
+    RecordingInfo,
+    Sidecar,
+    cdr_header_stamp,
+    open_part_file,
+    part_file,
+)
 from redraw_common.robot_profile import SUPPORTED, available, load, velocity
 
 CAMERA_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -61,7 +71,7 @@ TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
 class Part:
     """One rosbag2 bag (a recording's part, or a plain bag)."""
 
-    path: Path               # bag folder, or a storage file for a bag without metadata.yaml
+    path: Path               # bag folder, or a storage file (a recording's part, a bag without metadata.yaml)
     storage_file: Path | None
     clean: bool              # closed cleanly: read with rosbags; else read tolerantly up to the last complete chunk
 
@@ -107,12 +117,16 @@ def discover(path: str | Path) -> list[Source]:
         sidecar = Sidecar.read(path)
         parts = []
         for entry in sidecar.parts:
-            folder = path / entry.name
-            if not folder.is_dir():
-                if entry.status == PART_CLOSED:
-                    raise BagError(f"{path}: part {entry.name} is listed in {SIDECAR} but its folder is missing")
-                continue  # the recorder died before creating it
-            parts.append(_part(folder))
+            closed, working = part_file(path, entry.name, sidecar.storage), open_part_file(path, entry.name, sidecar.storage)
+            if closed.is_file():
+                parts.append(Part(closed, closed, closed.suffix != ".mcap" or is_complete(closed)))
+            elif working.is_file():   # the part a killed recorder left open: read up to its last complete chunk
+                parts.append(Part(working, working, working.suffix != ".mcap" or is_complete(working)))
+            elif (path / entry.name).is_dir():   # a recording of the earlier layout: one bag folder per part
+                parts.append(_part(path / entry.name))
+            elif entry.status in (PART_CLOSED, PART_REPAIRED):
+                raise BagError(f"{path}: part {entry.name} is listed in {SIDECAR} as {entry.status} but its file {closed.name} is missing")
+            # else: the recorder died before the part's first message
         if not parts:
             raise BagError(f"{path}: the recording holds no parts (the recorder stopped before the first message)")
         requested = int(sidecar.stats.get("transitions_requested") or 0) or None

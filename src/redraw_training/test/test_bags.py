@@ -588,3 +588,22 @@ def test_the_converter_ticks_at_the_rate_the_recording_was_made_at_and_calibrate
     other = write_bag(tmp_path / "bag10", frames=frames, actions=actions, info=RecordingInfo(robot="db", preprocessing=CFG))
     with pytest.raises(BagError, match=r"different control rates \(.*5 Hz; .*10 Hz\)"):
         convert_bags([bag, other], tmp_path / "mixed", verbose=False)
+
+
+def test_recordings_of_both_layouts_convert_alike(tmp_path):
+    """A recording as the recorder writes it (one bag: rec_0.mcap listed in metadata.yaml) and one of the earlier
+    layout (a bag folder per part, rec_0000/) give the same dataset."""
+    from helpers.synthetic_bag import write_recording, write_redraw_recording
+
+    from redraw_common.recording import PART_CLOSED, PartEntry, Sidecar
+
+    current = write_redraw_recording(tmp_path / "current", 40, seconds=4.0)
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    write_recording(earlier / "rec_0000", seconds=4.0)
+    Sidecar(info=RecordingInfo(robot="db1"), parts=[PartEntry(name="rec_0000", status=PART_CLOSED)], state="finished").write(earlier)
+    reports = [convert_bags(rec, tmp_path / f"ds_{rec.name}", CFG, verbose=False) for rec in (current, earlier)]
+    assert reports[0]["transitions"] == reports[1]["transitions"] >= 30
+    for a, b in zip(episodes(tmp_path / "ds_current"), episodes(tmp_path / "ds_earlier"), strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["action"], b["action"])
