@@ -97,9 +97,14 @@ class PolicyModel:
             raise ManifestError(f"action names {list(m.action.names)} lack {missing}; the robot drives with (forward, turn)")
         self._fwd, self._turn = m.action.names.index("forward"), m.action.names.index("turn")
 
+        # one frame at a time on a shared CPU: no inter-op parallelism, every graph optimisation onnxruntime has
+        # (level all was the fastest of basic / extended / all / pre-optimised at export; int8 quantisation moves
+        # the action beyond its tolerance where it would help: bench/bench_onnx.py, bench/results/onnx.json)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
