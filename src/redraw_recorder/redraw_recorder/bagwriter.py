@@ -72,33 +72,51 @@ def _type_hash(msgtype: str, msgdef: str, known: dict[str, str]) -> str:
     return store.hash_rihs01(msgtype)
 
 
-def write_metadata(folder: str | Path, files: Sequence[Path], custom: dict[str, str], type_hashes: dict[str, str]) -> int:
+def list_storage_file(file: Path, type_hashes: dict[str, str]) -> dict:
+    """One complete storage file's listing for metadata.yaml: its entry (span, count) and each connection's topic
+    metadata with its count and offered QoS."""
+    try:
+        with Reader(file) as reader:
+            count = reader.message_count
+            first = reader.start_time if count else 0
+            span = max(0, reader.duration - 1) if count else 0
+            connections = [{"name": c.topic, "type": c.msgtype, "serialization_format": c.ext.serialization_format,
+                            "type_description_hash": c.digest or _type_hash(c.msgtype, c.msgdef.data, type_hashes),
+                            "count": c.msgcount, "qos": dump_qos_v9(list(c.ext.offered_qos_profiles))}
+                           for c in reader.connections]
+    except ReaderError as exc:
+        raise BagError(f"{file}: cannot be listed in {file.parent / 'metadata.yaml'}: unreadable ({exc})") from None
+    return {"entry": {"path": file.name, "starting_time": {"nanoseconds_since_epoch": first}, "duration": {"nanoseconds": span},
+                      "message_count": count}, "connections": connections}
+
+
+def write_metadata(folder: str | Path, files: Sequence[Path], custom: dict[str, str], type_hashes: dict[str, str],
+                   listings: dict[Path, dict] | None = None) -> int:
     """Write <folder>/metadata.yaml (rosbag2 v9) for these complete storage files, in order: the files, each topic
     with its message count over all of them and the QoS its publishers offered (the union over the files), the
-    bag's span. Atomic (temporary file + rename). Returns the number of messages."""
+    bag's span. Atomic (temporary file + rename). Returns the number of messages.
+
+    `listings` caches each file's listing (list_storage_file) across calls: a recorder that rewrites metadata.yaml
+    at every part close reads each closed file once, not once per later part."""
     folder = Path(folder)
+    listings = {} if listings is None else listings
     topics: dict[str, dict] = {}
     entries = []
     start, end, total = None, 0, 0
     for file in files:
-        try:
-            with Reader(file) as reader:
-                count = reader.message_count
-                first = reader.start_time if count else 0
-                span = max(0, reader.duration - 1) if count else 0
-                for c in reader.connections:
-                    topic = topics.setdefault(c.topic, {"topic_metadata": {
-                        "name": c.topic, "type": c.msgtype, "serialization_format": c.ext.serialization_format,
-                        "offered_qos_profiles": [],
-                        "type_description_hash": c.digest or _type_hash(c.msgtype, c.msgdef.data, type_hashes),
-                    }, "message_count": 0})
-                    topic["message_count"] += c.msgcount
-                    offered = topic["topic_metadata"]["offered_qos_profiles"]
-                    offered += [q for q in dump_qos_v9(list(c.ext.offered_qos_profiles)) if q not in offered]
-        except ReaderError as exc:
-            raise BagError(f"{file}: cannot be listed in {folder / 'metadata.yaml'}: unreadable ({exc})") from None
-        entries.append({"path": file.name, "starting_time": {"nanoseconds_since_epoch": first}, "duration": {"nanoseconds": span},
-                        "message_count": count})
+        if file not in listings:
+            listings[file] = list_storage_file(file, type_hashes)
+        listing = listings[file]
+        for c in listing["connections"]:
+            topic = topics.setdefault(c["name"], {"topic_metadata": {
+                "name": c["name"], "type": c["type"], "serialization_format": c["serialization_format"],
+                "offered_qos_profiles": [], "type_description_hash": c["type_description_hash"]}, "message_count": 0})
+            topic["message_count"] += c["count"]
+            offered = topic["topic_metadata"]["offered_qos_profiles"]
+            offered += [q for q in c["qos"] if q not in offered]
+        entry = listing["entry"]
+        entries.append(entry)
+        count, first, span = entry["message_count"], entry["starting_time"]["nanoseconds_since_epoch"], entry["duration"]["nanoseconds"]
         total += count
         if count:
             start = first if start is None else min(start, first)
@@ -175,6 +193,7 @@ class RecordingWriter:
         self._conns: list = []
         self._part: PartEntry | None = None
         self._part_bytes = 0
+        self._listings: dict[Path, dict] = {}   # closed files' metadata.yaml listings, each read once
         self._last_ns = 0
         self.messages = 0
         self.bytes = 0
@@ -297,7 +316,7 @@ class RecordingWriter:
         shutil.rmtree(working.parent)   # what is left: the part's own metadata.yaml, superseded by the recording's
         self._part.status = PART_CLOSED
         files = [part_file(self.folder, p.name, self.storage) for p in self.sidecar.parts if p.status == PART_CLOSED]
-        write_metadata(self.folder, files, self.info.to_custom_data(), self.sidecar.type_hashes)
+        write_metadata(self.folder, files, self.info.to_custom_data(), self.sidecar.type_hashes, self._listings)
         self._write_sidecar()
 
     def _check_storage_api(self, writer: Writer) -> None:

@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig
 from redraw_common.recording import RecordingInfo, Sidecar
-from redraw_recorder.bagwriter import RecordingWriter, redraw_typestore
+from redraw_recorder.bagwriter import RecordingWriter, redraw_typestore, write_metadata
 from redraw_recorder.recorder_node import DropEstimator
 from redraw_recorder.repair import main as repair_main
 from redraw_recorder.repair import repair_recording
@@ -81,6 +81,12 @@ def test_split_parts_are_files_of_one_bag_that_carries_the_offered_qos(tmp_path,
         assert msgs[0][1].turn == -0.25
         total += len(msgs)
     assert total == 175
+    # the writer read each closed file once (its listings cache) and listed what a fresh reading of all four lists
+    assert sorted(f.name for f in w._listings) == [f"rec_{i}{suffix}" for i in range(4)]
+    cached = (tmp_path / "rec" / "metadata.yaml").read_text()
+    files = [tmp_path / "rec" / f"rec_{i}{suffix}" for i in range(4)]
+    assert write_metadata(tmp_path / "rec", files, side.info.to_custom_data(), side.type_hashes) == 175
+    assert (tmp_path / "rec" / "metadata.yaml").read_text() == cached
 
 
 def test_parts_split_by_size(tmp_path):
