@@ -16,7 +16,8 @@ over DDS on loopback, with a fake camera and in the digital twin.
 2. Node, fake camera: the policy node started as drive.launch.py declares it, fed 640x480 JPEG frames at
    30 Hz (and odometry) by tests/nodes/policy_probe.py, which stamps each frame when it publishes it.
    Camera-to-wheels = the time the wheel command reaches the probe - the frame's stamp: the node's share
-   (DDS in, JPEG decode, preprocessing, inference, DDS out).
+   (DDS in, JPEG decode, preprocessing, inference, DDS out); `split_ms` splits each command's latency with the
+   node's own PolicyStatus timings (frame_age_ms, preprocess_ms, inference_ms) and the probe's receive time.
 3. Node in the twin: launch/twin_drive.launch.py as declared (nominal twin, real time, 640x480 JPEG camera
    at 30 Hz, odometry on deadreckoning_node/velocity). Camera-to-wheels = wheel command receive time - the
    frame's stamp (the simulated moment the frame shows), which also contains the twin's rendering and JPEG
@@ -174,6 +175,7 @@ def latencies(data: dict, t_start: float, t_end: float) -> dict:
     cam = np.array([c[1:3] for c in data.get("camera", [])], np.int64).reshape(-1, 2)  # (stamp ns, receive ns)
     wheels = [w for w in data["wheels"] if t_start <= w[0] <= t_end]
     c2w, e2e, inf, before, after = [], [], [], [], []
+    parts = {"camera_and_transport": [], "decode_and_preprocess": [], "inference": [], "node_rest_to_publish": [], "publish_to_wheels_received": []}
     for w in wheels:
         s = status.get(w[3])
         if s is None:
@@ -182,6 +184,8 @@ def latencies(data: dict, t_start: float, t_end: float) -> dict:
         c2w.append((w[4] - frame_stamp) / 1e6)
         e2e.append(s[2])
         inf.append(s[3])
+        for key, ms in zip(parts, (s[7], s[6], s[3] - s[6], s[2] - s[7] - s[3], c2w[-1] - s[2])):
+            parts[key].append(ms)
         if len(cam):
             i = int(np.argmin(np.abs(cam[:, 0] - frame_stamp)))
             if abs(cam[i, 0] - frame_stamp) < 0.5e6:
@@ -190,7 +194,11 @@ def latencies(data: dict, t_start: float, t_end: float) -> dict:
     if not c2w:
         raise RuntimeError("no driving commands from the policy node")
     out = {"commands_per_s": round(len(wheels) / (t_end - t_start), 2), "driving_fraction": round(len(c2w) / max(len(wheels), 1), 3),
-           "camera_to_wheels_ms": stats(c2w), "node_frame_stamp_to_publish_ms": stats(e2e), "node_inference_ms": stats(inf)}
+           "camera_to_wheels_ms": stats(c2w), "node_frame_stamp_to_publish_ms": stats(e2e), "node_inference_ms": stats(inf),
+           # camera-to-wheels = the sum of these, per command: frame stamp -> the node's frame callback (the camera's
+           # encoding + DDS + the wait for the executor), JPEG decode + preprocessing, onnxruntime, the node's rest
+           # (vector, action checks, kinematics) to the publish stamp, then DDS out to the wheels' end
+           "split_ms": {k: stats(v) for k, v in parts.items()}}
     if before:
         out["split"] = {"frame_stamp_to_frame_received_ms": stats(before), "frame_received_to_wheels_received_ms": stats(after)}
     out["raw_ms"] = {"camera_to_wheels": [round(x, 3) for x in c2w], "frame_received_to_wheels_received": [round(x, 3) for x in after]}

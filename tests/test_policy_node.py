@@ -108,6 +108,8 @@ def test_drives_at_the_control_rate(tmp_path, model):
     ok = [s for s in status if s[1] == 0]
     assert all(s[1] == 1 and after_a_camera_gap(s[5], gaps) for s in status if s[1] != 0), [s[:2] for s in status]
     assert ok and all(s[2] > 0 and s[3] > 0 for s in ok)
+    # the split the status reports: decode + preprocessing is part of inference_ms, the frame's age part of the latency
+    assert all(0 < s[6] <= s[3] and 0 <= s[7] <= s[2] for s in ok), [s[2:4] + s[6:8] for s in ok if not (0 < s[6] <= s[3] and 0 <= s[7] <= s[2])]
     assert "verified" in log
     assert data["odom_subscribers"] == 0, "a model without a vector input must not subscribe to odometry"
 

@@ -157,7 +157,8 @@ class Probe(Node):
 
     def on_status(self, msg):
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        self.status.append((time.monotonic(), int(msg.watchdog_state), float(msg.end_to_end_latency_ms), float(msg.inference_ms), msg.model_id, stamp))
+        self.status.append((time.monotonic(), int(msg.watchdog_state), float(msg.end_to_end_latency_ms), float(msg.inference_ms), msg.model_id, stamp,
+                            float(msg.preprocess_ms), float(msg.frame_age_ms)))
         if self.args.warmup_until == "status":
             self.warmed_up = True
 

@@ -132,6 +132,8 @@ class PolicyNode(Node):
         self.driving = False                    # last wheel command sent was non-zero
         self.last_state = wd.WAITING
         self.last_inference_ms = 0.0
+        self.last_preprocess_ms = 0.0
+        self.last_frame_age_ms = 0.0  # frame stamp -> on_frame, of the frame acted on
         self.sim_time = bool(self.get_parameter("use_sim_time").value)
         self.frame_stamps: deque[int] = deque(maxlen=CAMERA_RATE_WINDOW)   # stamps of the latest frames: the camera's rate
         self.rate_checked = False
@@ -168,6 +170,7 @@ class PolicyNode(Node):
                 self.stop(state)  # the watchdog timer repeats it at the control rate
             return
         self.last_action_ns = taken
+        self.last_frame_age_ms = (received - taken) / 1e6
         self.act(msg, taken)
 
     def check_camera_rate(self, taken_ns: int) -> None:
@@ -218,9 +221,12 @@ class PolicyNode(Node):
     def act(self, frame: CompressedImage, taken_ns: int) -> None:
         """Preprocess, infer, publish: the work one camera frame triggers at the control rate."""
         t0 = time.perf_counter()
+        self.last_preprocess_ms = 0.0
         try:
             vector = compose_vector(self.velocity, self.history) if self.model.uses_vector else None
-            raw = self.model.infer(self.model.observe(bytes(frame.data)), vector)
+            obs = self.model.observe(bytes(frame.data))
+            self.last_preprocess_ms = (time.perf_counter() - t0) * 1e3
+            raw = self.model.infer(obs, vector)
         except Exception as exc:  # any failure of preprocessing or onnxruntime stops the robot
             self.last_inference_ms = (time.perf_counter() - t0) * 1e3
             self.watchdog.inference(wd.MODEL_ERROR)
@@ -267,9 +273,12 @@ class PolicyNode(Node):
         status = PolicyStatus()
         status.header.stamp = stamp
         status.model_id = self.model.model_id
-        status.inference_ms = float(self.last_inference_ms if state in (wd.OK, wd.BAD_OUTPUT, wd.MODEL_ERROR) else 0.0)
+        acted = state in (wd.OK, wd.BAD_OUTPUT, wd.MODEL_ERROR)
+        status.inference_ms = float(self.last_inference_ms if acted else 0.0)
+        status.preprocess_ms = float(self.last_preprocess_ms if acted else 0.0)
         if frame is not None:
             status.end_to_end_latency_ms = float((now.nanoseconds - taken_ns) / 1e6)
+            status.frame_age_ms = float(self.last_frame_age_ms)
         status.watchdog_state = state
         status.last_forward, status.last_turn = float(forward), float(turn)
         self.status_pub.publish(status)
