@@ -44,9 +44,9 @@ MATCH_TOLERANCE = 0.10
 
 def machine() -> dict:
     """The host, part of the settings: rows timed on another CPU are never mixed into one table."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
+    info = [line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line]
+    model = next((v.strip() for k, v in info if k.strip() == "model name"), platform.processor())
+    flags = next((v.split() for k, v in info if k.strip() == "flags"), [])
     return {"cpu": model, "cpus": os.cpu_count(), "simd": sorted(f for f in flags if f.startswith(("avx", "amx")))}
 
 

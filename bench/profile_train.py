@@ -40,10 +40,25 @@ def annotate(obj, name: str, label: str) -> None:
     setattr(obj, name, wrapped)
 
 
+def matched_overrides(model: str, size: str, units: int | None) -> dict:
+    """The widths bench_peers.py matched to the sheeprl preset `size` (read from its results; `units` overrides the
+    MLP width)."""
+    impl = "redraw DRAW" if model == "draw" else "redraw Dreamer"
+    path = ROOT / "bench" / "results" / "peers.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    config = next((r["config"] for r in rows if r["impl"] == impl and r["size"] == size), None)
+    if config is None:
+        raise SystemExit(f"profile_train: {path} has no {impl} row at size {size}; run bench/bench_peers.py --sizes {size} first")
+    overrides = dict(config)
+    if units:
+        overrides = bench_peers.redraw_overrides(model, config["encoder.cnn_depth"], units)
+    return overrides
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=["draw", "dreamer"], default="draw")
-    p.add_argument("--size", default="XS", help="a sheeprl preset of bench_peers.py: XS (units 320 for DRAW) or S")
+    p.add_argument("--size", default="XS", help="a sheeprl preset that bench_peers.py matched (its widths come from peers.json)")
     p.add_argument("--units", type=int, help="the MLP width (default: the bench's match for --size)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
@@ -55,9 +70,9 @@ def main() -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    cnn = {"XS": 24, "S": 32}[args.size]
-    units = args.units or {("draw", "XS"): 320, ("draw", "S"): 736, ("dreamer", "XS"): 256, ("dreamer", "S"): 512}[(args.model, args.size)]
-    overrides = bench_peers.redraw_overrides(args.model, cnn, units)
+    overrides = matched_overrides(args.model, args.size, args.units)
+    units = overrides["rssm.units" if args.model == "draw" else "dreamer.units"]
+    cnn = overrides["encoder.cnn_depth"]
     agent, _ = bench_peers._agent(overrides, args.threads)
     annotate(agent.wm, "loss", "wm.loss_forward")
     annotate(agent.wm.opt, "step", "wm.backward_adam")
