@@ -229,12 +229,11 @@ def main() -> int:
                 out.write_text(json.dumps(result, indent=1) + "\n")
                 print(f"  {row['update_s']:.3f} s per step (CPU {row['update_cpu_s']:.3f} s), {row['wm_params'] / 1e6:.2f}M world-model "
                       f"parameters, load {row['load_before'][0]:.2f}", flush=True)
-    result["ratios"] = {}
-    for size in args.sizes:
-        for threads in args.threads:
-            t = {r["impl"]: r["update_s"] for r in rows if r["size"] == size and r["threads"] == threads}
-            if "sheeprl DreamerV3" in t:
-                result["ratios"][f"{size}/{threads}"] = {k: round(t["sheeprl DreamerV3"] / v, 2) for k, v in t.items() if k != "sheeprl DreamerV3"}
+    result["ratios"] = {}   # every (size, threads) in the file, also those of earlier runs with these settings
+    for size, threads in sorted({(r["size"], r["threads"]) for r in rows}, key=lambda st: (args.sizes.index(st[0]) if st[0] in args.sizes else 99, st[1])):
+        t = {r["impl"]: r["update_s"] for r in rows if r["size"] == size and r["threads"] == threads}
+        if "sheeprl DreamerV3" in t:
+            result["ratios"][f"{size}/{threads}"] = {k: round(t["sheeprl DreamerV3"] / v, 2) for k, v in t.items() if k != "sheeprl DreamerV3"}
     out.write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, out.with_suffix(".png"))
     print("peer seconds / redraw seconds per train step (above 1: redraw is faster):")

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import bench_peers
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src" / "redraw_training"))
 
@@ -103,7 +105,7 @@ def worker(preset: str, threads: int, device: str, precision: str, compile_: boo
     result["wm_frames_per_s"] = frames / result["wm_update_s"]
 
     for label, count in (("ac_update_s", config.imag_starts or frames), ("ac_update_1024_s", 1024)):
-        start = agent._starts(states["out"], batch["is_terminal"], count)
+        start = agent._starts(states["out"], batch, count)
 
         def ac_update(start=start):
             agent.task.train_step(agent.wm, start)
@@ -142,6 +144,7 @@ def main() -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the per-step prior and the conv nets")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-load", type=float, default=0.5, help="refuse to start above this 1-minute load average (CPU)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "training.json"))
     parser.add_argument("--worker", nargs=2, metavar=("PRESET", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -152,6 +155,11 @@ def main() -> int:
         return 0
 
     threads_list = [0] if args.device.startswith("cuda") else args.threads
+    load = os.getloadavg()[0]
+    if not args.device.startswith("cuda") and load > args.max_load:
+        print(f"bench_training: the 1-minute load average is {load:.2f}, above --max-load {args.max_load}: CPU timings would "
+              "measure the other work; wait for an idle machine", file=sys.stderr)
+        return 2
     results = []
     for preset in args.presets:
         for threads in threads_list:
@@ -176,7 +184,7 @@ def main() -> int:
               f"{r['peak_rss_mb']:>7.0f} {r['wm_params'] / 1e6:>9.2f}M {r['load_average'] or 0:>5.1f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+    doc = {"machine": dict(bench_peers.machine(), platform=platform.platform(), python=platform.python_version()),
            "settings": {"device": args.device, "precision": args.precision, "compile": args.compile, "warmup": args.warmup,
                         "repeats": args.repeats}, "results": results}
     out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -1,9 +1,10 @@
 """JSON files: written atomically (a reader never sees half a file; numpy / torch values as numbers and lists), read
 either leniently (a stage's output that may not exist yet) or strictly (an input: an error that names the file, where it
-was expected and what is wrong with it)."""
+was expected and what is wrong with it). And the sha256 of a file, which models, checkpoints and datasets are known by."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -59,3 +60,12 @@ def read_json_object(path: str | Path, what: str, error: type[Exception], hint: 
     if not isinstance(data, dict):
         raise error(f"{what} {path}: expected a JSON object, found {type(data).__name__}{hint}")
     return data
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file's content, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -21,7 +21,6 @@ model file. The policy node refuses a model whose manifest is missing, malformed
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, PreprocessError
-from .files import read_json_object, write_json
+from .files import read_json_object, sha256_file, write_json
 from .preprocessing import PreprocessConfig
 
 FORMAT_VERSION = 1
@@ -170,14 +169,6 @@ def validate_manifest_dict(d: Any) -> None:
         raise ManifestError(f"manifest field 'control_hz' must be in (0, 100], found {hz}")
     if "provenance" in d and not isinstance(d["provenance"], dict):
         raise ManifestError(f"manifest field 'provenance' must be an object, found {type(d['provenance']).__name__}")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def manifest_path_for(model_path: str | Path) -> Path:

@@ -78,6 +78,13 @@ class PreprocessConfig:
         return d
 
     @classmethod
+    def for_shape(cls, shape: tuple[int, int, int]) -> PreprocessConfig:
+        """What a model of observations `shape` (H, W, C) takes when nothing says otherwise: lane masks for 2
+        channels, else RGB, at its size."""
+        h, w, c = shape
+        return cls(mode="lane_mask" if c == 2 else "rgb", height=int(h), width=int(w))
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         if not isinstance(d, dict):
             raise PreprocessError(f"preprocessing settings must be a mapping, found {type(d).__name__}")

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from redraw_common.alignment import EVENT_END
 from redraw_common.errors import BagError, PreprocessError
 from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, preprocess
 
-from .bagread import EVENT_END, TERMINAL_REASONS, Source, Streams, Typestore, iter_part, read_errors
+from .bagread import READ_ERRORS, TERMINAL_REASONS, Source, Streams, Typestore, iter_part
 
 # ---------------------------------------------------------------------------------------------------
 # Ticks and episodes
@@ -209,7 +210,6 @@ def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: Typ
                 progress: bool) -> tuple[dict[int, np.ndarray], dict[int, tuple[int, int]], dict[int, str], Counter]:
     """Decode and preprocess the frames with stream indices in `wanted`. Returns (obs, frame sizes, problems, counts
     of frames with odd content: frame_content)."""
-    errors = read_errors()
     want_by_part: dict[int, dict[int, int]] = {}
     for f in np.unique(wanted):
         want_by_part.setdefault(int(streams.frame_part[f]), {})[int(streams.frame_index[f])] = int(f)
@@ -242,7 +242,7 @@ def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: Typ
                 bar.update(1)
         except BagError:
             raise
-        except errors as exc:
+        except READ_ERRORS as exc:
             raise BagError(f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc})") from None
     bar.close()
     return obs, sizes, problems, content

@@ -59,7 +59,6 @@ ODOMETRY_SOURCE = "odometry velocity (forward m/s, yaw rate rad/s)"
 ROLE_NAMES = {"action": ("/" + names.ACTION,), "episode": ("/" + names.EPISODE,),
               **{role: tuple(sorted({"/" + load(p).endpoint(role).topic for p in available()})) for role in ("camera", "wheels_cmd")}}
 ROLE_OF_TYPE = {CAMERA_TYPE: "camera", ACTION_TYPE: "action", EPISODE_TYPE: "episode", **dict.fromkeys(WHEELS_TYPES, "wheels_cmd")}
-EVENT_START, EVENT_END = 0, 1
 TERMINAL_REASONS = {1, 4}  # REASON_LEFT_LANE, REASON_COLLISION
 
 
@@ -211,11 +210,9 @@ def iter_part(part: Part, types: Typestore, roles: dict[str, str] | None = None)
             yield channel.topic, msgtype, log_ns, raw
 
 
-def read_errors() -> tuple[type[BaseException], ...]:
-    """What reading a damaged file can raise: rosbags' own errors, and anything its parsers hit on garbage
-    (struct.error, OverflowError, UnicodeDecodeError, MemoryError, ...). Every one of them means the same to
-    the user, "this bag cannot be read", and is reported with the file's name."""
-    return (Exception,)
+#: what reading a damaged file can raise: rosbags' own errors and anything its parsers hit on garbage (struct.error,
+#: OverflowError, UnicodeDecodeError, MemoryError, ...); each means "this bag cannot be read", reported with the file
+READ_ERRORS: tuple[type[BaseException], ...] = (Exception,)
 
 
 def _list_topics(part: Part, types: Typestore) -> dict[str, tuple[str, int | None]]:
@@ -359,13 +356,12 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
                  max_bad_fraction: float, odometry: bool = False, odometry_topic: str | None = None) -> Streams:
     """First pass over a recording: stamps of every frame, every command and every event (no decoding); with
     `odometry`, also the measured velocities."""
-    errors = read_errors()
     topics: dict[str, str] = {}
     promised: list[dict[str, tuple[str, int | None]]] = []
     for part in source.parts:
         try:
             promised.append(_list_topics(part, types))
-        except errors as exc:
+        except READ_ERRORS as exc:
             raise BagError(f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc}); expected a rosbag2 bag (mcap or sqlite3)") from None
         topics.update({t: m for t, (m, _) in promised[-1].items()})
     chosen = _pick_topics(source, topics)
@@ -440,7 +436,7 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
                     cmd_action.append(np.clip(a, -1.0, 1.0))
         except BagError:
             raise
-        except errors as exc:
+        except READ_ERRORS as exc:
             raise BagError(
                 f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc}); expected a rosbag2 bag (mcap or sqlite3) "
                 f"written by the redraw recorder or ros2 bag"

@@ -236,18 +236,12 @@ def _actions_phrase(history: int) -> str:
     return f"last {history} action{'s' if history > 1 else ''} (forward, turn), newest first"
 
 
-def describe_vector(history: int) -> str:
-    """The layout of a vector with `history` past actions, as the report states it."""
-    if not history:
-        return ODOMETRY_SOURCE
-    return f"{ODOMETRY_SOURCE} + {_actions_phrase(history)}, zeros at each episode's start"
-
-
 def _vector_entry(vector_dim: int, history: int | None, max_odometry_age: float) -> dict[str, Any]:
+    """The report's vector: its size and layout (the odometry, then `history` past actions), the odometry's age limit."""
     if history is None:
         return {"dim": 0, "source": "none"}
-    return {"dim": int(vector_dim), "source": describe_vector(history), **({"action_history": history} if history else {}),
-            "max_odometry_age_s": max_odometry_age}
+    source = f"{ODOMETRY_SOURCE} + {_actions_phrase(history)}, zeros at each episode's start" if history else ODOMETRY_SOURCE
+    return {"dim": int(vector_dim), "source": source, **({"action_history": history} if history else {}), "max_odometry_age_s": max_odometry_age}
 
 
 def _write(planned, folder: Path, cfg: PreprocessConfig, types: Typestore, frame_size, max_bad_fraction: float,
@@ -444,16 +438,9 @@ def _odometry_entry(odom: Odometry, ages: list[np.ndarray]) -> dict[str, Any]:
 
 
 def _runs(ok: np.ndarray) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for i, v in enumerate(ok):
-        if v and start is None:
-            start = i
-        if not v and start is not None:
-            runs.append((start, i))
-            start = None
-    if start is not None:
-        runs.append((start, len(ok)))
-    return runs
+    """(start, end) of every run of True in a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], np.asarray(ok, bool), [False]]).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _safe(name: str) -> str:

@@ -67,6 +67,20 @@ def lambda_return(reward: torch.Tensor, value: torch.Tensor, disc: torch.Tensor,
     return torch.stack(out[::-1])
 
 
+def start_states(states: dict[str, torch.Tensor], is_terminal: torch.Tensor, count: int = 0, first: bool = False) -> dict[str, torch.Tensor]:
+    """Imagination starts from the (B, T, ...) states of a batch: each flattened to (B*T, ...), with cont = 1 -
+    is_terminal; `count` of them (0: all) at random, or with `first` the first `count` (ReDRAW and the finetunes)."""
+    n = is_terminal.numel()
+    start = {k: v.reshape(n, -1) for k, v in states.items()}
+    start["cont"] = 1.0 - is_terminal.reshape(-1).float()
+    if first:
+        return {k: v[:count] for k, v in start.items()}
+    if 0 < count < n:
+        idx = torch.randperm(n, device=is_terminal.device)[:count]
+        start = {k: v[idx] for k, v in start.items()}
+    return start
+
+
 def shift_history(hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """The history after `action`: newest first, the oldest action dropped."""
     return torch.cat([action, hist[..., : hist.shape[-1] - action.shape[-1]]], -1)
@@ -91,6 +105,24 @@ class ActorCriticBase(nn.Module):
 
     def optimizers(self) -> dict[str, Optimizer]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def advantages(self, wm, feat: torch.Tensor, start_cont: torch.Tensor, reward: torch.Tensor, value: torch.Tensor):
+        """Over an imagined trajectory (feat (H+1, N, ...), rewards (H, N), values (H+1, N)): the lambda-returns (H, N),
+        the advantages normalised by the return scale, the discount weights of steps 0..H-1 (the continue head's mode,
+        cumulated) and the scale. The returns carry the gradients that reward and value carry."""
+        with torch.no_grad():
+            cont = torch.cat([start_cont[None].float(), wm.cont_mode(feat[1:])], 0)
+            weight = torch.cumprod(self.gamma * cont, 0) / self.gamma
+        ret = lambda_return(reward.float(), value, self.gamma * cont[1:], self.config.return_lambda)
+        self.retnorm.update(ret)
+        scale = self.retnorm.scale()
+        return ret, (ret - value[:-1].detach()) / scale, weight[:-1], scale
+
+    @staticmethod
+    def summary(reward, ret, value, adv, ent, dist, scale) -> dict[str, torch.Tensor]:
+        return {"ac/imag_reward": reward.detach().mean(), "ac/return": ret.detach().mean(), "ac/value": value.detach().mean(),
+                "ac/adv_abs": adv.detach().abs().mean(), "ac/entropy": ent.detach().mean(), "ac/action_std": dist.std.detach().mean(),
+                "ac/retnorm_scale": scale}
 
     def count_update(self) -> None:
         """One more update; the slow critic moves `slow_critic.fraction` towards the critic every `slow_critic.every`
@@ -139,22 +171,16 @@ class ImagActorCritic(ActorCriticBase):
         return traj
 
     def train_step(self, wm, start: dict[str, torch.Tensor], residual: nn.Module | None = None) -> dict[str, torch.Tensor]:
-        """start: z, sigma (N, K*C), cont (N,) = 1 - is_terminal [, hist (N, hist_dim)]. `wm` supplies draw, reward
-        and cont."""
+        """start: z, sigma (N, K*C), cont (N,) = 1 - is_terminal [, hist (N, hist_dim)]. `wm` supplies draw,
+        imagined_reward and cont_mode."""
         cfg = self.config
         traj = self.imagine(wm, start, residual)
         z, feat, action = traj["z"], traj["feat"], traj["action"]
         vdist = self.critic(feat)                                                    # fast critic (H+1, N), with grad
         with torch.no_grad():
-            reward = wm.reward(z[1:]).mean()                                         # (H, N)
-            cont = torch.cat([start["cont"][None].float(), wm.cont_mode(z[1:])], 0)  # (H+1, N)
-            weight = torch.cumprod(self.gamma * cont, 0) / self.gamma
+            reward = wm.imagined_reward(traj)                                        # (H, N)
             value = vdist.mean().detach()
-            ret = lambda_return(reward, value, self.gamma * cont[1:], cfg.return_lambda)
-            self.retnorm.update(ret)
-            scale = self.retnorm.scale()
-            adv = (ret - value[:-1]) / scale
-            w = weight[:-1]
+            ret, adv, w, scale = self.advantages(wm, z, start["cont"], reward, value)
             slow = self.slow_critic(feat[:-1]).mean()
 
         dist = self.actor(feat[:-1])
@@ -169,14 +195,5 @@ class ImagActorCritic(ActorCriticBase):
         metrics.update(self.critic_opt.step(critic_loss))
 
         self.count_update()
-
-        metrics.update({
-            "ac/imag_reward": reward.mean(),
-            "ac/return": ret.mean(),
-            "ac/value": value.mean(),
-            "ac/adv_abs": adv.abs().mean(),
-            "ac/entropy": ent.detach().mean(),
-            "ac/action_std": dist.std.detach().mean(),
-            "ac/retnorm_scale": scale,
-        })
+        metrics.update(self.summary(reward, ret, value, adv, ent, dist, scale))
         return metrics

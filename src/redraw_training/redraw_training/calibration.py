@@ -20,7 +20,6 @@ import torch
 from .checkpoint import MODEL_KEYS, CheckpointError, has_checkpoint, load_agent, model_differences, read_manifest, save_checkpoint
 from .config import Config
 from .datasets import DatasetError, load_target_dataset
-from .draw_agent import Agent
 from .envs import make_env
 from .replay import Replay
 from .report import write_report
@@ -28,23 +27,19 @@ from .runtime import setup_torch, to_torch
 from .targetdata import target_data_folder
 from .trainer import Cadence, Evaluation, Trainer
 
-EVAL_SEED = 20_000_000  # evaluation episodes are reset with EVAL_SEED + update
+EVAL_SEED = 20_000_000  # evaluation episodes are reset with EVAL_SEED + update (the finetunes' too: the same episodes)
 #: manifest `extra` entries a calibrated or finetuned checkpoint carries over from its pretrained source
 INHERITED_EXTRA = ("action_names", "control_hz", "env")
 
 
 @torch.no_grad()
-def posterior_cache(agent: Agent, replay: Replay, device: torch.device, chunk: int = 512) -> torch.Tensor:
-    """Posterior log-probs (N_phys, C, K) of every stored step, in physical replay order (for `index` gathers)."""
+def replay_features(replay: Replay, encode, device: torch.device, chunk: int = 512) -> torch.Tensor:
+    """encode(obs) of every stored step (obs: its image [+ vector] as tensors), in physical replay order (for `index`
+    gathers): what a frozen encoder gives once per run (DRAW: posterior log-probs; Dreamer: embeddings)."""
     arrays = replay.arrays
-    n = len(arrays["image"])
-    out = []
-    for start in range(0, n, chunk):
-        obs = {"image": torch.from_numpy(arrays["image"][start:start + chunk]).to(device)}
-        if "vector" in arrays:
-            obs["vector"] = torch.from_numpy(arrays["vector"][start:start + chunk]).to(device)
-        out.append(agent.wm.posterior_logits(obs).float())
-    return torch.cat(out)
+    keys = [k for k in ("image", "vector") if k in arrays]
+    return torch.cat([encode({k: torch.from_numpy(arrays[k][i:i + chunk]).to(device) for k in keys}).float()
+                      for i in range(0, len(arrays["image"]), chunk)])
 
 
 def windows(replay: Replay, length: int) -> np.ndarray:
@@ -58,19 +53,71 @@ def windows(replay: Replay, length: int) -> np.ndarray:
 
 
 class HoldoutKL:
-    """KL(q(z_t|x_t) || p(z_t|history)) on fixed held-out windows, with and without the residual."""
+    """KL(q(z_t|x_t) || p(z_t|history)) on fixed held-out windows: kl(features, action, is_first, generator, **options)
+    on the features `encode` gives, with the posterior samples drawn from a generator seeded `seed` every time."""
 
-    def __init__(self, agent: Agent, replay: Replay, device: torch.device, length: int, seed: int = 0):
+    def __init__(self, replay: Replay, encode, kl, device: torch.device, length: int, seed: int = 0):
         index = windows(replay, length)
         batch = replay.gather(index)
-        self.post = posterior_cache(agent, replay, device)[torch.from_numpy(index).to(device)]
+        self.feats = replay_features(replay, encode, device)[torch.from_numpy(index).to(device)]
         self.action = torch.from_numpy(batch["action"]).to(device)
         self.is_first = torch.from_numpy(batch["is_first"]).to(device)
-        self.seed = seed
+        self.kl, self.seed = kl, seed
 
-    def __call__(self, agent: Agent, residual: bool) -> float:
-        gen = torch.Generator(device=self.post.device).manual_seed(self.seed)
-        return float(agent.prior_kl(self.post, self.action, self.is_first, residual=residual, generator=gen))
+    def __call__(self, **options: Any) -> float:
+        gen = torch.Generator(device=self.feats.device).manual_seed(self.seed)
+        return float(self.kl(self.feats, self.action, self.is_first, generator=gen, **options))
+
+
+class TargetRun:
+    """What ReDRAW and the finetune baselines share around their update (`step(batch)`): the pretrained source, the
+    target dataset and a frozen-encoder feature of every step, the budget, cadence and evaluation (config calibrate.*,
+    one Trainer), batches, the held-out KL and the checkpoint's data and inherited entries."""
+
+    def __init__(self, config: Config, kind: str, agent, src: tuple[Path, dict[str, Any]], dataset, out: Path, device: torch.device,
+                 counters: dict[str, int], eval_env: str | None, eval_perturb: str, eval_kwargs: dict[str, Any] | None,
+                 progress: bool, desc: str | None = None):
+        cal = config.calibrate
+        if len(dataset.train) < config.batch_length:
+            raise DatasetError(f"{dataset.path}: the training part has {len(dataset.train)} steps, fewer than one sequence of "
+                               f"batch_length={config.batch_length}; record more data or lower batch_length")
+        self.config, self.kind, self.agent, self.dataset, self.out, self.device = config, kind, agent, dataset, out, device
+        self.src_dir, self.src_manifest = src
+        self.eval_env = {"id": eval_env, "perturb": eval_perturb}
+        env = make_env(eval_env, eval_perturb, **(eval_kwargs or {})) if eval_env else None
+        save_every = cal.save_every if kind == "calibrate" else 0     # a finetune does not resume: it saves at its end
+        self.trainer = Trainer(out, kind=kind, total=cal.updates, counters=counters, counter="updates", desc=desc,
+                               cadence=Cadence(cal.log_every, cal.eval_every, save_every), agent=agent, device=device,
+                               evaluation=Evaluation(env, cal.eval_eps, EVAL_SEED), progress=progress)
+        self.data_info = {"target": dataset.describe(), "pretrained": {"path": str(self.src_dir),
+                                                                        "weights_sha256": self.src_manifest["files"]["weights.safetensors"]}}
+        self.cache = self.holdout = None
+
+    def encode(self, encode, feature: str, kl) -> None:
+        """Cache `encode` of every training step (batches carry it as `feature`) and set up the held-out KL."""
+        length = self.config.batch_length
+        self.agent.wm.eval()
+        self.cache, self.feature = replay_features(self.dataset.train, encode, self.device), feature
+        hold = self.dataset.holdout
+        if hold is not None and len(hold) >= length:
+            self.holdout = HoldoutKL(hold, encode, kl, self.device, length, seed=self.config.seed)
+
+    def batch(self, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """A training batch (B, T) of the `keys` the data has, and the cached feature of its steps."""
+        train = self.dataset.train
+        index = train.sample_indices(self.config.batch_size, self.config.batch_length)
+        arrays = train.gather(index)
+        batch = to_torch({k: arrays[k] for k in keys if k in arrays}, self.device)
+        batch[self.feature] = self.cache[torch.from_numpy(index).to(self.device)]
+        return batch
+
+    def save(self, final: bool, **extra: Any) -> None:
+        """The checkpoint: the source's preprocessing and INHERITED_EXTRA entries, the eval env and `extra`."""
+        inherited = {k: v for k, v in self.src_manifest.get("extra", {}).items() if k in INHERITED_EXTRA}
+        rng = extra.pop("rng", {})
+        save_checkpoint(self.out / "checkpoint", self.agent, kind=self.kind, counters=self.trainer.counters,
+                        metrics=self.trainer.checkpoint_metrics(), data=self.data_info, rng=rng,
+                        preprocessing=self.src_manifest.get("preprocessing", {}), extra={**inherited, **extra, "eval_env": self.eval_env})
 
 
 def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config: Config, out: str | Path | None) -> None:
@@ -116,8 +163,7 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
             torch.manual_seed(config.seed)
             merged = config.update({k: src_manifest["config"][k] for k in MODEL_KEYS})
             agent.start_calibration(merged)
-    spec = {"image_shape": agent.image_shape, "action_dim": agent.action_dim, "vector_dim": agent.vector_dim}
-    dataset = load_target_dataset(data, holdout=cal.holdout, seed=config.seed, **spec)
+    dataset = load_target_dataset(data, holdout=cal.holdout, seed=config.seed, **agent_spec(agent))
     if resumed and manifest["data"].get("target", {}).get("sha256") != dataset.digest:
         raise CheckpointError(f"{out} was calibrated on a different dataset (sha256 {manifest['data'].get('target', {}).get('sha256')}), "
                               f"{data} has {dataset.digest}")
@@ -125,44 +171,28 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
         dataset.train.set_rng_state(manifest["rng"]["replay"])
     if config.compile:
         agent.wm.draw.compile_step()
-    batch_size, length = config.batch_size, config.batch_length
-    if len(dataset.train) < length:
-        raise DatasetError(f"{data}: the training part has {len(dataset.train)} steps, fewer than one sequence of "
-                           f"batch_length={length}; record more data or lower batch_length")
-    agent.wm.eval()
-    cache = posterior_cache(agent, dataset.train, device)
-    holdout = None
-    if dataset.holdout is not None and len(dataset.holdout) >= length:
-        holdout = HoldoutKL(agent, dataset.holdout, device, length, seed=config.seed)
-    kl_sim = holdout(agent, residual=False) if holdout is not None else None
-    env = make_env(eval_env, eval_perturb, **(eval_kwargs or {})) if eval_env else None
-    trainer = Trainer(out, kind="calibrate", total=cal.updates, counters=counters, counter="updates",
-                      cadence=Cadence(cal.log_every, cal.eval_every, cal.save_every), agent=agent, device=device,
-                      evaluation=Evaluation(env, cal.eval_eps, EVAL_SEED), progress=progress)
-    data_info = {"target": dataset.describe(), "pretrained": {"path": str(src_dir), "weights_sha256": src_manifest["files"]["weights.safetensors"]}}
+    run = TargetRun(config, "calibrate", agent, (src_dir, src_manifest), dataset, out, device, counters, eval_env, eval_perturb,
+                    eval_kwargs, progress)
+    run.encode(agent.wm.posterior_logits, "post_logit", agent.prior_kl)
+    holdout = run.holdout
+    kl_sim = holdout(residual=False) if holdout is not None else None
     keys = ("action", "is_first", "is_terminal") + (("vector",) if agent.hist_dim else ())
-
-    def step() -> dict[str, Any]:
-        index = dataset.train.sample_indices(batch_size, length)
-        arrays = dataset.train.gather(index)
-        batch = to_torch({k: arrays[k] for k in keys}, device)
-        batch["post_logit"] = cache[torch.from_numpy(index).to(device)]
-        return agent.calibrate_step(batch)
 
     def holdout_metrics() -> dict[str, float]:
         if holdout is None:
             return {}
-        kl = holdout(agent, residual=True)
+        kl = holdout(residual=True)
         return {"holdout/kl_sim": kl_sim, "holdout/kl_redraw": kl, "holdout/kl_reduction": 1.0 - kl / max(kl_sim, 1e-9)}
 
-    def save(final: bool) -> None:
-        save_checkpoint(out / "checkpoint", agent, kind="calibrate", counters=counters, metrics=trainer.checkpoint_metrics(),
-                        data=data_info, preprocessing=src_manifest.get("preprocessing", {}), rng={"replay": dataset.train.rng_state()},
-                        extra={**{k: v for k, v in src_manifest.get("extra", {}).items() if k in INHERITED_EXTRA},
-                               "eval_env": {"id": eval_env, "perturb": eval_perturb}})
-
-    trainer.run(step, save=save, log=holdout_metrics)
+    run.trainer.run(lambda: agent.calibrate_step(run.batch(keys)), log=holdout_metrics,
+                    save=lambda final: run.save(final, rng={"replay": dataset.train.rng_state()}))
+    length = config.batch_length
     index = np.random.default_rng(1234).integers(0, len(dataset.train) - length + 1, 4)[:, None] + np.arange(length)
     report = write_report(agent, to_torch(dataset.train.gather(index), device), out / "report.png", context=min(5, length - 1),
                           title="ReDRAW vs the sim model on target data: context frames left of the red line, then actions only")
-    return trainer.finish(holdout=holdout_metrics(), dataset=dataset.describe(), report=report)
+    return run.trainer.finish(holdout=holdout_metrics(), dataset=dataset.describe(), report=report)
+
+
+def agent_spec(agent) -> dict[str, Any]:
+    """What a target dataset must fit: the agent's image shape, action and vector dims."""
+    return {"image_shape": agent.image_shape, "action_dim": agent.action_dim, "vector_dim": agent.vector_dim}

@@ -17,8 +17,6 @@ CheckpointError naming what was expected and what was found.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -31,20 +29,13 @@ from safetensors.torch import load_file, save_file
 
 # the folder and manifest side (torch-free), used here and re-exported for the rest of redraw_training
 from redraw_common.checkpointfile import FORMAT, FORMAT_VERSION, MANIFEST, CheckpointError, has_checkpoint, read_manifest, resolve  # noqa: F401
+from redraw_common.files import sha256_file, write_json
 
 from .config import ConfigError, config_from_dict
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.safetensors"
 KINDS = ("pretrain", "calibrate", "finetune")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def code_version() -> str:
@@ -75,18 +66,6 @@ def model_differences(stored: dict[str, Any], config: dict[str, Any]) -> list[st
             if va != vb:
                 diffs.append(f"{section}.{key}: checkpoint {va!r}, now {vb!r}")
     return diffs
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.item() if value.numel() == 1 else value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    return value
 
 
 def save_checkpoint(directory: str | Path, agent, *, kind: str, counters: dict[str, int], metrics: dict[str, Any] | None = None,
@@ -125,15 +104,15 @@ def save_checkpoint(directory: str | Path, agent, *, kind: str, counters: dict[s
         "model": {"image_shape": list(agent.image_shape), "action_dim": agent.action_dim, "vector_dim": agent.vector_dim,
                   "calibrated": agent.calibrated},
         "counters": dict(counters),
-        "metrics": _jsonable(metrics or {}),
+        "metrics": metrics or {},
         "data": data or {},
         "preprocessing": preprocessing or {},
-        "optimizers": _jsonable(opt_meta),
+        "optimizers": opt_meta,
         "rng": rng or {},
         "extra": extra or {},
-        "files": {WEIGHTS: _sha256(tmp / WEIGHTS), STATE: _sha256(tmp / STATE)},
+        "files": {WEIGHTS: sha256_file(tmp / WEIGHTS), STATE: sha256_file(tmp / STATE)},
     }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(tmp / MANIFEST, manifest)     # tensors and numpy values as numbers and lists
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -154,7 +133,7 @@ def _load_tensors(directory: Path, manifest: dict[str, Any], name: str) -> dict[
     if not path.is_file():
         raise CheckpointError(f"checkpoint file missing: {path}")
     want = manifest["files"].get(name)
-    have = _sha256(path)
+    have = sha256_file(path)
     if want != have:
         raise CheckpointError(f"checkpoint file {path} is corrupted: sha256 {have} does not match the manifest's {want}")
     try:

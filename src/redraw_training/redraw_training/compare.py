@@ -91,66 +91,34 @@ def pretrain_stage(s: CompareSettings, model: str, seed: int, log: Callable[[str
     return folder
 
 
-def resolve_driver(env, name: str) -> str:
-    """`auto` -> `scripted` for envs with a lane state (redraw_sim's ExploreDriver, as the main job), else `random`."""
-    if name != "auto":
-        return name
-    return "scripted" if hasattr(env.unwrapped, "lane_state") else "random"
-
-
 def data_stage(s: CompareSettings, perturb: str, seed: int, log: Callable[[str], None]) -> dict[int, Path]:
-    """Reward-free target data: max(sizes) transitions; folders of nested episode prefixes per size."""
-    from redraw_common.episodes import episode_paths, save_episode
+    """Reward-free target data of the target driver (prepare resolved `auto`): max(sizes) transitions; folders of
+    nested episode prefixes per size."""
+    from redraw_common.episodes import episode_paths
 
     from .envs import make_env
-    from .rollout import run_episodes
-    from .scripted import driver_input, scripted_driver
+    from .rollout import make_actor, run_episodes, save_episodes
 
     root = s.out / "data" / f"{slug(perturb)}_seed{seed}"
     full = root / "all"
     need = max(s.sizes)
     info = read_json(root / DATASET_JSON)
-    env = None
-    driver_name = s.target_driver
-    if driver_name == "auto":
-        env = make_env(s.env, perturb, **dict(s.env_kwargs))
-        driver_name = resolve_driver(env, driver_name)
-    if info and info.get("driver") != driver_name:
-        raise CompareError(f"{root} holds target data of the {info.get('driver')!r} driver, these settings ask for {driver_name!r}; "
+    if info and info.get("driver") != s.target_driver:
+        raise CompareError(f"{root} holds target data of the {info.get('driver')!r} driver, these settings ask for {s.target_driver!r}; "
                            f"use another --out (the runs there were trained on that data)")
     if not info or info.get("transitions", 0) < need:
-        env = env or make_env(s.env, perturb, **dict(s.env_kwargs))
+        env = make_env(s.env, perturb, **dict(s.env_kwargs))
         data_seed = 7_000_000 + 1000 * seed
-        driver_class = "uniform random"
-        if driver_name == "random":
-            rng = np.random.default_rng(data_seed)
-            dim = int(np.prod(env.action_space.shape))
-
-            def act(obs):
-                return rng.uniform(-1.0, 1.0, dim)
-        else:
-            driver = scripted_driver(env, data_seed)
-            driver_class = type(driver).__name__
-
-            def act(obs):
-                return driver.act(driver_input(env, driver, obs))
+        act = make_actor(env, s.target_driver, data_seed)
+        driver_class = type(act.driver).__name__ if s.target_driver == "scripted" else "uniform random"
         for old in full.glob("*.npz") if full.is_dir() else []:
             old.unlink()
-        transitions, i, returns = 0, 0, []
-        while transitions < need:
-            if driver_name == "scripted":
-                driver.reset(data_seed + i)
-            metrics, eps = run_episodes(env, act, 1, data_seed + i, keep=True)
-            ep = eps[0]
-            ep.pop("reward")
-            save_episode(full / f"ep_{i:06d}.npz", ep)
-            transitions += len(ep["image"]) - 1
-            returns.append(metrics["return_mean"])
-            i += 1
-        info = {"env": s.env, "perturb": perturb, "driver": driver_name, "driver_class": driver_class, "seed": data_seed, "episodes": i,
-                "transitions": transitions, "return_mean": float(np.mean(returns)), "reward_free": True}
+        metrics, eps = run_episodes(env, act, 0, data_seed, keep=True, transitions=need)
+        transitions = sum(save_episodes(full, eps, keep_reward=False))
+        info = {"env": s.env, "perturb": perturb, "driver": s.target_driver, "driver_class": driver_class, "seed": data_seed,
+                "episodes": len(eps), "transitions": transitions, "return_mean": metrics["return_mean"], "reward_free": True}
         write_json(root / DATASET_JSON, info)
-        log(f"seed {seed}: collected {transitions} reward-free transitions ({i} episodes, {driver_class} driver) in {s.env} "
+        log(f"seed {seed}: collected {transitions} reward-free transitions ({len(eps)} episodes, {driver_class} driver) in {s.env} "
             f"perturb {perturb!r}")
     paths = episode_paths(full)
     out = {}
@@ -213,20 +181,14 @@ def offline_config(s: CompareSettings, pretrained: Path, seed: int):
 
 
 def evaluate_stage(s: CompareSettings, checkpoint: Path, perturb: str, seed: int, cache: Path, model: str = "draw") -> dict[str, Any]:
-    """The one evaluation of every method: sampled actions, eval_episodes episodes with common reset seeds."""
-    import torch
-
-    from .checkpoint import load_agent
-    from .envs import make_env
-    from .evaluation import evaluate_agent
+    """The one evaluation of every method (evaluation.evaluate, cached in `cache`): sampled actions, eval_episodes
+    episodes with common reset seeds, in the env kwargs the model acts in."""
+    from .evaluation import evaluate
 
     done = read_json(cache)
     if done and done.get("episodes") == s.eval_episodes:
         return done
-    agent, manifest, _ = load_agent(checkpoint, "cpu", optimizers=False)
-    env = make_env(s.env, perturb, **s.kwargs_for(model))
-    metrics = evaluate_agent(agent, env, s.eval_episodes, seed=1_000_000 + 1000 * int(seed), device=torch.device("cpu"))
-    metrics.update({"checkpoint": str(checkpoint), "kind": manifest["kind"], "perturb": perturb})
+    metrics = evaluate(checkpoint, s.env, perturb, s.eval_episodes, seed=1_000_000 + 1000 * int(seed), env_kwargs=s.kwargs_for(model))
     write_json(cache, metrics)
     return metrics
 
@@ -324,7 +286,8 @@ def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
     from .envs import env_spec, make_env
 
     env = make_env(s.env, "", **dict(s.env_kwargs))
-    s.target_driver = resolve_driver(env, s.target_driver)
+    if s.target_driver == "auto":   # the env package's exploration driver for envs with a lane state, as the main job
+        s.target_driver = "scripted" if hasattr(env.unwrapped, "lane_state") else "random"
     data_vector = env_spec(env)["vector_dim"]
     env.close()
     used: dict[str, Any] = {}

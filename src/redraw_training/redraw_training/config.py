@@ -118,10 +118,6 @@ def _flatten(d: Mapping[str, Any], prefix: str = "", keep_empty: bool = False) -
     return out
 
 
-def _in_freeform(key: str) -> bool:
-    return any(key.startswith(section + ".") for section in FREEFORM)
-
-
 def _coerce(key: str, default: Any, value: Any) -> Any:
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -161,7 +157,7 @@ def _assign(data: dict[str, Any], key: str, value: Any) -> None:
             raise ConfigError(f"unknown config key {key!r}: {where!r} is not a section; sections: {sorted(k for k, v in node.items() if isinstance(v, dict))}")
         node = node[part]
     last = parts[-1]
-    if _in_freeform(key):
+    if any(key.startswith(section + ".") for section in FREEFORM):
         node[last] = value
         return
     if key in FREEFORM:

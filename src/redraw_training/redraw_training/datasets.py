@@ -21,6 +21,7 @@ import numpy as np
 
 from redraw_common.episodes import episode_paths, load_episode
 from redraw_common.errors import RedrawInputError
+from redraw_common.files import sha256_file
 
 from .replay import Replay
 
@@ -35,11 +36,7 @@ def files_digest(paths: Iterable[Path]) -> str:
     """sha256 over (name, sha256(content)) of every file, in name order."""
     h = hashlib.sha256()
     for path in sorted(Path(p) for p in paths):
-        fh = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                fh.update(chunk)
-        h.update(path.name.encode() + b"\0" + fh.hexdigest().encode() + b"\n")
+        h.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
     return h.hexdigest()
 
 

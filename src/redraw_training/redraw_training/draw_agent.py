@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .behavior import ImagActorCritic
+from .behavior import ImagActorCritic, start_states
 from .config import Config
 from .nets import categorical_kl, mode_onehot
 from .optim import Optimizer
@@ -92,16 +92,11 @@ class Agent(nn.Module):
     # ------------------------------------------------------------------------------------------------------
     # pretraining
 
-    def _starts(self, states: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
-        """Imagination start states: `count` random steps of the batch (0: all)."""
-        start = {"z": states["z"].reshape(-1, self.wm.zdim), "sigma": states["sigma"].reshape(-1, self.wm.zdim),
-                 "cont": 1.0 - batch["is_terminal"].reshape(-1).float()}
-        if self.hist_dim:
-            start["hist"] = self.history(batch.get("vector")).reshape(-1, self.hist_dim)
-        if 0 < count < start["z"].shape[0]:
-            idx = torch.randperm(start["z"].shape[0], device=start["z"].device)[:count]
-            start = {k: v[idx] for k, v in start.items()}
-        return start
+    def _starts(self, states: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], count: int = 0,
+                first: bool = False) -> dict[str, torch.Tensor]:
+        """Imagination start states (z, sigma, cont [, hist]) of a batch (behavior.start_states)."""
+        hist = {"hist": self.history(batch.get("vector"))} if self.hist_dim else {}
+        return start_states({"z": states["z"], "sigma": states["sigma"], **hist}, batch["is_terminal"], count, first)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.calibrated:
@@ -160,15 +155,8 @@ class Agent(nn.Module):
             prior = self.wm.draw.dist_logits(raw, corrected=True)
             metrics["residual/kl_corrected"] = (categorical_kl(post_logit, prior) * mask).sum() / mask.sum().clamp(min=1)
         # imagination from the first fraction of the (corrected) posterior states, in the corrected model
-        b, t = is_first.shape
-        count = max(1, int(b * t * self.config.calibrate.imag_start_fraction))
-        start = {
-            "z": z.reshape(b * t, -1)[:count],
-            "sigma": self.wm.draw.belief(raw).reshape(b * t, -1)[:count],
-            "cont": 1.0 - batch["is_terminal"].reshape(-1)[:count].float(),
-        }
-        if self.hist_dim:
-            start["hist"] = self.history(batch.get("vector")).reshape(b * t, -1)[:count]
+        count = max(1, int(is_first.numel() * self.config.calibrate.imag_start_fraction))
+        start = self._starts({"z": z, "sigma": self.wm.draw.belief(raw)}, batch, count, first=True)
         with autocast(self.config, post_logit.device):
             metrics.update(self.task.train_step(self.wm, start, self.residual))
         return metrics

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .behavior import ActorCriticBase, lambda_return
+from .behavior import ActorCriticBase, start_states
 from .config import Config
 from .nets import (
     LN_EPS,
@@ -46,7 +46,7 @@ from .nets import (
 )
 from .optim import Optimizer
 from .plan2explore import Disagreement, member_std, pretraining_config
-from .worldmodel import Encoder, autocast, heads
+from .worldmodel import Encoder, LatentWorldModel, autocast, heads
 
 
 @contextlib.contextmanager
@@ -174,38 +174,22 @@ class RSSM(nn.Module):
         return {"feat": torch.stack(feats), "action": torch.stack(actions)}
 
 
-class DreamerWorldModel(nn.Module):
+class DreamerWorldModel(LatentWorldModel):
     def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0):
-        super().__init__()
-        self.config = config
-        self.image_shape, self.action_dim, self.vector_dim = tuple(image_shape), action_dim, vector_dim
+        super().__init__(config, image_shape, action_dim, vector_dim)
         self.encoder = Encoder(self.image_shape, vector_dim, config.encoder)
         d = config.dreamer
         self.rssm = RSSM(self.encoder.out_dim, action_dim, d.deter, d.stoch, d.classes, d.units, d.unimix, d.action_clip)
         self.decoder, self.reward, self.cont = heads(config, self.rssm.feat_dim, self.image_shape, vector_dim)
         self.scales = {**dict(config.loss_scales), "dyn": d.dyn, "rep": d.rep}
         self.free_bits = d.free_bits
-        self.opt: Optimizer | None = None
 
     @property
     def feat_dim(self) -> int:
         return self.rssm.feat_dim
 
-    def make_optimizer(self, params=None, lr: float | None = None, eps: float | None = None, clip: float | None = None) -> Optimizer:
-        o = self.config.model_opt
-        self.opt = Optimizer("model", self.parameters() if params is None else params, o.lr if lr is None else lr,
-                             o.eps if eps is None else eps, o.clip if clip is None else clip)
-        return self.opt
-
-    def freeze(self) -> None:
-        self.requires_grad_(False)
-        self.opt = None
-
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch["image"], batch.get("vector"))
-
-    def cont_mode(self, feat: torch.Tensor) -> torch.Tensor:
-        return (self.cont(feat).squeeze(-1) > 0).float()
 
     def loss(self, batch: dict[str, torch.Tensor], scales: dict[str, float] | None = None, embed: torch.Tensor | None = None):
         """Total loss, states (h, z, post/prior logits, feat) and metrics. `scales` overrides loss scales
@@ -236,14 +220,6 @@ class DreamerWorldModel(nn.Module):
         metrics["wm/image_mse"] = ((recon["image"].detach().float() - target) ** 2).mean()
         return total, states, metrics
 
-    def train_step(self, batch: dict[str, torch.Tensor], scales: dict[str, float] | None = None):
-        if self.opt is None:
-            raise RuntimeError("world model has no optimizer (frozen?); call make_optimizer() first")
-        with autocast(self.config, batch["image"].device):
-            total, states, metrics = self.loss(batch, scales)
-        metrics.update(self.opt.step(total))
-        return {k: v.detach() for k, v in states.items()}, metrics
-
 
 class DreamerActorCritic(ActorCriticBase):
     """DreamerV3-v1 actor-critic on feat = [h, z] with backprop actor gradients (METHOD.md 5, 'Dreamer baselines')."""
@@ -258,15 +234,8 @@ class DreamerActorCritic(ActorCriticBase):
             traj = wm.rssm.imagine(lambda f: self.actor(f).sample(), start["h"], start["z"], horizon)
             feat, action = traj["feat"], traj["action"]
             reward = reward_fn(feat[1:], action[1:]) if reward_fn is not None else wm.reward(feat[1:]).mean()
-            with torch.no_grad():
-                cont = torch.cat([start["cont"][None].float(), wm.cont_mode(feat[1:])], 0)
-                weight = torch.cumprod(self.gamma * cont, 0) / self.gamma
             value = self.critic(feat).mean()
-            ret = lambda_return(reward.float(), value, self.gamma * cont[1:], cfg.return_lambda)
-            self.retnorm.update(ret)
-            scale = self.retnorm.scale()
-            adv = (ret - value[:-1].detach()) / scale
-            w = weight[:-1]
+            ret, adv, w, scale = self.advantages(wm, feat, start["cont"], reward, value)
             dist = self.actor(feat[:-1].detach())
             ent = dist.entropy()
             actor_loss = -(w * (adv + cfg.actent * ent)).mean()
@@ -280,23 +249,15 @@ class DreamerActorCritic(ActorCriticBase):
         metrics.update(self.critic_opt.step(critic_loss))
 
         self.count_update()
-        metrics.update({
-            "ac/imag_reward": reward.detach().mean(),
-            "ac/return": ret.mean(),
-            "ac/value": value.detach().mean(),
-            "ac/adv_abs": adv.detach().abs().mean(),
-            "ac/entropy": ent.detach().mean(),
-            "ac/action_std": dist.std.detach().mean(),
-            "ac/retnorm_scale": scale,
-        })
+        metrics.update(self.summary(reward, ret, value, adv, ent, dist, scale))
         return metrics
 
 
 class DreamerAgent(nn.Module):
     """DreamerV3 world model + task actor-critic (+ Plan2Explore parts when config.explore == 'plan2explore').
 
-    Acting is recurrent: `policy_step(obs, state)` carries (h, z, previous action); `policy(obs)` keeps that
-    state inside the agent until `reset_policy()` (call it at every episode start)."""
+    Acting is recurrent: `policy_step(obs, state)` carries (h, z, previous action) from step to step (rollout.PolicyRunner
+    holds the state and starts it afresh at every episode)."""
 
     def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0,
                  calibrated: bool = False):
@@ -318,7 +279,6 @@ class DreamerAgent(nn.Module):
                                       e.lr, e.eps, e.clip)
             self.expl_behavior = DreamerActorCritic(ac_config, self.wm.feat_dim, action_dim)
         self.wm.make_optimizer()
-        self._state = None
 
     @property
     def calibrated(self) -> bool:
@@ -364,25 +324,8 @@ class DreamerAgent(nn.Module):
         action = (dist.sample() if sample else dist.mean).clamp(-1.0, 1.0)
         return action, (h, z, action)
 
-    def reset_policy(self) -> None:
-        self._state = None
-
-    @torch.no_grad()
-    def policy(self, obs: dict[str, torch.Tensor], sample: bool = True) -> torch.Tensor:
-        action, self._state = self.policy_step(obs, self._state, sample)
-        return action
-
     # ------------------------------------------------------------------------------------------------------
     # training
-
-    def starts(self, states: dict[str, torch.Tensor], is_terminal: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
-        h = states["h"].reshape(-1, states["h"].shape[-1])
-        z = states["z"].reshape(-1, states["z"].shape[-1])
-        cont = 1.0 - is_terminal.reshape(-1).float()
-        if 0 < count < h.shape[0]:
-            idx = torch.randperm(h.shape[0], device=h.device)[:count]
-            h, z, cont = h[idx], z[idx], cont[idx]
-        return {"h": h, "z": z, "cont": cont}
 
     def intrinsic(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         e = self.config.expl
@@ -393,7 +336,7 @@ class DreamerAgent(nn.Module):
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         states, metrics = self.wm.train_step(batch)
-        start = self.starts(states, batch["is_terminal"], self.config.imag_starts)
+        start = start_states({"h": states["h"], "z": states["z"]}, batch["is_terminal"], self.config.imag_starts)
         with autocast(self.config, batch["image"].device):
             if self.disag is not None:
                 with torch.no_grad():
@@ -405,13 +348,3 @@ class DreamerAgent(nn.Module):
                 expl = self.expl_behavior.train_step(self.wm, start, reward_fn=self.intrinsic, frozen=(self.disag,))
                 metrics.update({f"expl_{k}": v for k, v in expl.items()})
         return metrics
-
-    @torch.no_grad()
-    def intrinsic_reward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        states = self.wm.rssm.observe(self.wm.embed(batch), batch["action"], batch["is_first"])
-        feat = torch.cat([states["h"], states["z"]], -1)
-        return self.disag.intrinsic(torch.cat([feat, batch["action"].float()], -1))
-
-    @torch.no_grad()
-    def explore_policy_step(self, obs, state, sample: bool = True):
-        return self.policy_step(obs, state, sample, behavior="expl")

@@ -33,7 +33,6 @@ from redraw_common.manifest import ActionSpec, ModelManifest, TensorSpec, manife
 from redraw_common.preprocessing import PreprocessConfig
 
 from .checkpoint import load_agent
-from .envs import default_preprocessing
 
 #: the files of one export, in the order they are put in place (the manifest, which names the model's sha256, last)
 EXPORT_FILES = ("policy.onnx", "policy.manifest.json")
@@ -146,25 +145,22 @@ def _export_into(agent, manifest: dict[str, Any], directory: Path, checkpoint: s
     h, w, c = agent.image_shape
     path = out / EXPORT_FILES[0]
     rng = np.random.default_rng(seed)
-    example = {"obs": rng.integers(0, 256, (1, h, w, c), dtype=np.uint8)}
-    inputs = [TensorSpec("obs", (1, h, w, c), "uint8")]
-    if agent.vector_dim:
-        example["vector"] = rng.standard_normal((1, agent.vector_dim)).astype(np.float32)
-        inputs.append(TensorSpec("vector", (1, agent.vector_dim), "float32"))
-    args = tuple(torch.from_numpy(example[k]) for k in example)
-    _export_onnx(graph, args, path, list(example))
 
-    feeds = list(parity_feeds or [])
-    for _ in range(verify_samples):
+    def random_feed() -> dict[str, np.ndarray]:
         feed = {"obs": rng.integers(0, 256, (1, h, w, c), dtype=np.uint8)}
         if agent.vector_dim:
             feed["vector"] = rng.standard_normal((1, agent.vector_dim)).astype(np.float32)
-        feeds.append(feed)
+        return feed
+
+    example = random_feed()
+    inputs = [TensorSpec("obs", (1, h, w, c), "uint8")] + ([TensorSpec("vector", (1, agent.vector_dim), "float32")] if agent.vector_dim else [])
+    _export_onnx(graph, tuple(torch.from_numpy(example[k]) for k in example), path, list(example))
+    feeds = list(parity_feeds or []) + [random_feed() for _ in range(verify_samples)]
     max_diff = max((onnx_parity(path, graph, f) for f in feeds), default=0.0)
 
     extra = manifest.get("extra", {})
     pre = manifest.get("preprocessing") or {}
-    preprocessing = PreprocessConfig.from_dict(pre) if pre else default_preprocessing((h, w, c))
+    preprocessing = PreprocessConfig.from_dict(pre) if pre else PreprocessConfig.for_shape((h, w, c))
     if preprocessing.shape != (h, w, c):
         raise ValueError(f"checkpoint preprocessing gives observations {preprocessing.shape}, but the model takes {(h, w, c)}")
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -23,25 +23,24 @@ before and after finetuning, which shows overfitting on small datasets.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from redraw_common.errors import RedrawInputError
 
-from .calibration import INHERITED_EXTRA, posterior_cache, windows
-from .checkpoint import CheckpointError, has_checkpoint, load_agent, read_manifest, save_checkpoint
+from .behavior import start_states
+from .calibration import TargetRun, agent_spec
+from .checkpoint import CheckpointError, has_checkpoint, load_agent, read_manifest
 from .config import Config
 from .datasets import load_target_dataset
 from .draw_agent import calibration_config
-from .envs import make_env
 from .nets import categorical_kl
 from .optim import Optimizer
 from .runtime import setup_torch
 from .targetdata import target_data_folder
-from .trainer import Cadence, Evaluation, Trainer
 from .worldmodel import autocast
 
 METHODS = ("draw_finetune", "dreamer_finetune")
@@ -49,7 +48,6 @@ METHODS = ("draw_finetune", "dreamer_finetune")
 DRAW_TRAINABLE = ("wm.draw.img_in.", "wm.draw.img_hidden.", "wm.draw.img_out.", "wm.draw.img_stats.", "wm.draw.initial")
 #: the Dreamer modules the Dreamer finetune trains (the whole RSSM)
 DREAMER_TRAINABLE = ("wm.rssm.",)
-EVAL_SEED = 20_000_000  # as the calibration's: the baselines and ReDRAW are evaluated on the same episodes
 
 
 class FinetuneError(RedrawInputError):
@@ -57,11 +55,9 @@ class FinetuneError(RedrawInputError):
 
 
 def trainable_prefixes(method: str) -> tuple[str, ...]:
-    if method == "draw_finetune":
-        return DRAW_TRAINABLE
-    if method == "dreamer_finetune":
-        return DREAMER_TRAINABLE
-    raise FinetuneError(f"unknown finetune method {method!r}; expected one of {METHODS}")
+    if method not in METHODS:
+        raise FinetuneError(f"unknown finetune method {method!r}; expected one of {METHODS}")
+    return DRAW_TRAINABLE if method == "draw_finetune" else DREAMER_TRAINABLE
 
 
 def _set_trainable(agent, prefixes: tuple[str, ...]) -> list[torch.nn.Parameter]:
@@ -94,10 +90,7 @@ class _Finetune:
     def train_policy(self, states: dict[str, torch.Tensor], is_terminal: torch.Tensor) -> dict[str, torch.Tensor]:
         """states: name -> (B, T, ...) latent states of the batch; the imagination starts from the first of them."""
         cfg = self.config
-        b, t = is_terminal.shape
-        count = max(1, int(b * t * cfg.calibrate.imag_start_fraction))
-        start = {k: v.reshape(b * t, -1)[:count] for k, v in states.items()}
-        start["cont"] = 1.0 - is_terminal.reshape(-1)[:count].float()
+        start = start_states(states, is_terminal, max(1, int(is_terminal.numel() * cfg.calibrate.imag_start_fraction)), first=True)
         with autocast(cfg, is_terminal.device):
             return self.agent.task.train_step(self.agent.wm, start)
 
@@ -135,10 +128,9 @@ class DrawFinetune(_Finetune):
         metrics.update(self.train_policy(states, batch["is_terminal"]))
         return metrics
 
-    @torch.no_grad()
-    def holdout_kl(self, post: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, seed: int) -> float:
-        gen = torch.Generator(device=post.device).manual_seed(seed)
-        return float(self.agent.prior_kl(post, action, is_first, residual=False, generator=gen))
+    def encoding(self) -> tuple:
+        """What the run caches per step, the batch key it goes under, and the held-out KL on it."""
+        return self.agent.wm.posterior_logits, "post_logit", partial(self.agent.prior_kl, residual=False)
 
 
 class DreamerFinetune(_Finetune):
@@ -161,35 +153,17 @@ class DreamerFinetune(_Finetune):
         metrics.update(self.train_policy({"h": states["h"].detach(), "z": states["z"].detach()}, batch["is_terminal"]))
         return metrics
 
+    def encoding(self) -> tuple:
+        """What the run caches per step (encoder embeddings), the batch key it goes under, and the held-out KL on it."""
+        return self.agent.wm.embed, "embed", self.holdout_kl
+
     @torch.no_grad()
-    def holdout_kl(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, seed: int) -> float:
-        """Mean KL(q || p) over the held-out windows (posterior samples drawn with a fixed seed)."""
+    def holdout_kl(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Mean KL(q || p) over the held-out windows (posterior samples drawn from the generator's seed)."""
         with torch.random.fork_rng(devices=[embed.device] if embed.device.type == "cuda" else []):
-            torch.manual_seed(seed)
+            torch.manual_seed(generator.initial_seed())
             states = self.agent.wm.rssm.observe(embed, action, is_first)
-        return float(categorical_kl(states["post_logit"], states["prior_logit"]).mean())
-
-
-@torch.no_grad()
-def embed_cache(agent, replay, device: torch.device, chunk: int = 512) -> torch.Tensor:
-    """Encoder embeddings (N_phys, E) of every stored step, in physical replay order."""
-    arrays = replay.arrays
-    out = []
-    for start in range(0, len(arrays["image"]), chunk):
-        obs = {"image": torch.from_numpy(arrays["image"][start:start + chunk]).to(device)}
-        if "vector" in arrays:
-            obs["vector"] = torch.from_numpy(arrays["vector"][start:start + chunk]).to(device)
-        out.append(agent.wm.embed(obs).float())
-    return torch.cat(out)
-
-
-def _to(batch: dict[str, np.ndarray], keys, device) -> dict[str, torch.Tensor]:
-    out = {}
-    for k in keys:
-        if k in batch:
-            t = torch.from_numpy(np.ascontiguousarray(batch[k]))
-            out[k] = (t.float() if t.dtype == torch.float64 else t).to(device)
-    return out
+        return categorical_kl(states["post_logit"], states["prior_logit"]).mean()
 
 
 def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str | Path, method: str, eval_env: str | None = None,
@@ -202,7 +176,6 @@ def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str 
     out = Path(out)
     if has_checkpoint(out):
         raise CheckpointError(f"{out} already holds a checkpoint; finetune writes a new run folder (choose another --out)")
-    cal = config.calibrate
     src_dir, src_manifest = read_manifest(pretrained)
     if src_manifest["kind"] != "pretrain":
         raise CheckpointError(f"{src_dir} is a {src_manifest['kind']!r} checkpoint; finetune starts from a 'pretrain' checkpoint")
@@ -213,53 +186,20 @@ def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str 
     torch.manual_seed(config.seed)
     runner = (DrawFinetune if method == "draw_finetune" else DreamerFinetune)(agent, config)
     agent.task.retnorm.max = float(config.retnorm.max)
-    spec = {"image_shape": agent.image_shape, "action_dim": agent.action_dim, "vector_dim": agent.vector_dim}
-    dataset = load_target_dataset(data, holdout=cal.holdout, seed=config.seed, **spec)
-    batch_size, length = config.batch_size, config.batch_length
-    agent.wm.eval()
-    is_draw = method == "draw_finetune"
-    cache = posterior_cache(agent, dataset.train, device) if is_draw else embed_cache(agent, dataset.train, device)
-
-    hold = None
-    if dataset.holdout is not None and len(dataset.holdout) >= length:
-        index = windows(dataset.holdout, length)
-        arrays = dataset.holdout.gather(index)
-        feats = (posterior_cache if is_draw else embed_cache)(agent, dataset.holdout, device)[torch.from_numpy(index).to(device)]
-        hold = (feats, torch.from_numpy(arrays["action"]).to(device), torch.from_numpy(arrays["is_first"]).to(device))
-
-    def holdout_kl() -> float | None:
-        return None if hold is None else runner.holdout_kl(*hold, seed=config.seed)
-
-    kl_before = holdout_kl()
-    env = make_env(eval_env, eval_perturb, **(eval_kwargs or {})) if eval_env else None
-    counters = {"updates": 0}
-    trainer = Trainer(out, kind="finetune", total=cal.updates, counters=counters, counter="updates", desc=method,
-                      cadence=Cadence(cal.log_every, cal.eval_every), agent=agent, device=device,
-                      evaluation=Evaluation(env, cal.eval_eps, EVAL_SEED), progress=progress)
-    data_info = {"target": dataset.describe(), "pretrained": {"path": str(src_dir), "weights_sha256": src_manifest["files"]["weights.safetensors"]},
-                 "method": method, "trainable": list(trainable_prefixes(method))}
-
-    def save(final: bool) -> None:
-        save_checkpoint(out / "checkpoint", agent, kind="finetune", counters=counters, metrics=trainer.checkpoint_metrics(),
-                        data=data_info, preprocessing=src_manifest.get("preprocessing", {}),
-                        extra={**{k: v for k, v in src_manifest.get("extra", {}).items() if k in INHERITED_EXTRA},
-                               "finetune": method, "eval_env": {"id": eval_env, "perturb": eval_perturb}})
-
-    keys = ("action", "is_first", "is_terminal") if is_draw else ("image", "vector", "action", "is_first", "is_terminal")
-    if is_draw and agent.hist_dim:
-        keys += ("vector",)   # the policy's past actions
-
-    def step() -> dict[str, Any]:
-        index = dataset.train.sample_indices(batch_size, length)
-        batch = _to(dataset.train.gather(index), keys, device)
-        batch["post_logit" if is_draw else "embed"] = cache[torch.from_numpy(index).to(device)]
-        return runner.step(batch)
+    dataset = load_target_dataset(data, holdout=config.calibrate.holdout, seed=config.seed, **agent_spec(agent))
+    run = TargetRun(config, "finetune", agent, (src_dir, src_manifest), dataset, out, device, {"updates": 0}, eval_env, eval_perturb,
+                    eval_kwargs, progress, desc=method)
+    run.encode(*runner.encoding())
+    run.data_info.update(method=method, trainable=list(trainable_prefixes(method)))
+    kl_before = run.holdout() if run.holdout is not None else None
+    if method == "draw_finetune":
+        keys = ("action", "is_first", "is_terminal") + (("vector",) if agent.hist_dim else ())   # vector: the policy's past actions
+    else:
+        keys = ("image", "vector", "action", "is_first", "is_terminal")
 
     def holdout_scalars() -> dict[str, float]:
-        kl = holdout_kl()
-        return {} if kl is None else {"holdout/kl": kl}
+        return {} if run.holdout is None else {"holdout/kl": run.holdout()}
 
-    trainer.run(step, save=save, log=holdout_scalars)
-    kl_after = holdout_kl()
-    return trainer.finish(method=method, holdout={"holdout/kl_before": kl_before, "holdout/kl_after": kl_after} if hold is not None else {},
-                          dataset=dataset.describe())
+    run.trainer.run(lambda: runner.step(run.batch(keys)), save=lambda final: run.save(final, finetune=method), log=holdout_scalars)
+    holdout = {"holdout/kl_before": kl_before, "holdout/kl_after": run.holdout()} if run.holdout is not None else {}
+    return run.trainer.finish(method=method, holdout=holdout, dataset=dataset.describe())

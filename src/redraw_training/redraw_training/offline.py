@@ -63,16 +63,15 @@ def check_rewards(path: Path) -> None:
 
 
 def preprocessing_of(info: dict[str, Any], image_shape: tuple[int, int, int]) -> dict[str, Any]:
-    """dataset.json's env_settings.preprocess, else the default for the image shape (as envs.default_preprocessing)."""
+    """dataset.json's env_settings.preprocess, else the default for the image shape (PreprocessConfig.for_shape)."""
     pre = (info.get("env_settings") or {}).get("preprocess")
     if isinstance(pre, dict) and pre:
         return dict(pre)
-    h, w, c = image_shape
     try:
         from redraw_common.preprocessing import PreprocessConfig
     except ImportError:  # redraw_common.preprocessing needs OpenCV; the export falls back to the same default
         return {}
-    return PreprocessConfig(mode="lane_mask" if c == 2 else "rgb", height=int(h), width=int(w)).to_dict()
+    return PreprocessConfig.for_shape(image_shape).to_dict()
 
 
 def default_updates(config: Config) -> int:

@@ -99,42 +99,24 @@ def disag_inputs(sigma: torch.Tensor, z: torch.Tensor, action: torch.Tensor) -> 
     return torch.cat([sigma.float(), z.float(), action.float()], -1)
 
 
-class _Reward:
-    """What ImagActorCritic calls `.mean()` on: a precomputed (H, N) reward."""
-
-    def __init__(self, value: torch.Tensor):
-        self.value = value
-
-    def mean(self) -> torch.Tensor:
-        return self.value
-
-
 class ExplorationModel:
     """The world model as the exploration actor-critic sees it: the same DRAW dynamics and continue head, but
     the reward of imagined step t = 1..H is expl.disag * disagreement(sigma_t, z_t, a_t) + expl.extr * reward
-    head(z_t). It records the trajectory that `draw.imagine` returns so the reward can read sigma and actions."""
+    head(z_t)."""
 
     def __init__(self, wm, disag: Disagreement, disag_scale: float, extr_scale: float):
-        self.wm, self.disag = wm, disag
+        self.wm, self.draw, self.disag = wm, wm.draw, disag
         self.disag_scale, self.extr_scale = disag_scale, extr_scale
-        self.draw = self  # ImagActorCritic calls wm.draw.imagine(...)
-        self.traj: dict[str, torch.Tensor] | None = None
 
-    def imagine(self, policy, sigma, z, horizon, residual=None):
-        self.traj = self.wm.draw.imagine(policy, sigma, z, horizon, residual)
-        return self.traj
-
-    def reward(self, z: torch.Tensor) -> _Reward:
-        traj = self.traj
-        if traj is None or z.shape[0] != traj["z"].shape[0] - 1:
-            raise RuntimeError("ExplorationModel.reward expects the states z[1:] of the trajectory it just imagined")
-        with torch.no_grad():
-            out = torch.zeros(z.shape[:-1], device=z.device)
-            if self.disag_scale:
-                out = out + self.disag_scale * self.disag.intrinsic(disag_inputs(traj["sigma"][1:], traj["z"][1:], traj["action"][1:]))
-            if self.extr_scale:
-                out = out + self.extr_scale * self.wm.reward(z).mean().float()
-        return _Reward(out)
+    @torch.no_grad()
+    def imagined_reward(self, traj: dict[str, torch.Tensor]) -> torch.Tensor:
+        z = traj["z"][1:]
+        out = torch.zeros(z.shape[:-1], device=z.device)
+        if self.disag_scale:
+            out = out + self.disag_scale * self.disag.intrinsic(disag_inputs(traj["sigma"][1:], z, traj["action"][1:]))
+        if self.extr_scale:
+            out = out + self.extr_scale * self.wm.reward(z).mean().float()
+        return out
 
     def cont_mode(self, z: torch.Tensor) -> torch.Tensor:
         return self.wm.cont_mode(z)
@@ -176,13 +158,6 @@ class P2EAgent(Agent):
         logits = self.wm.posterior_logits(obs)
         z = self.wm.draw.sample(logits, grad=False) if sample else mode_onehot(logits).flatten(-2)
         return self.expl_behavior.policy(z, sample, self.history(obs.get("vector"))).clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def intrinsic_reward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Disagreement of every (B, T) step of a batch, on the filtered posterior states and the batch actions."""
-        wm = self.wm
-        states = wm.draw.observe(wm.embed(batch), batch["action"], batch["is_first"])
-        return self.disag.intrinsic(disag_inputs(states["sigma"], states["z"], batch["action"]))
 
     def disag_step(self, states: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Train the ensemble: (sigma_t, z_t, a_t) -> e_{t+1}, pairs within an episode only."""

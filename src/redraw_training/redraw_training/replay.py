@@ -21,6 +21,7 @@ import numpy as np
 
 from redraw_common.episodes import episode_paths, load_episode, save_episode, validate_episode
 from redraw_common.errors import RedrawInputError
+from redraw_common.files import sha256_file
 
 KEYS = ("image", "action", "reward", "vector", "is_first", "is_last", "is_terminal")
 
@@ -88,11 +89,7 @@ class Replay:
         return path
 
     def _hash_file(self, path: Path) -> None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        self._digest.update(path.name.encode() + b"\0" + h.hexdigest().encode() + b"\n")
+        self._digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\n")
 
     def digest(self) -> str:
         """sha256 fingerprint of the episode files added so far (in order)."""

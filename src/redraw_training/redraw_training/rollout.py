@@ -120,14 +120,16 @@ class EnvStepper:
         return None
 
 
-def run_episodes(env, act: Actor, episodes: int, seed: int, keep: bool = False) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
-    """Roll `act` for `episodes` episodes (reset seeds seed, seed+1, ...). Returns metrics (return_mean/std/min/max,
-    returns, length_mean, info_<key>_mean of the final steps' numeric infos) and, with keep, the episodes."""
+def run_episodes(env, act: Actor, episodes: int, seed: int, keep: bool = False,
+                 transitions: int | None = None) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    """Roll `act` for `episodes` episodes, or with `transitions` for as many as it takes to make that many (reset
+    seeds seed, seed+1, ...). Returns metrics (episodes, return_mean/std/min/max, returns, length_mean,
+    info_<key>_mean of the final steps' numeric infos) and, with keep, the episodes."""
     action_dim = env.action_space.shape[0]
     reset_actor = getattr(act, "reset", None)
     returns, lengths, infos, kept = [], [], [], []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
+    while len(returns) < episodes if transitions is None else sum(lengths) < transitions:
+        obs, _ = env.reset(seed=seed + len(returns))
         if reset_actor is not None:
             reset_actor()
         builder = EpisodeBuilder(obs, action_dim) if keep else None
@@ -147,7 +149,7 @@ def run_episodes(env, act: Actor, episodes: int, seed: int, keep: bool = False) 
         if builder is not None:
             kept.append(builder.finish(bool(terminated)))
     metrics: dict[str, Any] = {
-        "episodes": episodes,
+        "episodes": len(returns),
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
         "return_min": float(np.min(returns)),
@@ -175,32 +177,44 @@ class NoisyActor:
         return action + self.noise * self.rng.standard_normal(action.shape)
 
 
+def make_actor(env, policy: str, seed: int, device: str = "cpu", action_noise: float = 0.0) -> Actor:
+    """The actor of `policy` in `env`: 'random' (uniform in [-1, 1]), 'scripted' (the env package's exploration driver,
+    scripted.DriverActor) or a checkpoint whose policy acts (sampled actions, plus Gaussian noise of std
+    `action_noise`); seeded by `seed`."""
+    rng = np.random.default_rng(seed)
+    if policy == "random":
+        action_dim = env.action_space.shape[0]
+        return lambda obs: rng.uniform(-1, 1, action_dim)
+    if policy == "scripted":
+        from .scripted import DriverActor
+
+        return DriverActor(env, seed)
+    from .checkpoint import load_agent
+
+    agent, _, _ = load_agent(policy, device, optimizers=False)
+    agent.eval()
+    act = PolicyRunner(agent, torch.device(device))
+    return NoisyActor(act, action_noise, rng) if action_noise else act
+
+
+def save_episodes(folder: Path, episodes: list[dict[str, np.ndarray]], keep_reward: bool = True) -> list[int]:
+    """Write episodes as folder/ep_000000.npz, ... (without their rewards unless keep_reward); returns their transitions."""
+    for i, ep in enumerate(episodes):
+        save_episode(folder / f"ep_{i:06d}.npz", ep if keep_reward else {k: v for k, v in ep.items() if k != "reward"})
+    return [len(e["image"]) - 1 for e in episodes]
+
+
 def collect(env_id: str, out: str | Path, episodes: int, policy: str = "random", perturb: str = "", seed: int = 0,
             env_kwargs: dict[str, Any] | None = None, keep_reward: bool = True, device: str = "cpu",
             action_noise: float = 0.0) -> dict[str, Any]:
-    """Write `episodes` episodes of `policy` ('random' or a checkpoint path) in env_id to the folder `out`."""
-    from .checkpoint import load_agent
+    """Write `episodes` episodes of `policy` (make_actor: 'random', 'scripted' or a checkpoint path) in env_id to the
+    folder `out`, with dataset.json."""
     from .envs import make_env
 
     env = make_env(env_id, perturb, **(env_kwargs or {}))
-    rng = np.random.default_rng(seed)
-    action_dim = env.action_space.shape[0]
-    if policy == "random":
-        def act(obs):
-            return rng.uniform(-1, 1, action_dim)
-    else:
-        agent, _, _ = load_agent(policy, device, optimizers=False)
-        agent.eval()
-        act = PolicyRunner(agent, torch.device(device))
-        if action_noise:
-            act = NoisyActor(act, action_noise, rng)
-    metrics, eps = run_episodes(env, act, episodes, seed, keep=True)
+    metrics, eps = run_episodes(env, make_actor(env, policy, seed, device, action_noise), episodes, seed, keep=True)
     out = Path(out)
-    for i, ep in enumerate(eps):
-        if not keep_reward:
-            ep.pop("reward")
-        save_episode(out / f"ep_{i:06d}.npz", ep)
-    lengths = [len(e["image"]) - 1 for e in eps]
+    lengths = save_episodes(out, eps, keep_reward)
     settings = env.unwrapped.describe() if hasattr(env.unwrapped, "describe") else {"perturb": perturb, **(env_kwargs or {})}
     metrics.update({"out": str(out), "env": env_id, "perturb": perturb, "policy": policy, "seed": seed,
                     "steps": int(sum(len(e["image"]) for e in eps)), "transitions": int(sum(lengths)), "episode_lengths": lengths,

@@ -111,3 +111,19 @@ def driver_input(env, driver, obs: Any) -> Any:
     if kind == "position":
         return env.unwrapped.position()
     return obs
+
+
+class DriverActor:
+    """The env's scripted driver (`scripted_driver`) as an actor of rollout.run_episodes: obs -> what the driver's
+    `input` asks for -> action; episode k of a run starts the driver afresh with seed + k."""
+
+    def __init__(self, env, seed: int):
+        self.env, self.seed, self.episodes = env, seed, 0
+        self.driver = scripted_driver(env, seed)
+
+    def reset(self) -> None:
+        self.driver.reset(self.seed + self.episodes)
+        self.episodes += 1
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        return self.driver.act(driver_input(self.env, self.driver, obs))

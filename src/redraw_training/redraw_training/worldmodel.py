@@ -93,11 +93,41 @@ def heads(config: Config, feat_dim: int, image_shape: tuple[int, int, int], vect
             MLP(feat_dim, c.layers, c.units, 1, "normal"))
 
 
-class WorldModel(nn.Module):
+class LatentWorldModel(nn.Module):
+    """What the DRAW and the Dreamer world models share around their own `loss`: the shapes they model, one Adam over
+    every parameter (config model_opt), freezing, the continue head's mode and the update."""
+
     def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0):
         super().__init__()
         self.config = config
         self.image_shape, self.action_dim, self.vector_dim = tuple(image_shape), action_dim, vector_dim
+        self.opt: Optimizer | None = None
+
+    def make_optimizer(self) -> Optimizer:
+        o = self.config.model_opt
+        self.opt = Optimizer("model", self.parameters(), o.lr, o.eps, o.clip)
+        return self.opt
+
+    def freeze(self) -> None:
+        self.requires_grad_(False)
+        self.opt = None
+
+    def cont_mode(self, feat: torch.Tensor) -> torch.Tensor:
+        return (self.cont(feat).squeeze(-1) > 0).float()
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One update; returns the (detached) posterior states and metrics."""
+        if self.opt is None:
+            raise RuntimeError("world model has no optimizer (frozen?); call make_optimizer() first")
+        with autocast(self.config, batch["image"].device):
+            total, states, metrics = self.loss(batch)
+        metrics.update(self.opt.step(total))
+        return {k: v.detach() for k, v in states.items()}, metrics
+
+
+class WorldModel(LatentWorldModel):
+    def __init__(self, config: Config, image_shape: tuple[int, int, int], action_dim: int, vector_dim: int = 0):
+        super().__init__(config, image_shape, action_dim, vector_dim)
         # history_to_policy: the past actions at the end of the observation's vector are the policy's, not the model's
         self.policy_history_dims = history_dims(vector_dim, "history_to_policy") if config.history_to_policy else 0
         vector_dim = self.model_vector_dim = vector_dim - self.policy_history_dims
@@ -108,20 +138,14 @@ class WorldModel(nn.Module):
         self.scales = dict(config.loss_scales)
         # the action-history entries at the end of the vector, for the counterfactual heads' loss (0: none)
         self.history_dims = history_dims(vector_dim, "history_counterfactual") if config.history_counterfactual else 0
-        self.opt: Optimizer | None = None
 
     @property
     def zdim(self) -> int:
         return self.draw.zdim
 
-    def make_optimizer(self) -> Optimizer:
-        o = self.config.model_opt
-        self.opt = Optimizer("model", self.parameters(), o.lr, o.eps, o.clip)
-        return self.opt
-
-    def freeze(self) -> None:
-        self.requires_grad_(False)
-        self.opt = None
+    def imagined_reward(self, traj: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The reward (H, N) of imagined steps 1..H: the reward head's mean on z."""
+        return self.reward(traj["z"][1:]).mean()
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -137,9 +161,6 @@ class WorldModel(nn.Module):
     def posterior_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalised log-probs (..., C, K) of q(z | x) for every step."""
         return self.draw.dist_logits(self.draw.posterior_raw(self.embed(batch)))
-
-    def cont_mode(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.cont(z).squeeze(-1) > 0).float()
 
     def kl_terms(self, post_logit: torch.Tensor, prior_logit: torch.Tensor, is_first: torch.Tensor) -> dict[str, torch.Tensor]:
         """Masked, free-bits clipped dyn and rep losses (B, T) plus the raw KL (METHOD.md 3.5)."""
@@ -195,13 +216,3 @@ class WorldModel(nn.Module):
         if "reward" in batch:
             out["reward_cf"] = -self.reward(z).log_prob(batch["reward"])
         return out
-
-    def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """One update; returns the (detached) posterior states and metrics."""
-        if self.opt is None:
-            raise RuntimeError("world model has no optimizer (frozen?); call make_optimizer() first")
-        device = batch["image"].device
-        with autocast(self.config, device):
-            total, states, metrics = self.loss(batch)
-        metrics.update(self.opt.step(total))
-        return {k: v.detach() for k, v in states.items()}, metrics

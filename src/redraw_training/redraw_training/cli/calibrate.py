@@ -7,11 +7,8 @@ trains a fresh policy in imagination under the corrected dynamics, with the sim 
               --eval-env redraw/PointGoal-v0 --eval-perturb reversed --updates 1000
     calibrate --checkpoint models/duckietown_draw --data bags/db1_reversed --out runs/db1_redraw
 
---data takes a dataset folder of .npz episodes, or rosbag2 recordings (a recording folder, a bag, or a folder
-of those): bags are converted first with the checkpoint's preprocessing settings and vector size (a model with
-a vector observes the recorded wheel odometry with each frame, then the last k recorded commands: vector_dim 2 + 2k,
-redraw_common.observation), once, into OUT/dataset/, and the conversion report is printed; converted data that fail
-the data checks are refused before any update (redraw_training.targetdata).
+--data takes a dataset folder of .npz episodes, or rosbag2 recordings: those are converted once with the checkpoint's
+settings into OUT/dataset/, and refused before any update when they fail the data checks (redraw_training.targetdata).
 """
 
 from __future__ import annotations

@@ -35,14 +35,8 @@ def set_threads(threads: int) -> None:
 
 
 def runtime(args: argparse.Namespace) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if args.device is not None:
-        changes["device"] = args.device
-    if args.threads is not None:
-        changes["threads"] = args.threads
-    if args.seed is not None:
-        changes["seed"] = args.seed
-    return changes
+    """The config keys --device, --threads and --seed set (those given)."""
+    return {key: getattr(args, key) for key in ("device", "threads", "seed") if getattr(args, key) is not None}
 
 
 def build_config(args: argparse.Namespace, base: Config | None = None, extra: dict[str, Any] | None = None) -> Config:

@@ -7,9 +7,8 @@
 draw_finetune trains DRAW's prior network and initial logits with the dynamics loss only; dreamer_finetune trains the
 whole RSSM through the frozen decoders without the reward loss. Both keep and continue the pretrained policy. The
 budget and evaluation are the calibration's (config calibrate.*), so `calibrate` (ReDRAW) and `finetune` compare
-like for like; zero-shot is `evaluate` of the pretrained checkpoint in the target env, and `compare` runs them all. --data takes
-rosbag2 recordings as calibrate does (converted once with the checkpoint's settings, refused when they fail the data
-checks unless --accept-unclean).
+like for like; zero-shot is `evaluate` of the pretrained checkpoint in the target env, and `compare` runs them all. --data
+takes rosbag2 recordings as calibrate does (redraw_training.targetdata).
 """
 
 from __future__ import annotations

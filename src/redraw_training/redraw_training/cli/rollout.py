@@ -1,8 +1,9 @@
-"""rollout: write episodes of a policy (random or a checkpoint's) in an env to a dataset folder (the episode format of redraw_common).
+"""rollout: write episodes of a policy (random, the env's scripted exploration driver, or a checkpoint's) in an env to a
+dataset folder (the episode format of redraw_common) with its dataset.json.
 
     rollout --env redraw/PointGoal-v0 --target-perturb reversed --episodes 40 --policy random --out data/pg_reversed
-Use it to make target datasets for `calibrate` from the synthetic env or a simulator. (Scripted drivers of the
-simulators, such as the Duckietown explorer, record with redraw_sim's `collect`.)
+    rollout --env redraw/DuckietownLoop-v0 --target-perturb reversed --episodes 10 --policy scripted --no-reward --out data/dt_rev
+Use it to make target datasets for `calibrate` from the synthetic env or a simulator.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     renamed(parser, "--perturb", "--target-perturb (the env the data are recorded in)")
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env kwargs, e.g. '{size: 32}'")
     parser.add_argument("--episodes", type=int, required=True)
-    parser.add_argument("--policy", default="random", help="'random' or a checkpoint folder whose policy acts")
+    parser.add_argument("--policy", default="random", help="'random', 'scripted' (the env package's exploration driver: "
+                        "redraw_sim's ExploreDriver for lane envs) or a checkpoint folder whose policy acts")
     parser.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise added to a checkpoint policy's actions")
     parser.add_argument("--no-reward", action="store_true", help="leave out rewards (as real calibration data has none)")
     parser.add_argument("--seed", type=int, default=0)

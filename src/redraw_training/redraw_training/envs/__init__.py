@@ -70,15 +70,7 @@ def make_env(env_id: str, perturb: str = "", **kwargs: Any) -> gym.Env:
     return env
 
 
-def default_preprocessing(image_shape: tuple[int, int, int]) -> PreprocessConfig:
-    """RGB at the image size (lane masks for 2-channel images), for envs that do not say."""
-    h, w, c = image_shape
-    return PreprocessConfig(mode="lane_mask" if c == 2 else "rgb", height=int(h), width=int(w))
-
-
 def preprocess_config_of(env: gym.Env) -> PreprocessConfig:
-    """The env's preprocessing settings (`env.unwrapped.preprocess_config`), else `default_preprocessing`."""
+    """The env's preprocessing settings (`env.unwrapped.preprocess_config`), else the default for its image shape."""
     cfg = getattr(env.unwrapped, "preprocess_config", None)
-    if isinstance(cfg, PreprocessConfig):
-        return cfg
-    return default_preprocessing(env.observation_space.spaces["image"].shape)
+    return cfg if isinstance(cfg, PreprocessConfig) else PreprocessConfig.for_shape(env.observation_space.spaces["image"].shape)
