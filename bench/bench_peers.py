@@ -230,7 +230,7 @@ def main() -> int:
                 print(f"  {row['update_s']:.3f} s per step (CPU {row['update_cpu_s']:.3f} s), {row['wm_params'] / 1e6:.2f}M world-model "
                       f"parameters, load {row['load_before'][0]:.2f}", flush=True)
     result["ratios"] = {}   # every (size, threads) in the file, also those of earlier runs with these settings
-    for size, threads in sorted({(r["size"], r["threads"]) for r in rows}, key=lambda st: (args.sizes.index(st[0]) if st[0] in args.sizes else 99, st[1])):
+    for size, threads in sorted({(r["size"], r["threads"]) for r in rows}):
         t = {r["impl"]: r["update_s"] for r in rows if r["size"] == size and r["threads"] == threads}
         if "sheeprl DreamerV3" in t:
             result["ratios"][f"{size}/{threads}"] = {k: round(t["sheeprl DreamerV3"] / v, 2) for k, v in t.items() if k != "sheeprl DreamerV3"}

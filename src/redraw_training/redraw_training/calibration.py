@@ -72,35 +72,32 @@ class HoldoutKL:
 class TargetRun:
     """What ReDRAW and the finetune baselines share around their update (`step(batch)`): the pretrained source, the
     target dataset and a frozen-encoder feature of every step, the budget, cadence and evaluation (config calibrate.*,
-    one Trainer), batches, the held-out KL and the checkpoint's data and inherited entries."""
+    one Trainer), batches, the held-out KL and the checkpoint's data and inherited entries.
+
+    encoding = (encode, feature, kl): `encode(obs)` is cached for every step (batches carry it as `feature`), and the
+    held-out KL is kl(features, action, is_first, generator, ...) on it (HoldoutKL)."""
 
     def __init__(self, config: Config, kind: str, agent, src: tuple[Path, dict[str, Any]], dataset, out: Path, device: torch.device,
-                 counters: dict[str, int], eval_env: str | None, eval_perturb: str, eval_kwargs: dict[str, Any] | None,
-                 progress: bool, desc: str | None = None):
-        cal = config.calibrate
-        if len(dataset.train) < config.batch_length:
+                 counters: dict[str, int], encoding: tuple, eval_env: str | None, eval_perturb: str, eval_kwargs: dict[str, Any] | None,
+                 progress: bool, save_every: int, desc: str | None = None):
+        cal, length = config.calibrate, config.batch_length
+        if len(dataset.train) < length:
             raise DatasetError(f"{dataset.path}: the training part has {len(dataset.train)} steps, fewer than one sequence of "
-                               f"batch_length={config.batch_length}; record more data or lower batch_length")
+                               f"batch_length={length}; record more data or lower batch_length")
         self.config, self.kind, self.agent, self.dataset, self.out, self.device = config, kind, agent, dataset, out, device
         self.src_dir, self.src_manifest = src
         self.eval_env = {"id": eval_env, "perturb": eval_perturb}
         env = make_env(eval_env, eval_perturb, **(eval_kwargs or {})) if eval_env else None
-        save_every = cal.save_every if kind == "calibrate" else 0     # a finetune does not resume: it saves at its end
         self.trainer = Trainer(out, kind=kind, total=cal.updates, counters=counters, counter="updates", desc=desc,
                                cadence=Cadence(cal.log_every, cal.eval_every, save_every), agent=agent, device=device,
                                evaluation=Evaluation(env, cal.eval_eps, EVAL_SEED), progress=progress)
         self.data_info = {"target": dataset.describe(), "pretrained": {"path": str(self.src_dir),
                                                                         "weights_sha256": self.src_manifest["files"]["weights.safetensors"]}}
-        self.cache = self.holdout = None
-
-    def encode(self, encode, feature: str, kl) -> None:
-        """Cache `encode` of every training step (batches carry it as `feature`) and set up the held-out KL."""
-        length = self.config.batch_length
-        self.agent.wm.eval()
-        self.cache, self.feature = replay_features(self.dataset.train, encode, self.device), feature
-        hold = self.dataset.holdout
-        if hold is not None and len(hold) >= length:
-            self.holdout = HoldoutKL(hold, encode, kl, self.device, length, seed=self.config.seed)
+        encode, self.feature, kl = encoding
+        agent.wm.eval()
+        self.cache = replay_features(dataset.train, encode, device)
+        hold = dataset.holdout
+        self.holdout = HoldoutKL(hold, encode, kl, device, length, seed=config.seed) if hold is not None and len(hold) >= length else None
 
     def batch(self, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """A training batch (B, T) of the `keys` the data has, and the cached feature of its steps."""
@@ -111,10 +108,9 @@ class TargetRun:
         batch[self.feature] = self.cache[torch.from_numpy(index).to(self.device)]
         return batch
 
-    def save(self, final: bool, **extra: Any) -> None:
+    def save(self, final: bool, rng: dict[str, Any] | None = None, **extra: Any) -> None:
         """The checkpoint: the source's preprocessing and INHERITED_EXTRA entries, the eval env and `extra`."""
         inherited = {k: v for k, v in self.src_manifest.get("extra", {}).items() if k in INHERITED_EXTRA}
-        rng = extra.pop("rng", {})
         save_checkpoint(self.out / "checkpoint", self.agent, kind=self.kind, counters=self.trainer.counters,
                         metrics=self.trainer.checkpoint_metrics(), data=self.data_info, rng=rng,
                         preprocessing=self.src_manifest.get("preprocessing", {}), extra={**inherited, **extra, "eval_env": self.eval_env})
@@ -171,9 +167,9 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
         dataset.train.set_rng_state(manifest["rng"]["replay"])
     if config.compile:
         agent.wm.draw.compile_step()
-    run = TargetRun(config, "calibrate", agent, (src_dir, src_manifest), dataset, out, device, counters, eval_env, eval_perturb,
-                    eval_kwargs, progress)
-    run.encode(agent.wm.posterior_logits, "post_logit", agent.prior_kl)
+    run = TargetRun(config, "calibrate", agent, (src_dir, src_manifest), dataset, out, device, counters,
+                    (agent.wm.posterior_logits, "post_logit", agent.prior_kl), eval_env, eval_perturb, eval_kwargs, progress,
+                    save_every=cal.save_every)
     holdout = run.holdout
     kl_sim = holdout(residual=False) if holdout is not None else None
     keys = ("action", "is_first", "is_terminal") + (("vector",) if agent.hist_dim else ())

@@ -187,9 +187,8 @@ def finetune(config: Config, pretrained: str | Path, data: str | Path, out: str 
     runner = (DrawFinetune if method == "draw_finetune" else DreamerFinetune)(agent, config)
     agent.task.retnorm.max = float(config.retnorm.max)
     dataset = load_target_dataset(data, holdout=config.calibrate.holdout, seed=config.seed, **agent_spec(agent))
-    run = TargetRun(config, "finetune", agent, (src_dir, src_manifest), dataset, out, device, {"updates": 0}, eval_env, eval_perturb,
-                    eval_kwargs, progress, desc=method)
-    run.encode(*runner.encoding())
+    run = TargetRun(config, "finetune", agent, (src_dir, src_manifest), dataset, out, device, {"updates": 0}, runner.encoding(),
+                    eval_env, eval_perturb, eval_kwargs, progress, save_every=0, desc=method)   # a finetune saves at its end only
     run.data_info.update(method=method, trainable=list(trainable_prefixes(method)))
     kl_before = run.holdout() if run.holdout is not None else None
     if method == "draw_finetune":
