@@ -53,6 +53,7 @@ PROJECT = {
     "duckietown_world": "python3-duckietown-gym-pip",   # installed with duckietown-gym-daffy
     "geometry": "python3-duckietown-gym-pip",           # PyGeometry-z6, a dependency of duckietown-world-daffy
     "pyglet": "python3-pyglet-pip",
+    "ray": "python3-ray-pip",
 }
 #: what a use of a module needs beyond the module itself (the code touches these without importing their package)
 IMPLIED = {

@@ -122,10 +122,19 @@ def return_table_markdown(summary: list[dict[str, Any]], s: CompareSettings) -> 
     return "\n".join(lines) + "\n"
 
 
-def table_markdown(summary: list[dict[str, Any]], s: CompareSettings, note: str = "") -> str:
+def failed_markdown(failed: dict[str, str]) -> str:
+    """The cells that failed (their rows are left out of the means above): name and error; logs in OUT/logs/."""
+    if not failed:
+        return ""
+    lines = [f"\n**{len(failed)} failed cell(s)**, left out of the means above (logs: logs/<cell>.log):\n"]
+    lines += [f"- `{name}`: {error}" for name, error in sorted(failed.items())]
+    return "\n".join(lines) + "\n"
+
+
+def table_markdown(summary: list[dict[str, Any]], s: CompareSettings, note: str = "", failed: dict[str, str] | None = None) -> str:
     seeds = ", ".join(str(x) for x in s.seeds)
     over = f"mean ± SEM over {len(s.seeds)} seeds: {seeds}; per seed {s.eval_episodes} evaluation episodes with sampled actions"
-    tail = (f"\n{note}\n" if note else "")
+    tail = failed_markdown(failed or {}) + (f"\n{note}\n" if note else "")
     if any(d.get("lane") for d in summary):
         sizes = sorted({d["size"] for d in summary})
         text = (f"Lane following in {s.env}, the layout of the paper's Duckiebot table ({over}). Dense reward: reward per step "

@@ -42,11 +42,11 @@ class CompareSettings:
     sizes: list[int] = field(default_factory=lambda: [2000])   # target dataset sizes, transitions
     target_driver: str = "auto"
     eval_episodes: int = 10
-    threads: int = 1
-    jobs: int = 1
+    threads: int = 1                           # torch threads (and Ray CPUs) per cell
+    jobs: int | None = None                    # CPUs of the local Ray instance (default: the machine's cores)
+    ray_address: str | None = None             # join this Ray cluster ("auto" or HOST:PORT) instead of a local instance
     draw_checkpoint: str | None = None         # a pretrained DRAW checkpoint used for every seed instead of pretraining
     dreamer_checkpoint: str | None = None      # the same for the Dreamer baselines
-    progress: bool = False                     # progress bars of the offline runs
 
     def kwargs_for(self, model: str) -> dict[str, Any]:
         """The env kwargs a model acts in (its checkpoint's, e.g. DRAW's action history; else the common ones)."""
@@ -68,6 +68,10 @@ class CompareSettings:
             raise CompareError(f"target driver must be one of {TARGET_DRIVERS}, found {self.target_driver!r}")
         if self.explore not in ("task", "plan2explore", "scripted"):
             raise CompareError(f"explore must be task, plan2explore or scripted, found {self.explore!r}")
+        if self.jobs is not None and self.jobs < 1:
+            raise CompareError(f"jobs must be >= 1 (CPUs of the local Ray instance), found {self.jobs}")
+        if self.threads < 1:
+            raise CompareError(f"threads must be >= 1, found {self.threads}")
         if self.eval_episodes < 1:
             raise CompareError(f"eval_episodes must be >= 1, found {self.eval_episodes}")
         for model in ("draw", "dreamer"):

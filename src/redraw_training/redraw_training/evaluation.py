@@ -111,7 +111,9 @@ def evaluate_agent(agent, env, episodes: int, seed: int, device: torch.device, s
 
 def evaluate(checkpoint: str | Path, env_id: str | None = None, perturb: str = "", episodes: int = 10, seed: int = 0,
              sample: bool = True, device: str = "cpu", env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Roll a checkpoint's policy in an env (by default the one it was trained in) and return the metrics."""
+    """Roll a checkpoint's policy in an env (by default the one it was trained in) and return the metrics. The sampled
+    actions draw from torch's RNG seeded with `seed` (the caller's RNG state is left as it was), so the same call gives
+    the same episodes in any process, whatever ran in it before."""
     agent, manifest, directory = load_agent(checkpoint, device, optimizers=False)
     agent.eval()
     env_info = manifest.get("extra", {}).get("env", {})
@@ -122,7 +124,10 @@ def evaluate(checkpoint: str | Path, env_id: str | None = None, perturb: str = "
     if tuple(spec["image_shape"]) != tuple(agent.image_shape) or spec["action_dim"] != agent.action_dim:
         raise ValueError(f"env {env_id} has images {spec['image_shape']} and {spec['action_dim']} action dims; the checkpoint expects "
                          f"{tuple(agent.image_shape)} and {agent.action_dim}")
-    metrics = evaluate_agent(agent, env, episodes, seed, torch.device(device), sample=sample)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        metrics = evaluate_agent(agent, env, episodes, seed, torch.device(device), sample=sample)
+    env.close()
     metrics.update({"checkpoint": str(directory), "kind": manifest["kind"], "env": env_id, "perturb": perturb, "seed": seed,
                     "policy": "sample" if sample else "mean", "env_kwargs": kwargs})
     return metrics

@@ -64,3 +64,13 @@ def redraw_run(tmp_path_factory) -> RedrawRun:
     calibrate_summary = calibrate(config, pretrain_dir, target_dir, calibrate_dir, eval_env="redraw/PointGoal-v0",
                                   eval_perturb="reversed", progress=False)
     return RedrawRun(root, config, pretrain_dir, pretrain_summary, target_dir, calibrate_dir, calibrate_summary)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (2 CPUs, loopback) for a module's tests; compare and run_graph use a session the caller
+    holds instead of starting their own."""
+    from redraw_training.cluster import ray_session
+
+    with ray_session(None, 2, log=lambda line: None):
+        yield

@@ -220,7 +220,7 @@ def test_summary_mean_and_sem():
 
 
 @pytest.mark.slow
-def test_compare_one_command_all_methods(tmp_path):
+def test_compare_one_command_all_methods(local_ray, tmp_path):
     """`compare` over the five methods, 2 seeds and a two-size dataset sweep writes results.json (one row per
     method x size x seed, one evaluation format), table.md (mean ± SEM per method and condition) and plot.png;
     the sweep's smaller dataset is a prefix of the larger one; rerunning resumes without redoing any stage."""

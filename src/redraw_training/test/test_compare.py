@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redraw_training.compare import seed_lock
+from redraw_training.cluster import folder_lock
 from redraw_training.compare_report import summarize, table_markdown
 from redraw_training.compare_settings import LANE_COLUMNS, METHODS, CompareError, CompareSettings
 from redraw_training.evaluation import lane_metrics
@@ -133,7 +133,7 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_checkpoints, tmp_path, capsys):
+def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_checkpoints, local_ray, tmp_path, capsys):
     """With --draw-checkpoint / --dreamer-checkpoint every seed uses those models (no pretrain/ folder, the env taken
     from the checkpoint); the seeds still vary the target data and the evaluation; the nominal condition works
     (zero-shot and offline methods on nominal data); a rerun resumes; another checkpoint in the same --out is refused."""
@@ -165,10 +165,10 @@ def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_ch
     assert main(args) == 0
     assert (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp
     capsys.readouterr()
-    with seed_lock(out, 1):       # as if another process were running seed 1 in OUT
+    with folder_lock(out, "compare"):       # as if another compare were running in OUT
         assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"seed 1 of {out} is being run by another process (pid {os.getpid()})" in err
+    assert f"{out} is being run by another compare (pid {os.getpid()})" in err
     assert (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp   # nothing wiped
     other = [a if a != str(tiny_checkpoints["dreamer"]) else str(tiny_checkpoints["dreamer"] / "checkpoint") for a in args]
     assert main(other) == 0                                  # the same weights through the checkpoint folder are fine

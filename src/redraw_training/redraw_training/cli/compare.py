@@ -15,7 +15,13 @@ the unmodified env, the paper's "unmodified real"; the exploration driver for la
 runs calibration / finetuning with the same budget on the same data, and evaluates every policy in the target env the
 same way. Writes OUT/results.json, OUT/table.md (mean ± SEM over seeds; for lane envs the paper's Duckiebot table:
 dense reward per step, lap time, centre offset, laps) and OUT/plot.png; rerunning the same command resumes
-(finished stages are skipped).
+(finished cells are skipped). Exit status 1 when a cell failed (its error is under the table and in results.json).
+
+Every cell is a Ray task. Without --ray-address, a local Ray instance of --jobs CPUs runs them; on a cluster:
+
+    ray start --head --port 6379                        # on the head machine
+    ray start --address HEAD:6379                       # on every other machine (same venv and code)
+    compare --ray-address HEAD:6379 ... --out runs/big   # on the head: cells spread over every node's CPUs
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ def parse_conditions(values: list[str]) -> list[str]:
 
 @entry_point("compare")
 def main(argv: list[str] | None = None) -> int:
+    from ..cluster import ClusterError
     from ..compare import compare
     from ..compare_settings import METHODS, TARGET_DRIVERS, CompareError, CompareSettings, checkpoint_env
 
@@ -84,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="who collects the target data: auto = the exploration driver (redraw_sim ExploreDriver) for lane envs, "
                         "random actions otherwise")
     parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per policy and seed")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per job")
-    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (and Ray CPUs) per cell")
+    parser.add_argument("--jobs", type=int, default=None, help="CPUs of the local Ray instance, i.e. cells run at once at "
+                        "--threads 1 (default: this machine's cores); ignored with --ray-address")
+    parser.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                        help="run the cells on this Ray cluster (ray start --head ...; 'auto' = the one this machine "
+                        "belongs to) instead of a local Ray instance")
     args = parser.parse_args(argv)
     seeds = _ints(args.seeds, "--seeds")
     if len(seeds) == 1 and "," not in args.seeds:
@@ -119,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         explore=args.explore, source_perturb=args.train_perturb, env_kwargs=env_kwargs, model_env_kwargs=model_env_kwargs,
         pretrain_steps=args.pretrain_steps, updates=args.updates, sizes=_ints(args.sizes, "--sizes"),
         target_driver=args.target_driver, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
-        draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint, progress=args.jobs == 1)
+        ray_address=args.ray_address, draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint)
     try:
         settings.check()
     except CompareError as exc:
@@ -144,10 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     ])
     try:
         results = compare(settings)
-    except (CompareError, ConfigError, ValueError) as exc:
+    except (CompareError, ClusterError, ConfigError, ValueError) as exc:
         fail(str(exc))
-    say([(Path(args.out) / "table.md").read_text(), f"done in {results['seconds']:.0f} s"])
-    return 0
+    failed = results["failed"]
+    say([(Path(args.out) / "table.md").read_text(), f"done in {results['seconds']:.0f} s"
+         + (f"; {len(failed)} cell(s) FAILED (listed under the table; logs in {args.out}/logs/)" if failed else "")])
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,387 @@
+"""Sweeps on Ray: a task graph of cells, each of which writes one folder, on a local Ray instance or a cluster.
+
+A cell is one unit of a sweep (a pretraining, a target dataset, a calibration and its evaluation, ...). It needs the
+folders of the cells it depends on and writes one folder of its own. Workers need no shared filesystem: a task gets
+its inputs' folders as Ray objects (the producing task's return value, passed on as an object reference, so a cell
+starts as soon as its inputs exist), runs in a scratch folder of its node and returns its folder as bytes; the driver
+writes it into the sweep's folder atomically (scratch folder + rename), so a killed driver leaves no half cell. A cell
+whose folder holds `cell.json` is done: a resumed sweep submits nothing for it.
+
+    with ray_session(address=None, cpus=2, log=print):
+        failed = run_graph(cells, execute, root, log=print)
+
+`execute(cell, inputs, out, log)` does the work of one cell: `inputs` maps each dependency's name to its folder on
+the worker, `out` is the (empty) folder to fill. A worker process that dies (a killed node, out of memory) is retried
+up to `retries` times; an exception raised by `execute` (bad data, a NaN) fails its cell and the cells that need it,
+with the error kept, and the rest of the graph goes on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redraw_common.errors import RedrawInputError
+from redraw_common.files import read_json, write_json
+
+#: the marker of a finished cell folder: what ran, where, for how long
+CELL_JSON = "cell.json"
+#: per-cell logs, under the sweep's folder
+LOGS = "logs"
+
+
+class ClusterError(RedrawInputError):
+    """A sweep that cannot run: its folder is in use, the cluster cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str                              # its folder under the sweep's root, e.g. "runs/redraw/reversed_n40/seed0"
+    stage: str                             # the progress line it counts in ("pretrain", "data", ...)
+    deps: tuple[str, ...] = ()             # names of the cells (or given inputs) whose folders it reads
+    cpus: float = 1.0
+    gpus: float = 0.0
+    spec: dict[str, Any] = field(default_factory=dict, hash=False)   # what `execute` needs to know (method, seed, ...)
+
+
+def is_done(folder: Path) -> bool:
+    return (folder / CELL_JSON).is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# folders as bytes (what travels between nodes)
+
+
+def pack(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` by its relative POSIX path (links followed)."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def unpack(files: dict[str, bytes], folder: Path) -> Path:
+    folder = Path(folder)
+    for rel, data in files.items():
+        path = folder / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise ValueError(f"refusing to write {rel!r} outside {folder}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def commit(files: dict[str, bytes], dest: Path) -> Path:
+    """Write a cell's folder: into a scratch folder beside `dest`, then one rename, so `dest` is either absent (or
+    the unfinished folder an earlier run left, replaced here) or complete."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        unpack(files, scratch)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(scratch, dest)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return dest
+
+
+@contextmanager
+def folder_lock(root: Path, what: str = "sweep") -> Iterator[None]:
+    """Hold `root`/.lock while this process drives the sweep in `root`: a second driver on the same folder is refused
+    (it would write the same cells). The OS drops the lock when the holder exits, however it ends."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise ClusterError(f"{root} is being run by another {what} (pid {holder}); wait for it to end, or use another "
+                               f"output folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}")
+        fh.flush()
+        yield
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the Ray session
+
+#: a local instance for this machine only: Ray's one-machine switch (its node IP is then 127.0.0.1 and every server
+#: it starts listens there, not on all interfaces) and no usage report sent out
+LOCAL_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@contextmanager
+def _local_only() -> Iterator[None]:
+    """LOCAL_ONLY for the start of a local instance. Ray reads the switch when it is first imported, so the imported
+    constant is set too (and both are put back after)."""
+    from ray._private import ray_constants
+
+    saved_env = {k: os.environ.get(k) for k in LOCAL_ONLY}
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update(LOCAL_ONLY)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def ray_session(address: str | None, cpus: int | None, log: Callable[[str], None], gpus: int | None = None) -> Iterator[dict[str, Any]]:
+    """Ray for the length of a sweep. No address: a local instance of `cpus` CPUs (default: this machine's cores) on
+    127.0.0.1 only (LOCAL_ONLY), started here and stopped at the end; `address` ("auto" or HOST:PORT): join that cluster (left running).
+    A Ray session the caller already holds (ray.init in a notebook or a test) is used as it is."""
+    import ray
+
+    if ray.is_initialized():
+        yield _describe(ray, "the caller's Ray session", "")
+        return
+    try:
+        if address:
+            context = ray.init(address=address, log_to_driver=False, configure_logging=False)
+            where = f"the Ray cluster at {address}"
+        else:
+            with _local_only():
+                context = ray.init(num_cpus=int(cpus or os.cpu_count() or 1), num_gpus=gpus, include_dashboard=False,
+                                   log_to_driver=False, configure_logging=False)
+            where = "a local Ray instance (127.0.0.1)"
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot start or join Ray ({'address ' + address if address else 'local instance'}): {exc}") from None
+    try:
+        info = _describe(ray, where, getattr(context, "dashboard_url", "") or "")
+        log(f"ray: {where}, {info['cpus']:g} CPUs, {info['gpus']:g} GPUs on {info['nodes']} node(s)"
+            + (f"; dashboard http://{info['dashboard']}" if info["dashboard"] else ""))
+        yield info
+    finally:
+        ray.shutdown()
+
+
+def _describe(ray, where: str, dashboard: str) -> dict[str, Any]:
+    res = ray.cluster_resources()
+    return {"where": where, "cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0)),
+            "nodes": sum(1 for n in ray.nodes() if n.get("Alive")), "dashboard": dashboard}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one cell on a worker
+
+
+class CellFailed(Exception):
+    """A cell's own failure (not a lost worker): the error and the cell's log, carried back to the driver."""
+
+    def __init__(self, error: str, log: str):
+        super().__init__(error, log)
+        self.error, self.log = error, log
+
+    def __str__(self) -> str:
+        return self.error
+
+
+class _Tracker:
+    """Which cells have started, how often (a retried cell starts again): a Ray actor on the driver's node, for the
+    running / queued counts of the progress lines and the run's report."""
+
+    def __init__(self):
+        self.starts: dict[str, int] = {}
+
+    def start(self, name: str) -> None:
+        self.starts[name] = self.starts.get(name, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.starts)
+
+
+@dataclass
+class GraphRun:
+    """What run_graph did: the cells it found done, the ones it submitted, how often each started, which failed."""
+
+    done_before: list[str]
+    submitted: list[str]
+    starts: dict[str, int]
+    failed: dict[str, str]              # name -> error (a cell whose input failed: "input <name> failed")
+
+
+def _run_cell(execute: Callable, cell: Cell, tracker, *inputs: dict[str, Any]) -> dict[str, Any]:
+    """A task: materialise the inputs, run `execute` into a scratch folder, return the folder and the log."""
+    import ray
+
+    ray.get(tracker.start.remote(cell.name))     # recorded before the work starts (the driver's counts never miss it)
+    lines = io.StringIO()
+
+    def log(line: str) -> None:
+        lines.write(f"[{time.strftime('%H:%M:%S')}] {line}\n")
+
+    node = ray.get_runtime_context().get_node_id()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="redraw-cell-") as tmp:
+        scratch = Path(tmp)
+        folders = {dep: unpack(files["files"], scratch / "in" / f"{i}") for i, (dep, files) in enumerate(zip(cell.deps, inputs))}
+        out = scratch / "out"
+        out.mkdir()
+        try:
+            execute(cell, folders, out, log)
+        except Exception as exc:
+            log(traceback.format_exc())
+            raise CellFailed(f"{type(exc).__name__}: {exc}", lines.getvalue()) from None
+        write_json(out / CELL_JSON, {"name": cell.name, "stage": cell.stage, "spec": cell.spec, "seconds": time.time() - t0,
+                                     "host": socket.gethostname(), "node": node, "pid": os.getpid(),
+                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return {"files": pack(out), "log": lines.getvalue()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the graph on the driver
+
+
+class _Lines:
+    """One line per stage: done / running / queued cells and an ETA (a live tqdm bar on a terminal; otherwise a status
+    line in the log whenever a cell ends)."""
+
+    def __init__(self, cells: list[Cell], done: set[str], log: Callable[[str], None]):
+        self.stages = list(dict.fromkeys(c.stage for c in cells))
+        self.cells = {st: [c.name for c in cells if c.stage == st] for st in self.stages}
+        self.done, self.log, self.seconds = set(done), log, {st: [] for st in self.stages}
+        self.live = sys.stderr.isatty()
+        self.bars = {}
+        if self.live:
+            from tqdm import tqdm
+
+            width = max(len(s) for s in self.stages)
+            self.bars = {st: tqdm(total=len(self.cells[st]), initial=sum(n in self.done for n in self.cells[st]), position=i,
+                                  desc=st.ljust(width), bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix}", leave=True)
+                         for i, st in enumerate(self.stages)}
+
+    def text(self, st: str, started: dict[str, int], failed: set[str]) -> str:
+        names = self.cells[st]
+        done = sum(n in self.done for n in names)
+        bad = sum(n in failed for n in names)
+        running = sum(n in started and n not in self.done and n not in failed for n in names)
+        queued = len(names) - done - bad - running
+        parts = [f"{done}/{len(names)} done", f"{running} running", f"{queued} queued"] + ([f"{bad} failed"] if bad else [])
+        left = queued + running
+        if left and self.seconds[st]:
+            per = sum(self.seconds[st]) / len(self.seconds[st])
+            parts.append(f"ETA {per * max(1, -(-left // max(1, running))) / 60:.1f} min")
+        return ", ".join(parts)
+
+    def update(self, started: dict[str, int], failed: set[str], ended: bool) -> None:
+        for st in self.stages:
+            if self.live:
+                bar = self.bars[st]
+                bar.n = sum(n in self.done for n in self.cells[st])
+                bar.set_postfix_str(self.text(st, started, failed))
+        if ended and not self.live:
+            self.log("progress: " + "; ".join(f"{st} {self.text(st, started, failed)}" for st in self.stages))
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str, Path] | None = None,
+              log: Callable[[str], None] = print, retries: int = 3,
+              on_done: Callable[[Cell, Path], None] | None = None) -> GraphRun:
+    """Run every cell of `cells` (listed after their dependencies) that is not done in `root`, as Ray tasks. `given`
+    are input folders on the driver that cells may name as deps (a pretrained checkpoint). Each finished cell is
+    written to root/<name> (then `on_done(cell, folder)`), its log to root/logs/<name>.log. A cell whose input
+    failed is not run and fails with "input <name> failed"."""
+    import ray
+    from ray.exceptions import RayError, RayTaskError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    root = Path(root)
+    names = {c.name for c in cells} | set(given or {})
+    for c in cells:
+        missing = [d for d in c.deps if d not in names]
+        if missing:
+            raise ValueError(f"cell {c.name} needs {missing}, which are neither cells nor given inputs")
+    done = {c.name for c in cells if is_done(root / c.name)}
+    todo = [c for c in cells if c.name not in done]
+    refs: dict[str, Any] = {}
+    for name in sorted({d for c in todo for d in c.deps if d not in {t.name for t in todo}}):
+        refs[name] = ray.put({"files": pack(Path(given[name]) if given and name in given else root / name)})
+    lines = _Lines(cells, done, log)
+    failed: dict[str, str] = {}
+    report = GraphRun(sorted(done), [c.name for c in todo], {}, failed)
+    if not todo:
+        lines.update({}, set(), ended=True)
+        lines.close()
+        return report
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)   # dies with the driver only
+    tracker = ray.remote(num_cpus=0)(_Tracker).options(scheduling_strategy=here).remote()
+    task = ray.remote(_run_cell)
+    pending: dict[Any, Cell] = {}
+    for c in todo:
+        ref = task.options(num_cpus=c.cpus, num_gpus=c.gpus, max_retries=retries, retry_exceptions=False,
+                           name=c.name).remote(execute, c, tracker, *[refs[d] for d in c.deps])
+        refs[c.name] = ref
+        pending[ref] = c
+    started: dict[str, int] = {}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            for ref in ready:
+                c = pending.pop(ref)
+                logfile = root / LOGS / f"{c.name}.log"
+                try:
+                    result = ray.get(ref)
+                except RayTaskError as exc:
+                    cause = exc.cause if isinstance(getattr(exc, "cause", None), CellFailed) else None
+                    failed[c.name] = cause.error if cause else str(exc).splitlines()[0]
+                    text = cause.log if cause else str(exc)
+                    write_text(logfile, text)
+                    log(f"{c.name}: FAILED: {failed[c.name]} (log: {logfile})")
+                except RayError as exc:                 # a worker lost more often than `retries`
+                    failed[c.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    write_text(logfile, str(exc))
+                    log(f"{c.name}: FAILED: {failed[c.name]}")
+                else:
+                    folder = commit(result["files"], root / c.name)
+                    write_text(logfile, result["log"])
+                    lines.done.add(c.name)
+                    lines.seconds[c.stage].append(float((read_json(folder / CELL_JSON) or {}).get("seconds", 0.0)))
+                    if on_done is not None:
+                        on_done(c, folder)
+                lines.update(started, set(failed), ended=True)
+            if not ready:
+                started = ray.get(tracker.snapshot.remote())
+                lines.update(started, set(failed), ended=False)
+        report.starts.update(ray.get(tracker.snapshot.remote()))
+    finally:
+        lines.close()
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        ray.kill(tracker)
+    for c in cells:                  # a cell whose input failed did not run: say so rather than repeat the input's error
+        bad = [d for d in c.deps if d in failed]
+        if c.name in failed and bad:
+            failed[c.name] = f"input {bad[0]} failed"
+    return report
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

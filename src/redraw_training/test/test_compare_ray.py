@@ -1,0 +1,109 @@
+"""The task graph of compare (redraw_training.cluster) on a local Ray instance: a failing cell keeps its error and stops
+only the cells that need it; a resumed graph submits nothing that finished; one driver per folder. The comparison on a
+two-node cluster is test_compare_cluster.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from redraw_training.cluster import CELL_JSON, Cell, ClusterError, folder_lock, is_done, run_graph  # noqa: E402
+
+
+def _toy(cell: Cell, inputs: dict[str, Path], out: Path, log) -> None:
+    """A cell that sums its inputs' numbers and its own; spec bad=True raises as a real cell does on bad data."""
+    if cell.spec.get("bad"):
+        raise ValueError(f"{cell.name}: bad data")
+    total = cell.spec["value"] + sum(int((folder / "n.txt").read_text()) for folder in inputs.values())
+    (out / "n.txt").write_text(str(total))
+    log(f"{cell.name} = {total}")
+
+
+def _graph(bad: bool = False) -> list[Cell]:
+    return [Cell("a", "first", spec={"value": 1}), Cell("b", "first", spec={"value": 2, "bad": bad}),
+            Cell("c/x", "second", ("a",), spec={"value": 10}), Cell("c/y", "second", ("a", "b"), spec={"value": 20}),
+            Cell("d", "third", ("c/y",), spec={"value": 100})]
+
+
+def test_a_failing_cell_keeps_its_error_and_stops_only_what_needs_it(local_ray, tmp_path):
+    run = run_graph(_graph(bad=True), _toy, tmp_path, log=lambda line: None)
+    assert run.failed["b"] == "ValueError: b: bad data"
+    assert run.failed["c/y"] == "input b failed" and run.failed["d"] == "input c/y failed"
+    assert set(run.failed) == {"b", "c/y", "d"}
+    assert (tmp_path / "c/x/n.txt").read_text() == "11" and is_done(tmp_path / "c/x")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "d").exists()
+    assert "bad data" in (tmp_path / "logs" / "b.log").read_text()          # the traceback is kept
+    assert run.starts.get("d", 0) == 0                                       # never started
+
+
+def test_a_resumed_graph_runs_only_what_is_not_done(local_ray, tmp_path):
+    first = run_graph(_graph(), _toy, tmp_path, log=lambda line: None)
+    assert first.failed == {} and first.starts == {c.name: 1 for c in _graph()}
+    assert (tmp_path / "d/n.txt").read_text() == str(100 + 20 + 1 + 2)
+    again = run_graph(_graph(), _toy, tmp_path, log=lambda line: None)
+    assert again.submitted == [] and again.starts == {} and len(again.done_before) == 5
+    (tmp_path / "c/y" / CELL_JSON).unlink()                   # as if the driver had been killed while writing c/y
+    third = run_graph(_graph(), _toy, tmp_path, log=lambda line: None)
+    assert third.submitted == ["c/y"] and third.starts == {"c/y": 1}      # d is done: it is not rerun
+    assert json.loads((tmp_path / "c/y" / CELL_JSON).read_text())["spec"] == {"value": 20}
+    assert not list(tmp_path.glob("c/.*.tmp"))                              # no scratch folder left
+
+
+def test_a_second_driver_on_the_same_folder_is_refused(tmp_path):
+    with folder_lock(tmp_path, "compare"):
+        with pytest.raises(ClusterError, match=f"being run by another compare \\(pid {os.getpid()}\\)"):
+            with folder_lock(tmp_path, "compare"):
+                pass
+    with folder_lock(tmp_path, "compare"):      # released when the holder is done
+        pass
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """The addresses (hex ip:port as /proc/net/tcp{,6} write them) that the processes `pids` listen on."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:              # state LISTEN, owned by one of `pids`
+                found.append(fields[1])
+    return found
+
+
+def test_the_local_instance_listens_on_loopback_only(local_ray):
+    """compare's local Ray instance (no --ray-address) is for this machine alone: node IP 127.0.0.1, and every
+    server of it (GCS, raylet, workers) listens on 127.0.0.1, none on all interfaces."""
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    addresses = _listening(_descendants(os.getpid()))
+    loopback = ("0100007F:", "0000000000000000FFFF00000100007F:")       # 127.0.0.1 in tcp and (v4-mapped) tcp6
+    assert len(addresses) >= 3 and all(a.startswith(loopback) for a in addresses), addresses
