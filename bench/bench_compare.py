@@ -2,11 +2,11 @@
 """Wall time of one small comparison: the Ray task graph (compare now) against the process pool over seeds that
 `compare --jobs` was before it (commit --old, run from a git worktree of this repository), each with 1 and 2 CPUs.
 
-    python bench/bench_compare.py                       # 4 runs of about 2-5 min each on 2 cores
-    python bench/bench_compare.py --old 1ec3767 --cpus 1,2
+    python bench/bench_compare.py                       # 4 runs of 0.5-1.2 min each on 2 cores
+    python bench/bench_compare.py --seeds 3 --cpus 2 --out bench/results/compare_ray_3seeds.json
 
 The comparison (COMPARE below, the same arguments for both): the synthetic PointGoal env, tiny preset, pretraining
-per seed, 2 seeds x (DRAW zero-shot, DRAW finetune, ReDRAW) x 1 condition, one dataset size. With N CPUs the Ray
+per seed, --seeds seeds (2) x (DRAW zero-shot, DRAW finetune, ReDRAW) x 1 condition, one dataset size. With N CPUs the Ray
 graph runs on a local instance of N CPUs (`--jobs N`: any cell whose inputs exist); the old pool ran min(N, seeds)
 processes, each one seed's stages in order. Each run is a fresh --out in its own process, one torch thread per
 cell. Refuses to start when the 1-minute load average is above --max-load.
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peers import machine  # noqa: E402
 
-COMPARE = ["--env", "redraw/PointGoal-v0", "--target-perturb", "reversed", "--seeds", "2",
+COMPARE = ["--env", "redraw/PointGoal-v0", "--target-perturb", "reversed",
            "--methods", "draw_zeroshot,draw_finetune,redraw", "--preset", "tiny", "--pretrain-steps", "400", "--updates", "200",
            "--sizes", "300", "--eval-episodes", "4", "--threads", "1", "--set", "run.prefill=200", "--set", "imag_starts=64"]
 PYTHON_PACKAGES = ("redraw_common", "redraw_sim", "redraw_training")
@@ -43,11 +43,11 @@ def worktree(commit: str, cache: Path) -> Path:
     return path
 
 
-def run(code: Path, cpus: int, out: Path) -> dict:
+def run(code: Path, cpus: int, seeds: int, out: Path) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(code / "src" / p) for p in PYTHON_PACKAGES] + [env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-c", "from redraw_training.cli.compare import main; raise SystemExit(main())",
-           *COMPARE, "--jobs", str(cpus), "--out", str(out)]
+           *COMPARE, "--seeds", str(seeds), "--jobs", str(cpus), "--out", str(out)]
     load = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -84,6 +84,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--old", default="1ec3767", help="the commit of the process-pool compare")
     p.add_argument("--cpus", default="1,2")
+    p.add_argument("--seeds", type=int, default=2, help="seeds of the comparison (the old pool ran one process per seed)")
     p.add_argument("--cache", type=Path, default=ROOT / "bench" / ".cache")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compare_ray.json")
     p.add_argument("--max-load", type=float, default=0.5)
@@ -99,10 +100,10 @@ def main() -> int:
         for cpus in [int(c) for c in args.cpus.split(",")]:
             for engine, code in (("ray graph", ROOT), ("old --jobs pool", old)):
                 row = {"engine": engine, "code": commit if code == ROOT else args.old, "cpus": cpus,
-                       **run(code, cpus, Path(tmp) / f"{engine.split()[0]}_{cpus}")}
+                       **run(code, cpus, args.seeds, Path(tmp) / f"{engine.split()[0]}_{cpus}")}
                 rows.append(row)
                 print(f"{engine:16s} {cpus} CPU: {row['wall_s']:.1f} s", flush=True)
-    result = {"compare_args": COMPARE, "machine": machine(), "rows": rows,
+    result = {"compare_args": [*COMPARE, "--seeds", str(args.seeds)], "machine": machine(), "rows": rows,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for cpus in sorted({r["cpus"] for r in rows}):
         pair = {r["engine"]: r["wall_s"] for r in rows if r["cpus"] == cpus}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import shutil
 import socket
@@ -28,7 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ class Cell:
     deps: tuple[str, ...] = ()             # names of the cells (or given inputs) whose folders it reads
     cpus: float = 1.0
     gpus: float = 0.0
-    spec: dict[str, Any] = field(default_factory=dict, hash=False)   # what `execute` needs to know (method, seed, ...)
+    spec: dict[str, Any] = field(default_factory=dict, hash=False)   # what it computes (method, seed, settings, ...)
+    ships: tuple[str, ...] = ()            # the files its dependents get (path prefixes, e.g. "checkpoint/"); () = all
 
 
 def is_done(folder: Path) -> bool:
@@ -64,10 +66,18 @@ def is_done(folder: Path) -> bool:
 # folders as bytes (what travels between nodes)
 
 
-def pack(folder: Path) -> dict[str, bytes]:
-    """Every file under `folder` by its relative POSIX path (links followed)."""
+def pack(folder: Path, only: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Every file under `folder` (links followed) by its relative POSIX path; with `only`, those whose path starts
+    with one of its prefixes."""
     folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {}
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in sorted(names):
+            rel = (Path(top) / name).relative_to(folder).as_posix()
+            if not only or rel.startswith(only):
+                files[rel] = (Path(top) / name).read_bytes()
+    return files
 
 
 def unpack(files: dict[str, bytes], folder: Path) -> Path:
@@ -152,7 +162,9 @@ def _local_only() -> Iterator[None]:
 @contextmanager
 def ray_session(address: str | None, cpus: int | None, log: Callable[[str], None], gpus: int | None = None) -> Iterator[dict[str, Any]]:
     """Ray for the length of a sweep. No address: a local instance of `cpus` CPUs (default: this machine's cores) on
-    127.0.0.1 only (LOCAL_ONLY), started here and stopped at the end; `address` ("auto" or HOST:PORT): join that cluster (left running).
+    127.0.0.1 only (LOCAL_ONLY), started here and stopped at the end, whatever RAY_ADDRESS or a `ray start` on this
+    machine say; `address` ("auto" or HOST:PORT): join that cluster (left running; this process must run on one of
+    its nodes).
     A Ray session the caller already holds (ray.init in a notebook or a test) is used as it is."""
     import ray
 
@@ -165,8 +177,8 @@ def ray_session(address: str | None, cpus: int | None, log: Callable[[str], None
             where = f"the Ray cluster at {address}"
         else:
             with _local_only():
-                context = ray.init(num_cpus=int(cpus or os.cpu_count() or 1), num_gpus=gpus, include_dashboard=False,
-                                   log_to_driver=False, configure_logging=False)
+                context = ray.init(address="local", num_cpus=int(cpus or os.cpu_count() or 1), num_gpus=gpus,
+                                   include_dashboard=False, log_to_driver=False, configure_logging=False)
             where = "a local Ray instance (127.0.0.1)"
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"cannot start or join Ray ({'address ' + address if address else 'local instance'}): {exc}") from None
@@ -224,8 +236,9 @@ class GraphRun:
     failed: dict[str, str]              # name -> error (a cell whose input failed: "input <name> failed")
 
 
-def _run_cell(execute: Callable, cell: Cell, tracker, *inputs: dict[str, Any]) -> dict[str, Any]:
-    """A task: materialise the inputs, run `execute` into a scratch folder, return the folder and the log."""
+def _run_cell(execute: Callable, cell: Cell, tracker, *inputs: dict[str, bytes]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A task: materialise the inputs (in/<dep name>), run `execute` into a scratch folder with what it prints kept in
+    the cell's log, and return (the folder and the log for the driver, the files its dependents get)."""
     import ray
 
     ray.get(tracker.start.remote(cell.name))     # recorded before the work starts (the driver's counts never miss it)
@@ -234,22 +247,22 @@ def _run_cell(execute: Callable, cell: Cell, tracker, *inputs: dict[str, Any]) -
     def log(line: str) -> None:
         lines.write(f"[{time.strftime('%H:%M:%S')}] {line}\n")
 
-    node = ray.get_runtime_context().get_node_id()
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="redraw-cell-") as tmp:
-        scratch = Path(tmp)
-        folders = {dep: unpack(files["files"], scratch / "in" / f"{i}") for i, (dep, files) in enumerate(zip(cell.deps, inputs))}
-        out = scratch / "out"
-        out.mkdir()
-        try:
-            execute(cell, folders, out, log)
-        except Exception as exc:
-            log(traceback.format_exc())
-            raise CellFailed(f"{type(exc).__name__}: {exc}", lines.getvalue()) from None
-        write_json(out / CELL_JSON, {"name": cell.name, "stage": cell.stage, "spec": cell.spec, "seconds": time.time() - t0,
-                                     "host": socket.gethostname(), "node": node, "pid": os.getpid(),
-                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        return {"files": pack(out), "log": lines.getvalue()}
+    try:
+        with tempfile.TemporaryDirectory(prefix="redraw-cell-") as tmp:
+            scratch = Path(tmp)
+            folders = {dep: unpack(files, scratch / "in" / dep) for dep, files in zip(cell.deps, inputs)}
+            out = scratch / "out"
+            out.mkdir()
+            with redirect_stdout(lines), redirect_stderr(lines):
+                execute(cell, folders, out, log)
+            write_json(out / CELL_JSON, {"name": cell.name, "stage": cell.stage, "spec": cell.spec, "seconds": time.time() - t0,
+                                         "host": socket.gethostname(), "node": ray.get_runtime_context().get_node_id(),
+                                         "pid": os.getpid(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            return {"files": pack(out), "log": lines.getvalue()}, pack(out, cell.ships)
+    except Exception as exc:
+        log(traceback.format_exc())
+        raise CellFailed(f"{type(exc).__name__}: {exc}", lines.getvalue()) from None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -257,14 +270,14 @@ def _run_cell(execute: Callable, cell: Cell, tracker, *inputs: dict[str, Any]) -
 
 
 class _Lines:
-    """One line per stage: done / running / queued cells and an ETA (a live tqdm bar on a terminal; otherwise a status
-    line in the log whenever a cell ends)."""
+    """One line per stage: done / running / queued cells and an ETA; live tqdm bars on a terminal, otherwise the
+    lines in the log when a cell ends and at least every `every` seconds."""
 
-    def __init__(self, cells: list[Cell], done: set[str], log: Callable[[str], None]):
+    def __init__(self, cells: list[Cell], done: set[str], log: Callable[[str], None], every: float = 60.0):
         self.stages = list(dict.fromkeys(c.stage for c in cells))
         self.cells = {st: [c.name for c in cells if c.stage == st] for st in self.stages}
         self.done, self.log, self.seconds = set(done), log, {st: [] for st in self.stages}
-        self.live = sys.stderr.isatty()
+        self.live, self.every, self.last = sys.stderr.isatty(), every, time.time()
         self.bars = {}
         if self.live:
             from tqdm import tqdm
@@ -288,41 +301,74 @@ class _Lines:
         return ", ".join(parts)
 
     def update(self, started: dict[str, int], failed: set[str], ended: bool) -> None:
-        for st in self.stages:
-            if self.live:
-                bar = self.bars[st]
-                bar.n = sum(n in self.done for n in self.cells[st])
-                bar.set_postfix_str(self.text(st, started, failed))
-        if ended and not self.live:
-            self.log("progress: " + "; ".join(f"{st} {self.text(st, started, failed)}" for st in self.stages))
+        if self.live:
+            for st in self.stages:
+                self.bars[st].n = sum(n in self.done for n in self.cells[st])
+                self.bars[st].set_postfix_str(self.text(st, started, failed))
+        elif ended or time.time() - self.last >= self.every:
+            self.last = time.time()
+            for st in self.stages:
+                self.log(f"progress: {st:9s} {self.text(st, started, failed)}")
 
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
 
 
+def _check(cells: list[Cell], given: dict[str, Path], root: Path) -> None:
+    """Refuse, before anything runs, a graph that cannot run as asked: a cell listed twice or before an input, a
+    resource request no node can meet (it would wait forever), a finished cell made with other settings than these
+    (its results would be mixed with new ones), a folder that no finished cell wrote (left by another tool or an
+    older compare: it would be replaced)."""
+    import ray
+
+    seen: set[str] = set(given)
+    problems = []
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus, gpus = max((n.get("CPU", 0) for n in nodes), default=0), max((n.get("GPU", 0) for n in nodes), default=0)
+    for c in cells:
+        if c.name in seen:
+            problems.append(f"{c.name}: listed twice (or named like a given input)")
+        missing = [d for d in c.deps if d not in seen]
+        if missing:
+            problems.append(f"{c.name}: needs {missing}, which are not given and not cells listed before it")
+        seen.add(c.name)
+        if c.cpus > cpus or c.gpus > gpus:
+            problems.append(f"{c.name}: asks {c.cpus:g} CPUs and {c.gpus:g} GPUs, the largest node has {cpus:g} and {gpus:g}")
+        folder = root / c.name
+        if is_done(folder):
+            recorded = (read_json(folder / CELL_JSON) or {}).get("spec")
+            if json.dumps(recorded, sort_keys=True, default=str) != json.dumps(c.spec, sort_keys=True, default=str):
+                keys = sorted(k for k in set(recorded or {}) | set(c.spec) if (recorded or {}).get(k) != c.spec.get(k))
+                problems.append(f"{folder} was made with other settings ({', '.join(keys)} differ: {(recorded or {}).get(keys[0]) if keys else ''!s:.200} "
+                                f"there, {c.spec.get(keys[0]) if keys else ''!s:.200} now); remove that folder to recompute it, or use another output folder")
+        elif folder.exists() and any(folder.iterdir()):
+            problems.append(f"{folder} exists but holds no finished cell ({CELL_JSON}): made by another tool or an older "
+                            f"version; move it away, or use another output folder")
+    if problems:
+        shown = problems[:8] + ([f"... and {len(problems) - 8} more"] if len(problems) > 8 else [])
+        raise ClusterError(f"{len(problems)} cell(s) cannot run as asked:\n  " + "\n  ".join(shown))
+
+
 def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str, Path] | None = None,
               log: Callable[[str], None] = print, retries: int = 3,
               on_done: Callable[[Cell, Path], None] | None = None) -> GraphRun:
-    """Run every cell of `cells` (listed after their dependencies) that is not done in `root`, as Ray tasks. `given`
-    are input folders on the driver that cells may name as deps (a pretrained checkpoint). Each finished cell is
-    written to root/<name> (then `on_done(cell, folder)`), its log to root/logs/<name>.log. A cell whose input
-    failed is not run and fails with "input <name> failed"."""
+    """Run every cell of `cells` (listed after their dependencies) that is not done in `root`, as Ray tasks, after
+    _check. `given` are input folders on the driver that cells may name as deps (a pretrained checkpoint). Each
+    finished cell is written to root/<name> (then `on_done(cell, folder)`), its log to root/logs/<name>.log. A cell
+    whose input failed is not run and fails with "input <name> failed"."""
     import ray
     from ray.exceptions import RayError, RayTaskError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    root = Path(root)
-    names = {c.name for c in cells} | set(given or {})
-    for c in cells:
-        missing = [d for d in c.deps if d not in names]
-        if missing:
-            raise ValueError(f"cell {c.name} needs {missing}, which are neither cells nor given inputs")
+    root, given = Path(root), dict(given or {})
+    _check(cells, given, root)
     done = {c.name for c in cells if is_done(root / c.name)}
     todo = [c for c in cells if c.name not in done]
-    refs: dict[str, Any] = {}
+    by_name = {c.name: c for c in cells}
+    ships: dict[str, Any] = {}     # name -> the object its dependents get
     for name in sorted({d for c in todo for d in c.deps if d not in {t.name for t in todo}}):
-        refs[name] = ray.put({"files": pack(Path(given[name]) if given and name in given else root / name)})
+        ships[name] = ray.put(pack(given[name]) if name in given else pack(root / name, by_name[name].ships))
     lines = _Lines(cells, done, log)
     failed: dict[str, str] = {}
     report = GraphRun(sorted(done), [c.name for c in todo], {}, failed)
@@ -335,24 +381,32 @@ def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str,
     task = ray.remote(_run_cell)
     pending: dict[Any, Cell] = {}
     for c in todo:
-        ref = task.options(num_cpus=c.cpus, num_gpus=c.gpus, max_retries=retries, retry_exceptions=False,
-                           name=c.name).remote(execute, c, tracker, *[refs[d] for d in c.deps])
-        refs[c.name] = ref
-        pending[ref] = c
+        result, shipped = task.options(num_cpus=c.cpus, num_gpus=c.gpus, max_retries=retries, retry_exceptions=False,
+                                       num_returns=2, name=c.name).remote(execute, c, tracker, *[ships[d] for d in c.deps])
+        ships[c.name] = shipped
+        pending[result] = c
+    ships.clear()     # the submitted tasks hold their inputs: an output is freed once its dependents are done
     started: dict[str, int] = {}
+    polled = 0.0
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            if time.time() - polled >= 2.0:
+                started, polled = ray.get(tracker.snapshot.remote()), time.time()
             for ref in ready:
                 c = pending.pop(ref)
                 logfile = root / LOGS / f"{c.name}.log"
+                bad = [d for d in c.deps if d in failed]
                 try:
                     result = ray.get(ref)
                 except RayTaskError as exc:
                     cause = exc.cause if isinstance(getattr(exc, "cause", None), CellFailed) else None
-                    failed[c.name] = cause.error if cause else str(exc).splitlines()[0]
-                    text = cause.log if cause else str(exc)
-                    write_text(logfile, text)
+                    if bad:
+                        failed[c.name] = f"input {bad[0]} failed"
+                        write_text(logfile, f"not run: its input {bad[0]} failed (log: {root / LOGS / bad[0]}.log)\n")
+                    else:
+                        failed[c.name] = cause.error if cause else str(exc).splitlines()[0]
+                        write_text(logfile, cause.log if cause else str(exc))
                     log(f"{c.name}: FAILED: {failed[c.name]} (log: {logfile})")
                 except RayError as exc:                 # a worker lost more often than `retries`
                     failed[c.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -367,7 +421,6 @@ def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str,
                         on_done(c, folder)
                 lines.update(started, set(failed), ended=True)
             if not ready:
-                started = ray.get(tracker.snapshot.remote())
                 lines.update(started, set(failed), ended=False)
         report.starts.update(ray.get(tracker.snapshot.remote()))
     finally:

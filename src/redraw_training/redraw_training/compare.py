@@ -39,6 +39,8 @@ paper's Duckiebot table (METHOD.md 9): per condition dense reward per step, lap 
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from functools import partial
@@ -48,7 +50,7 @@ from typing import Any
 from redraw_common.files import DATASET_JSON, read_json, write_json
 
 from .cluster import CELL_JSON, LOGS, Cell, folder_lock, is_done, ray_session, run_graph
-from .compare_cells import base_config, data_info, execute, size_folder
+from .compare_cells import base_config, data_info, execute, settings_of, size_folder
 from .compare_report import plot, summarize, table_markdown
 from .compare_settings import (
     MODEL_OF,
@@ -69,57 +71,63 @@ def pretrain_name(s: CompareSettings, model: str, seed: int) -> str:
 
 def plan(s: CompareSettings) -> list[Cell]:
     """Every cell of the comparison, each after the cells it needs: pretraining per model and seed (unless given),
-    target data per condition and seed, then per method the zero-shot evaluation (one per condition, shared by the
-    sizes) or the offline run per condition, size and seed."""
-    gpus = 1.0 if str(base_config(s, "draw", 0).device).startswith("cuda") else 0.0
+    target data per condition and seed, the offline run per offline method, condition, size and seed, and one
+    evaluation per policy (a zero-shot policy once per condition, shared by the sizes). Each cell's spec holds the
+    settings its result depends on (compare_cells.settings_of), so a resumed comparison with other settings is
+    refused rather than mixed."""
+    gpu = 1.0 if str(base_config(s, "draw", 0).device).startswith("cuda") else 0.0
     cpus = float(max(1, int(s.threads)))
 
-    def cell(name: str, stage: str, deps: tuple[str, ...] = (), **spec: Any) -> Cell:
-        return Cell(name, stage, deps, cpus=cpus, gpus=gpus, spec=spec)
+    def cell(name: str, stage: str, deps: tuple[str, ...], ships: tuple[str, ...] = ("checkpoint/",), **spec: Any) -> Cell:
+        return Cell(name, stage, deps, cpus=cpus, gpus=0.0 if stage == "data" else gpu, ships=ships,
+                    spec={**spec, "settings": settings_of(s, stage, spec)})
 
     models = sorted({MODEL_OF[m] for m in s.methods})
-    cells = [cell(pretrain_name(s, model, seed), "pretrain", model=model, seed=seed)
+    sizes = sorted(set(int(n) for n in s.sizes))
+    cells = [cell(pretrain_name(s, model, seed), "pretrain", (), model=model, seed=seed)
              for seed in s.seeds for model in models if s.checkpoint_of(model) is None]
-    cells += [cell(f"data/{slug(p)}_seed{seed}", "data", perturb=p, seed=seed) for seed in s.seeds for p in s.target_perturbs]
+    cells += [cell(f"data/{slug(p)}_seed{seed}", "data", (), ("all/", DATASET_JSON), perturb=p, seed=seed)
+              for seed in s.seeds for p in s.target_perturbs]
     for seed in s.seeds:
         for p in s.target_perturbs:
             for method in s.methods:
                 pre = pretrain_name(s, MODEL_OF[method], seed)
                 if method.endswith("zeroshot"):
-                    cells.append(cell(f"runs/{method}/{slug(p)}/seed{seed}", "zeroshot", (pre,), method=method, perturb=p, seed=seed))
+                    cells.append(cell(f"evals/{method}/{slug(p)}/seed{seed}", "evaluate", (pre,), method=method, perturb=p, seed=seed))
                     continue
-                for size in sorted(set(int(n) for n in s.sizes)):
-                    cells.append(cell(f"runs/{method}/{slug(p)}_n{size}/seed{seed}", "offline", (pre, f"data/{slug(p)}_seed{seed}"),
-                                      method=method, perturb=p, size=size, seed=seed))
+                for size in sizes:
+                    run = f"runs/{method}/{slug(p)}_n{size}/seed{seed}"
+                    cells.append(cell(run, "offline", (pre, f"data/{slug(p)}_seed{seed}"), method=method, perturb=p, size=size, seed=seed))
+                    cells.append(cell(f"evals/{method}/{slug(p)}_n{size}/seed{seed}", "evaluate", (run,), method=method, perturb=p,
+                                      size=size, seed=seed))
     return cells
 
 
 def rows_of(s: CompareSettings, cells: list[Cell], failed: dict[str, str]) -> list[dict[str, Any]]:
-    """One row per method x condition x size x seed, read from the cells' folders (so a resumed comparison gives the
-    rows of the cells it did not rerun); a failed cell gives a row with its `error`."""
+    """One row per method x condition x size x seed, read from the evaluation cells' folders (so a resumed
+    comparison gives the rows of the cells it did not rerun); a failed evaluation gives a row with its `error`."""
     given = {m: s.checkpoint_of(m) for m in ("draw", "dreamer")}
     rows = []
     for c in cells:
-        if c.stage not in ("zeroshot", "offline"):
+        if c.stage != "evaluate":
             continue
         spec = c.spec
-        sizes = sorted(set(int(n) for n in s.sizes)) if c.stage == "zeroshot" else [spec["size"]]
-        for size in sizes:
+        for size in [spec["size"]] if "size" in spec else sorted(set(int(n) for n in s.sizes)):
             row: dict[str, Any] = {"method": spec["method"], "perturb": spec["perturb"], "size": size, "seed": spec["seed"]}
             if c.name in failed:
                 rows.append({**row, "error": failed[c.name]})
                 continue
-            folder = s.out / c.name
-            metrics, info = read_json(folder / "eval.json"), read_json(folder / CELL_JSON)
+            metrics = read_json(s.out / c.name / "eval.json")
             data = read_json(s.out / f"data/{slug(spec['perturb'])}_seed{spec['seed']}" / DATASET_JSON) or {}
-            model = MODEL_OF[spec["method"]]
+            policy = c.deps[0]
             row.update({"return_mean": metrics["return_mean"], "return_std": metrics["return_std"], "returns": metrics["returns"],
                         "info": {k: v for k, v in metrics.items() if k.startswith("info_")},
-                        "checkpoint": str(folder if c.stage == "offline" else given[model] or s.out / c.deps[0]),
+                        "checkpoint": str(given[MODEL_OF[spec["method"]]] if policy.startswith("given/") else s.out / policy),
                         "target_data": {"driver": data.get("driver"), "collected": data.get("transitions")},
-                        "seconds": info["seconds"]})
-            if c.stage == "offline":
-                summary = read_json(folder / "summary.json") or {}
+                        "seconds": sum(float((read_json(s.out / name / CELL_JSON) or {}).get("seconds", 0.0))
+                                       for name in ([policy, c.name] if policy.startswith("runs/") else [c.name]))})
+            if policy.startswith("runs/"):
+                summary = read_json(s.out / policy / "summary.json") or {}
                 row.update({"holdout": summary.get("holdout", {}), "train_steps": summary.get("dataset", {}).get("train_steps"),
                             "updates": summary.get("counters", {}).get("updates")})
             if metrics.get("lane"):
@@ -188,11 +196,10 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
             log(f"{cell.name}: done" + "".join(f"; {line.split('] ', 1)[-1]}" for line in
                                                (s.out / LOGS / f"{cell.name}.log").read_text().splitlines()[-1:]))
 
-        stale = [c for c in cells if c.stage == "data" and is_done(s.out / c.name)
-                 and int(data_info(s.out / c.name).get("transitions", 0)) < max(s.sizes)]
-        for c in stale:      # collected for smaller sizes before: collect max(sizes) again
-            (s.out / c.name / CELL_JSON).unlink()
-        with ray_session(s.ray_address, s.jobs, log):
+        for c in cells:      # target data collected for smaller sizes before: collect max(sizes) again (the same episodes first)
+            if c.stage == "data" and is_done(s.out / c.name) and int(data_info(s.out / c.name).get("transitions", 0)) < max(s.sizes):
+                shutil.rmtree(s.out / c.name)
+        with ray_session(s.ray_address, max(s.jobs or os.cpu_count() or 1, s.threads), log):
             run = run_graph(cells, partial(execute, s), s.out, given=given, log=log, on_done=finished)
         failed = run.failed
         for c in cells:        # the nested prefixes of each dataset, as the offline cells used them
@@ -207,5 +214,6 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
                    "seconds": time.time() - started, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(s.out / "results.json", results)
         (s.out / "table.md").write_text(table_markdown(summary, s, note, failed))
-        plot(summary, s, s.out / "plot.png")
+        if summary:                          # (no plot when every evaluation failed: the table lists them)
+            plot(summary, s, s.out / "plot.png")
     return results

@@ -1,10 +1,9 @@
 """What each cell of a comparison (redraw_training.compare) computes, on folders of the node it runs on.
 
-    pretrain  {model}_seed{seed}                       a DRAW or DreamerV3 model pretrained in the source env
-    data      {condition}_seed{seed}                   max(sizes) reward-free transitions of the target driver
-    zeroshot  {method}/{condition}/seed{seed}          the pretrained task policy evaluated in the target env
-    offline   {method}/{condition}_n{size}/seed{seed}  ReDRAW or a finetune on the nested first `size` transitions,
-                                                       then evaluated in the target env
+    pretrain  pretrain/{model}_seed{seed}                    a DRAW or DreamerV3 model pretrained in the source env
+    data      data/{condition}_seed{seed}                    max(sizes) reward-free transitions of the target driver
+    offline   runs/{method}/{condition}_n{size}/seed{seed}   ReDRAW or a finetune on the nested first `size` transitions
+    evaluate  evals/{method}/{condition}[_n{size}]/seed{seed}  one policy (zero-shot: the pretrained one) in the target env
 
 `execute(s, cell, inputs, out, log)` runs one of them into the empty folder `out` (cluster.run_graph's contract).
 Every cell seeds what it draws from its own (seed, stage) and sets the torch threads, so its result does not depend
@@ -153,7 +152,7 @@ def evaluate_into(s: CompareSettings, checkpoint: Path, perturb: str, seed: int,
     return metrics
 
 
-def offline_cell(s: CompareSettings, method: str, perturb: str, size: int, seed: int, pretrained: Path, data: Path, out: Path,
+def offline_cell(s: CompareSettings, method: str, size: int, seed: int, pretrained: Path, data: Path, out: Path,
                  log: Callable[[str], None]) -> None:
     from .calibration import calibrate
     from .finetune import finetune
@@ -161,16 +160,32 @@ def offline_cell(s: CompareSettings, method: str, perturb: str, size: int, seed:
     config = offline_config(s, pretrained, seed)
     target = fit_vector(size_folder(data, size), pretrained)
     if method == "redraw":
-        calibrate(config, pretrained, target, out, progress=False, resume=False)
+        summary = calibrate(config, pretrained, target, out, progress=False, resume=False)
     else:
-        finetune(config, pretrained, target, out, method, progress=False)
-    metrics = evaluate_into(s, out, perturb, seed, MODEL_OF[method], out)
-    log(f"seed {seed}: {method} {perturb or 'nominal'} n={size}: return {metrics['return_mean']:.2f}")
+        summary = finetune(config, pretrained, target, out, method, progress=False)
+    log(f"seed {seed}: {method} n={size}: {summary['counters']['updates']} updates on {summary['dataset']['train_steps']} "
+        f"transitions; held-out {summary.get('holdout', {})}")
 
 
-def zeroshot_cell(s: CompareSettings, method: str, perturb: str, seed: int, pretrained: Path, out: Path, log: Callable[[str], None]) -> None:
-    metrics = evaluate_into(s, pretrained, perturb, seed, MODEL_OF[method], out)
+def evaluate_cell(s: CompareSettings, method: str, perturb: str, seed: int, policy: Path, out: Path, log: Callable[[str], None]) -> None:
+    metrics = evaluate_into(s, policy, perturb, seed, MODEL_OF[method], out)
     log(f"seed {seed}: {method} {perturb or 'nominal'}: return {metrics['return_mean']:.2f}")
+
+
+def settings_of(s: CompareSettings, stage: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The settings a cell's result depends on beyond its own spec (method, condition, size, seed): what a resumed
+    comparison must agree with. The target data does not depend on the sizes: a larger max(sizes) collects again
+    with the same seeds, whose episodes extend the smaller collection (the nested prefixes stay the same)."""
+    from .config import for_model
+
+    if stage == "pretrain":
+        return {"env": s.env, "env_kwargs": s.env_kwargs, "source_perturb": s.source_perturb, "presets": s.presets,
+                "explore": s.explore, "pretrain_steps": s.pretrain_steps, "overrides": for_model(s.overrides, spec["model"])}
+    if stage == "data":
+        return {"env": s.env, "env_kwargs": s.env_kwargs, "target_driver": s.target_driver}
+    if stage == "offline":
+        return {"updates": s.updates, "overrides": for_model(s.overrides, MODEL_OF[spec["method"]])}
+    return {"env": s.env, "env_kwargs": s.kwargs_for(MODEL_OF[spec["method"]]), "eval_episodes": s.eval_episodes}
 
 
 def execute(s: CompareSettings, cell: Cell, inputs: dict[str, Path], out: Path, log: Callable[[str], None]) -> None:
@@ -183,10 +198,10 @@ def execute(s: CompareSettings, cell: Cell, inputs: dict[str, Path], out: Path, 
         pretrain_cell(s, spec["model"], spec["seed"], out, log)
     elif cell.stage == "data":
         data_cell(s, spec["perturb"], spec["seed"], out, log)
-    elif cell.stage == "zeroshot":
-        zeroshot_cell(s, spec["method"], spec["perturb"], spec["seed"], inputs[cell.deps[0]], out, log)
     elif cell.stage == "offline":
-        offline_cell(s, spec["method"], spec["perturb"], spec["size"], spec["seed"], inputs[cell.deps[0]], inputs[cell.deps[1]], out, log)
+        offline_cell(s, spec["method"], spec["size"], spec["seed"], inputs[cell.deps[0]], inputs[cell.deps[1]], out, log)
+    elif cell.stage == "evaluate":
+        evaluate_cell(s, spec["method"], spec["perturb"], spec["seed"], inputs[cell.deps[0]], out, log)
     else:
         raise ValueError(f"unknown stage {cell.stage!r}")
 

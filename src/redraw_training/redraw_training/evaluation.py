@@ -124,7 +124,7 @@ def evaluate(checkpoint: str | Path, env_id: str | None = None, perturb: str = "
     if tuple(spec["image_shape"]) != tuple(agent.image_shape) or spec["action_dim"] != agent.action_dim:
         raise ValueError(f"env {env_id} has images {spec['image_shape']} and {spec['action_dim']} action dims; the checkpoint expects "
                          f"{tuple(agent.image_shape)} and {agent.action_dim}")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
         metrics = evaluate_agent(agent, env, episodes, seed, torch.device(device), sample=sample)
     env.close()

@@ -95,6 +95,16 @@ def test_lane_table_has_the_papers_columns_and_mean_sem_over_seeds(tmp_path):
     assert "Episode return" in table and "pretrained per seed" in table.lower()
 
 
+def test_the_table_lists_failed_cells_under_the_means(tmp_path):
+    """A cell that failed (its row holds `error`, compare leaves it out of the summary) is named with its error under
+    the table, so a mean over fewer seeds is never read as the whole grid."""
+    rows = [r for r in _lane_rows() if not (r["method"] == "redraw" and r["perturb"] == "reversed" and r["seed"] == 2)]
+    failed = {"runs/redraw/reversed_n100/seed2": "DatasetError: episode 3 has NaN actions"}
+    table = table_markdown(summarize(rows), _settings(tmp_path), failed=failed)
+    assert "**1 failed cell(s)**" in table and "`runs/redraw/reversed_n100/seed2`: DatasetError: episode 3 has NaN actions" in table
+    assert "failed" not in table_markdown(summarize(rows), _settings(tmp_path))
+
+
 def test_lane_plot_one_panel_per_metric(tmp_path):
     from redraw_training.compare_report import plot
 
@@ -161,15 +171,15 @@ def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_ch
     zs = {r["seed"]: r["returns"] for r in rows if r["method"] == "draw_zeroshot" and r["perturb"] == ""}
     assert zs[0] != zs[1]                                    # other evaluation episodes per seed, same model
     assert "the same for every seed" in (out / "table.md").read_text()
-    stamp = (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime
+    stamp = (out / "evals" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime
     assert main(args) == 0
-    assert (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp
+    assert (out / "evals" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp
     capsys.readouterr()
     with folder_lock(out, "compare"):       # as if another compare were running in OUT
         assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{out} is being run by another compare (pid {os.getpid()})" in err
-    assert (out / "runs" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp   # nothing wiped
+    assert (out / "evals" / "redraw" / "nominal_n40" / "seed1" / "eval.json").stat().st_mtime == stamp   # nothing wiped
     other = [a if a != str(tiny_checkpoints["dreamer"]) else str(tiny_checkpoints["dreamer"] / "checkpoint") for a in args]
     assert main(other) == 0                                  # the same weights through the checkpoint folder are fine
     previous = json.loads((out / "pretrained.json").read_text())

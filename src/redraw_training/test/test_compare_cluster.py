@@ -176,7 +176,7 @@ def _cluster_checks(tmp_path: Path, address: str, worker: Node) -> None:
     killer.join(timeout=1)
     assert killed, "the worker node never ran a cell"
     results = json.loads((tmp_path / "lost" / "results.json").read_text())
-    assert results["failed"] == {} and results["cells"]["total"] == 8
+    assert results["failed"] == {} and results["cells"]["total"] == 10     # 2 pretrain, 2 data, 2 offline, 4 evaluate
     starts = results["cells"]["starts"]
     assert [starts[title.removeprefix("ray::")] for title in killed] == [2] * len(killed), (killed, starts)  # ran again
     _assert_same(local, _rows(tmp_path / "lost"))                       # every cell once, with the same numbers

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,30 @@ def test_a_resumed_graph_runs_only_what_is_not_done(local_ray, tmp_path):
     assert (tmp_path / "d/n.txt").read_text() == str(100 + 20 + 1 + 2)
     again = run_graph(_graph(), _toy, tmp_path, log=lambda line: None)
     assert again.submitted == [] and again.starts == {} and len(again.done_before) == 5
-    (tmp_path / "c/y" / CELL_JSON).unlink()                   # as if the driver had been killed while writing c/y
+    shutil.rmtree(tmp_path / "c/y")                 # as if the driver had been killed before it wrote c/y (writes are atomic)
     third = run_graph(_graph(), _toy, tmp_path, log=lambda line: None)
     assert third.submitted == ["c/y"] and third.starts == {"c/y": 1}      # d is done: it is not rerun
     assert json.loads((tmp_path / "c/y" / CELL_JSON).read_text())["spec"] == {"value": 20}
     assert not list(tmp_path.glob("c/.*.tmp"))                              # no scratch folder left
+
+
+def test_what_cannot_run_as_asked_is_refused_before_anything_runs(local_ray, tmp_path):
+    """A cell asking more CPUs than any node has (it would wait forever), a finished cell made with other settings
+    (its results would be mixed with new ones), a folder no finished cell wrote (it would be replaced), a cell listed
+    before its input: each refused up front, naming the cell, with nothing submitted."""
+    with pytest.raises(ClusterError, match="a: asks 8 CPUs and 0 GPUs, the largest node has 2 and 0"):
+        run_graph([Cell("a", "first", cpus=8.0, spec={"value": 1})], _toy, tmp_path, log=lambda line: None)
+    assert run_graph(_graph(), _toy, tmp_path, log=lambda line: None).failed == {}
+    changed = [Cell(c.name, c.stage, c.deps, spec={**c.spec, "value": 3}) if c.name == "c/x" else c for c in _graph()]
+    with pytest.raises(ClusterError, match="c/x was made with other settings \\(value differ: 10 there, 3 now\\)"):
+        run_graph(changed, _toy, tmp_path, log=lambda line: None)
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "summary.json").write_text("{}")                # e.g. a run folder of an older compare
+    with pytest.raises(ClusterError, match="e exists but holds no finished cell"):
+        run_graph([*_graph(), Cell("e", "third", spec={"value": 0})], _toy, tmp_path, log=lambda line: None)
+    with pytest.raises(ClusterError, match="f: needs \\['g'\\], which are not given and not cells listed before it"):
+        run_graph([Cell("f", "x", ("g",), spec={"value": 0}), Cell("g", "x", spec={"value": 0})], _toy, tmp_path / "2", log=lambda line: None)
+    assert (tmp_path / "e" / "summary.json").read_text() == "{}"      # nothing touched
 
 
 def test_a_second_driver_on_the_same_folder_is_refused(tmp_path):

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-kwargs", default=None, help="YAML mapping of env kwargs for source and target")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--seeds", default="3", help="number of seeds (0..N-1) or a comma-separated list, e.g. 0,1,2")
-    parser.add_argument("--out", required=True, help="output folder (resumed when it holds finished stages)")
+    parser.add_argument("--out", required=True, help="output folder (resumed when it holds finished cells)")
     parser.add_argument("--draw-checkpoint", default=None, metavar="DIR",
                         help="pretrained DRAW checkpoint (run or checkpoint folder) for every seed instead of pretraining one per seed")
     parser.add_argument("--dreamer-checkpoint", default=None, metavar="DIR",
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
            "episodes' seeds, not the pretraining)"] if given else []),
         f"  offline: {settings.updates or 'config'} updates on {settings.target_driver}-driver target data; evaluation: "
         f"{settings.eval_episodes} episodes per policy",
-        f"  writing {args.out}/: pretrain/, data/, runs/, results.json, table.md, plot.png; look: cat {args.out}/table.md",
+        f"  writing {args.out}/: pretrain/, data/, runs/, evals/, logs/, results.json, table.md, plot.png; look: cat {args.out}/table.md",
     ])
     try:
         results = compare(settings)
