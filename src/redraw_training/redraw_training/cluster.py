@@ -351,11 +351,10 @@ def _check(cells: list[Cell], given: dict[str, Path], root: Path) -> None:
 
 
 def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str, Path] | None = None,
-              log: Callable[[str], None] = print, retries: int = 3,
-              on_done: Callable[[Cell, Path], None] | None = None) -> GraphRun:
+              log: Callable[[str], None] = print, retries: int = 3) -> GraphRun:
     """Run every cell of `cells` (listed after their dependencies) that is not done in `root`, as Ray tasks, after
     _check. `given` are input folders on the driver that cells may name as deps (a pretrained checkpoint). Each
-    finished cell is written to root/<name> (then `on_done(cell, folder)`), its log to root/logs/<name>.log. A cell
+    finished cell is written to root/<name>, its log to root/logs/<name>.log (its last line also to `log`). A cell
     whose input failed is not run and fails with "input <name> failed"."""
     import ray
     from ray.exceptions import RayError, RayTaskError
@@ -413,12 +412,12 @@ def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str,
                     write_text(logfile, str(exc))
                     log(f"{c.name}: FAILED: {failed[c.name]}")
                 else:
-                    folder = commit(result["files"], root / c.name)
+                    commit(result["files"], root / c.name)
                     write_text(logfile, result["log"])
                     lines.done.add(c.name)
-                    lines.seconds[c.stage].append(float((read_json(folder / CELL_JSON) or {}).get("seconds", 0.0)))
-                    if on_done is not None:
-                        on_done(c, folder)
+                    lines.seconds[c.stage].append(float(json.loads(result["files"][CELL_JSON])["seconds"]))
+                    last = result["log"].strip().splitlines()[-1:]
+                    log(f"{c.name}: done" + "".join(f"; {line.split('] ', 1)[-1]}" for line in last))
                 lines.update(started, set(failed), ended=True)
             if not ready:
                 lines.update(started, set(failed), ended=False)

@@ -49,7 +49,7 @@ from typing import Any
 
 from redraw_common.files import DATASET_JSON, read_json, write_json
 
-from .cluster import CELL_JSON, LOGS, Cell, folder_lock, is_done, ray_session, run_graph
+from .cluster import CELL_JSON, Cell, folder_lock, is_done, ray_session, run_graph
 from .compare_cells import base_config, data_info, execute, settings_of, size_folder
 from .compare_report import plot, summarize, table_markdown
 from .compare_settings import (
@@ -192,15 +192,11 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
         cells = plan(s)
         given = {pretrain_name(s, m, 0): Path(s.checkpoint_of(m)) for m in ("draw", "dreamer") if s.checkpoint_of(m) is not None}
 
-        def finished(cell: Cell, folder: Path) -> None:
-            log(f"{cell.name}: done" + "".join(f"; {line.split('] ', 1)[-1]}" for line in
-                                               (s.out / LOGS / f"{cell.name}.log").read_text().splitlines()[-1:]))
-
         for c in cells:      # target data collected for smaller sizes before: collect max(sizes) again (the same episodes first)
             if c.stage == "data" and is_done(s.out / c.name) and int(data_info(s.out / c.name).get("transitions", 0)) < max(s.sizes):
                 shutil.rmtree(s.out / c.name)
         with ray_session(s.ray_address, max(s.jobs or os.cpu_count() or 1, s.threads), log):
-            run = run_graph(cells, partial(execute, s), s.out, given=given, log=log, on_done=finished)
+            run = run_graph(cells, partial(execute, s), s.out, given=given, log=log)
         failed = run.failed
         for c in cells:        # the nested prefixes of each dataset, as the offline cells used them
             if c.stage == "data" and is_done(s.out / c.name):
