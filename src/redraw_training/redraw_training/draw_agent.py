@@ -25,9 +25,11 @@ from .worldmodel import WorldModel, autocast
 
 
 def calibration_config(config: Config) -> Config:
-    """The actor-critic's config after transfer: imag_horizon = calibrate.imag_horizon when that is set (> 0)."""
+    """The actor-critic's config after transfer: calibrate.imag_horizon, when set (> 0), is the imagination horizon of
+    every transferred policy (ReDRAW's fresh one and both finetunes' kept ones: DRAW's imag_horizon and Dreamer's
+    dreamer.imag_horizon), so that the methods of a comparison imagine equally far."""
     horizon = int(config.calibrate.imag_horizon)
-    return config.update({"imag_horizon": horizon}) if horizon > 0 else config
+    return config.update({"imag_horizon": horizon, "dreamer.imag_horizon": horizon}) if horizon > 0 else config
 
 
 class Agent(nn.Module):

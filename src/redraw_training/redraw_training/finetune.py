@@ -12,6 +12,8 @@ dreamer_finetune  Dreamer checkpoint; trainable = the whole RSSM (GRU, prior, po
                   and continue heads frozen, gradients reach the RSSM through the frozen decoder and continue head. Loss
                   = dreamer.dyn * dyn + dreamer.rep * rep + image + vector + cont (reward scale 0), Adam finetune.lr. The
                   pretrained actor-critic is kept and continues (backprop, dreamer.imag_horizon).
+                  Both finetunes' kept actor-critics imagine calibrate.imag_horizon steps when it is set, as ReDRAW's
+                  fresh one does (draw_agent.calibration_config; the paper's Dreamer imagines 15).
 
 Budget, batch, evaluation and held-out split are those of the calibration (config `calibrate.*`), so the baselines
 and ReDRAW spend the same updates on the same data; imagination starts from the first calibrate.imag_start_fraction
@@ -142,6 +144,7 @@ class DreamerFinetune(_Finetune):
         if not hasattr(agent.wm, "rssm"):
             raise FinetuneError("dreamer_finetune needs a Dreamer checkpoint (config model: dreamer)")
         super().__init__(agent, config)
+        agent.task.config = calibration_config(config)   # the kept actor-critic imagines as far as ReDRAW's
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: embed (B, T, E) cached embeddings, image (targets), action, is_first, is_terminal [, vector]."""

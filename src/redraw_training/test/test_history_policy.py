@@ -131,3 +131,26 @@ def test_calibration_imagines_over_calibrate_imag_horizon():
     DrawFinetune(kept, kept.config)
     assert kept.task.config.imag_horizon == 9
     assert _agent().config.calibrate.imag_horizon == 0 and _agent().task.config.imag_horizon == 15
+
+
+def test_the_dreamer_finetune_imagines_over_calibrate_imag_horizon(monkeypatch):
+    """The Dreamer baseline's kept actor-critic imagines calibrate.imag_horizon steps too (not dreamer.imag_horizon),
+    so that every transferred policy of a comparison looks equally far ahead."""
+    from redraw_training.finetune import DreamerFinetune
+
+    config = load_config(["tiny", "dreamer"], ["calibrate.imag_horizon=9"])
+    torch.manual_seed(0)
+    agent = build_agent(config, (16, 16, 3), 2, 2)
+    assert agent.task.config.dreamer.imag_horizon == 15
+    DreamerFinetune(agent, config)
+    rssm, horizons = agent.wm.rssm, []
+    imagine = rssm.imagine
+
+    def spy(policy, h, z, horizon):
+        horizons.append(horizon)
+        return imagine(policy, h, z, horizon)
+
+    monkeypatch.setattr(rssm, "imagine", spy)
+    h, z = rssm.initial_state(3)
+    metrics = agent.task.train_step(agent.wm, {"h": h, "z": z, "cont": torch.ones(3)})
+    assert horizons == [9] and all(torch.isfinite(v).all() for v in metrics.values())
