@@ -200,7 +200,7 @@ def _reward_corr_when_flipped(counterfactual: bool) -> float:
 
 def test_counterfactual_history_makes_the_reward_head_read_the_motion():
     """history_counterfactual: with actions that always agree with the motion in training, the reward head still
-    predicts the reward from the motion when the actions say the opposite (reversed), as measured on the Duckietown
-    model (the sim reward head's correlation on reversed data: -0.09 without, see models/README.md)."""
+    predicts the reward from the motion when the actions say the opposite (reversed): the problem the Duckietown model
+    shipped before had when its vector carried the commands (models/duckietown_draw/STATUS.md)."""
     with_cf, without = _reward_corr_when_flipped(True), _reward_corr_when_flipped(False)
     assert with_cf > 0.8 and with_cf > without + 0.2, (with_cf, without)
