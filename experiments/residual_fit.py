@@ -65,9 +65,9 @@ def collect(condition: str, seed: int, folder: Path, size: int) -> Path:
 def split(paths: list[Path], seed: int, size: int) -> tuple[list[Path], list[Path]]:
     """(test episodes, the training episodes of `size` transitions): test = SPLIT_FRACTION of the episodes, drawn with the seed;
     training = the first other episodes that hold `size` transitions (all of them when they hold fewer)."""
-    rng = np.random.default_rng(seed)
-    n_test = max(1, int(np.ceil(SPLIT_FRACTION * len(paths))))
-    test_idx = set(rng.permutation(len(paths))[:n_test].tolist())
+    from redraw_training.datasets import holdout_indices
+
+    test_idx = holdout_indices(len(paths), SPLIT_FRACTION, seed)   # calibrate's held-out episodes of the whole collection
     test = [p for i, p in enumerate(paths) if i in test_idx]
     train, total = [], 0
     for i, p in enumerate(paths):
@@ -87,13 +87,9 @@ def episode_steps(path: Path) -> int:
 
 def replay_of(paths: list[Path], seed: int):
     from redraw_common.episodes import load_episode
-    from redraw_training.replay import Replay
+    from redraw_training.datasets import replay_from
 
-    eps = [load_episode(p) for p in paths]
-    replay = Replay(sum(len(ep["image"]) for ep in eps), seed=seed)
-    for p, ep in zip(paths, eps):
-        replay.add_episode(ep, save=False, name=p.name)
-    return replay
+    return replay_from([(p.name, load_episode(p)) for p in paths], seed)
 
 
 def fit(checkpoint: Path, variant: str, seed: int, train, val, test, updates: int, every: int) -> dict:

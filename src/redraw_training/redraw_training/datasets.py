@@ -90,17 +90,23 @@ def load_target_dataset(path: str | Path, holdout: float = 0.1, seed: int = 0, i
     for name, ep in episodes:
         _check(name, ep, image_shape, action_dim, vector_dim)
     n = len(episodes)
-    n_hold = 0 if holdout == 0 or n < 2 else min(n - 1, max(1, math.ceil(holdout * n)))
-    order = np.random.default_rng(seed).permutation(n)
-    hold_idx = set(order[:n_hold].tolist())
+    hold_idx = holdout_indices(n, holdout, seed)
     train_eps = [episodes[i] for i in range(n) if i not in hold_idx]
     hold_eps = [episodes[i] for i in range(n) if i in hold_idx]
+    return TargetDataset(path, "episodes", files_digest(paths), replay_from(train_eps, seed),
+                         replay_from(hold_eps, seed) if hold_eps else None, [nm for nm, _ in train_eps], [nm for nm, _ in hold_eps])
 
-    def build(eps: Episodes) -> Replay:
-        replay = Replay(sum(len(ep["image"]) for _, ep in eps), seed=seed)
-        for name, ep in eps:
-            replay.add_episode(ep, save=False, name=name)
-        return replay
 
-    return TargetDataset(path, "episodes", files_digest(paths), build(train_eps), build(hold_eps) if hold_eps else None,
-                         [nm for nm, _ in train_eps], [nm for nm, _ in hold_eps])
+def holdout_indices(n: int, holdout: float, seed: int) -> set[int]:
+    """Which of n episodes (in episode_paths order) load_target_dataset holds out: `holdout` of them, drawn with the
+    seed (at least one if holdout > 0 and n >= 2, never all)."""
+    n_hold = 0 if holdout == 0 or n < 2 else min(n - 1, max(1, math.ceil(holdout * n)))
+    return set(np.random.default_rng(seed).permutation(n)[:n_hold].tolist())
+
+
+def replay_from(episodes: Episodes, seed: int) -> Replay:
+    """A Replay holding exactly these (name, episode) pairs, in order."""
+    replay = Replay(sum(len(ep["image"]) for _, ep in episodes), seed=seed)
+    for name, ep in episodes:
+        replay.add_episode(ep, save=False, name=name)
+    return replay

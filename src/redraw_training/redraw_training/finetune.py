@@ -88,6 +88,7 @@ class _Finetune:
         self.params = _set_trainable(agent, self.trainable)
         self.opt = Optimizer("finetune", self.params, f.lr, f.eps, f.clip)
         agent.wm.opt = None
+        agent.task.config = calibration_config(config)   # the kept actor-critic imagines as far as ReDRAW's
 
     def train_policy(self, states: dict[str, torch.Tensor], is_terminal: torch.Tensor) -> dict[str, torch.Tensor]:
         """states: name -> (B, T, ...) latent states of the batch; the imagination starts from the first of them."""
@@ -106,7 +107,6 @@ class DrawFinetune(_Finetune):
         if not hasattr(agent.wm, "draw") or agent.calibrated:
             raise FinetuneError("draw_finetune needs an uncalibrated DRAW checkpoint (config model: draw)")
         super().__init__(agent, config)
-        agent.task.config = calibration_config(config)   # the kept actor-critic imagines as ReDRAW's does
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal [, vector]."""
@@ -144,7 +144,6 @@ class DreamerFinetune(_Finetune):
         if not hasattr(agent.wm, "rssm"):
             raise FinetuneError("dreamer_finetune needs a Dreamer checkpoint (config model: dreamer)")
         super().__init__(agent, config)
-        agent.task.config = calibration_config(config)   # the kept actor-critic imagines as far as ReDRAW's
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch: embed (B, T, E) cached embeddings, image (targets), action, is_first, is_terminal [, vector]."""
