@@ -153,9 +153,12 @@ class Recorder(Node):
         self.keys = {role: self.writer.add_topic(resolved[role], msgtype) for role, (_, msgtype) in roles.items()}
         self.counts = dict.fromkeys(types, 0)
         self.drops = {role: DropEstimator() for role in ("camera", "odometry") if role in types}
-        # counts as the converter will keep them; odometry is required from its first message on (a robot without
-        # odometry still gets frame-only transitions counted, and the NO ODOMETRY warning)
-        self.counter = UsableCounter(AlignmentRule(control_hz=control_hz), needs_odometry=False)
+        # counts as the converter will keep them, on each command stream: the converter takes the actions from
+        # redraw/action where the recording has any, else from the wheel commands (a robot driven by its own
+        # controller); odometry is required from its first message on (a robot without odometry still gets
+        # frame-only transitions counted, and the NO ODOMETRY warning)
+        rule = AlignmentRule(control_hz=control_hz)
+        self.counters = {role: UsableCounter(rule, needs_odometry=False) for role in ("action", "wheels_cmd") if role in types}
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         # a deep camera queue: a recorder descheduled for a few seconds on a loaded machine (a twin at 4x real time
         # sends 120 frames/s) catches up instead of losing frames; ~600 JPEGs are 3-30 MB
@@ -195,21 +198,32 @@ class Recorder(Node):
             if role == "camera":
                 stamp = cdr_header_stamp(raw)
                 self.drops["camera"].stamp(stamp)
-                self.counter.frame(stamp)
+                for counter in self.counters.values():
+                    counter.frame(stamp)
             elif role == "odometry":
                 stamp = cdr_header_stamp(raw)
                 self.drops["odometry"].stamp(stamp)
-                self.counter.odometry_stamp(stamp)
-                self.counter.needs_odometry = True
+                for counter in self.counters.values():
+                    counter.odometry_stamp(stamp)
+                    counter.needs_odometry = True
             elif role == "episode":
-                self.counter.event(episode_event_kind(raw))
-            elif role == "action" or (role == "wheels_cmd" and self.counts["action"] == 0):
-                self.counter.command(cdr_header_stamp(raw))
+                for counter in self.counters.values():
+                    counter.event(episode_event_kind(raw))
+            elif role in self.counters:
+                self.counters[role].command(cdr_header_stamp(raw))
                 if self.max_transitions and self.counter.usable >= self.max_transitions:
                     self._stop(f"reached max_transitions={self.max_transitions}")
             self._check_duration(t)
 
         return on_message
+
+    @property
+    def counter(self) -> UsableCounter:
+        """The count of the command stream the converter will take the actions from: redraw/action once it has
+        sent anything, the wheel commands until then."""
+        if "action" in self.counters and (self.counts["action"] or "wheels_cmd" not in self.counters):
+            return self.counters["action"]
+        return self.counters["wheels_cmd"]
 
     def _check_duration(self, t: float) -> None:
         if self.max_duration and self.t_first is not None and t - self.t_first >= self.max_duration:

@@ -365,29 +365,19 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
             raise BagError(f"{part.path}: cannot read the bag ({type(exc).__name__}: {exc}); expected a rosbag2 bag (mcap or sqlite3)") from None
         topics.update({t: m for t, (m, _) in promised[-1].items()})
     chosen = _pick_topics(source, topics)
-    use_action = "action" in chosen and action_source in ("auto", "action")
     if action_source == "action" and "action" not in chosen:
         raise BagError(f"{source.path}: action_source='action' but the bag has no {ACTION_TYPE} topic")
-    if not use_action and "wheels_cmd" not in chosen:
+    if action_source == "wheels" and "wheels_cmd" not in chosen:
         raise BagError(f"{source.path}: action_source='wheels' but the bag has no {WHEELS_DOC} topic")
-    if not use_action:
-        kinematics = kinematics or (source.info.kinematics if source.info else None)
-        if kinematics is None:
-            raise BagError(
-                f"{source.path}: only wheel commands, and no kinematics to turn them into actions: the bag has no redraw "
-                f"recording info; give the robot's kinematics (convert-bags --kinematics FILE, a YAML mapping of gain, trim, "
-                f"baseline, radius, k, limit)"
-            )
     if odometry:
         chosen["odometry"] = _pick_odometry(source, topics, odometry_topic)
     roles = {topic: role for role, topic in chosen.items()}
     frame_stamp, frame_part, frame_index = [], [], []
-    cmd_stamp, cmd_action = [], []
+    commands: dict[str, list] = {"action": [], "wheels_cmd": []}   # role -> [(stamp, message)], in log order
     odom_stamp, odom_vector = [], []
     odom_bad = 0
     events = []
     messages: Counter[str] = Counter()
-    bad = clipped = 0
     for p, part in enumerate(source.parts):
         n_frames = 0
         read: Counter[str] = Counter()
@@ -413,27 +403,9 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
                         continue
                     odom_stamp.append(_stamp(msg, log_ns))
                     odom_vector.append(v)
-                elif (role == "action") == use_action:
+                else:   # a driving command: which stream becomes the actions is decided once all are read
                     msg = types.deserialize(raw, msgtype)
-                    if use_action:
-                        a = (float(msg.forward), float(msg.turn))
-                    else:
-                        try:
-                            inv = wheels_to_action(msg.vel_left, msg.vel_right, kinematics)
-                        except ValueError:
-                            bad += 1
-                            continue
-                        a = (inv.forward, inv.turn)
-                        if max(abs(msg.vel_left), abs(msg.vel_right)) > kinematics.limit:   # beyond what the driver takes
-                            clipped += 1
-                            a = tuple(np.clip(a, -1.0, 1.0))
-                    if not all(math.isfinite(x) for x in a):
-                        bad += 1
-                        continue
-                    if any(abs(x) > 1.0 for x in a):
-                        clipped += 1
-                    cmd_stamp.append(_stamp(msg, log_ns))
-                    cmd_action.append(np.clip(a, -1.0, 1.0))
+                    commands[role].append((_stamp(msg, log_ns), msg))
         except BagError:
             raise
         except READ_ERRORS as exc:
@@ -447,8 +419,23 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
             raise BagError(f"{part.path}: cannot read the bag: corrupt data, messages missing ({detail})")
     if not frame_stamp:
         raise BagError(f"{source.path}: the camera topic {chosen['camera']} has no messages")
+    # the actions: redraw/action where the recording has any (what the policy chose), else the wheel commands turned
+    # back into actions (a robot driven by its own controller: the recorder lists an empty redraw/action topic)
+    use_action = bool(commands["action"]) or "wheels_cmd" not in chosen if action_source == "auto" else action_source == "action"
+    role = "action" if use_action else "wheels_cmd"
+    if not commands[role]:
+        raise BagError(f"{source.path}: no driving commands: {chosen[role]} has no messages")
+    if not use_action:
+        kinematics = kinematics or (source.info.kinematics if source.info else None)
+        if kinematics is None:
+            raise BagError(
+                f"{source.path}: only wheel commands, and no kinematics to turn them into actions: the bag has no redraw "
+                f"recording info; give the robot's kinematics (convert-bags --kinematics FILE, a YAML mapping of gain, trim, "
+                f"baseline, radius, k, limit)"
+            )
+    cmd_stamp, cmd_action, bad, clipped = _command_actions(commands[role], use_action, kinematics)
     if not cmd_stamp:
-        raise BagError(f"{source.path}: no usable driving commands on {chosen['action' if use_action else 'wheels_cmd']}")
+        raise BagError(f"{source.path}: no usable driving commands on {chosen[role]}: all {len(commands[role])} are non-finite or invalid")
     odom = None
     if odometry:
         if not odom_stamp:
@@ -479,3 +466,31 @@ def _stamp(msg: Any, log_ns: int) -> int:
     s = msg.header.stamp
     ns = int(s.sec) * 1_000_000_000 + int(s.nanosec)
     return ns if ns > 0 else log_ns
+
+
+def _command_actions(commands: list, use_action: bool, kinematics: KinematicsConfig | None) -> tuple[list, list, int, int]:
+    """(stamps, actions in [-1, 1], non-finite or invalid commands dropped, commands clipped) of one command stream:
+    redraw/action messages as they are, wheel commands through the inverse kinematics."""
+    stamps, actions = [], []
+    bad = clipped = 0
+    for stamp, msg in commands:
+        if use_action:
+            a = (float(msg.forward), float(msg.turn))
+        else:
+            try:
+                inv = wheels_to_action(msg.vel_left, msg.vel_right, kinematics)
+            except ValueError:
+                bad += 1
+                continue
+            a = (inv.forward, inv.turn)
+            if max(abs(msg.vel_left), abs(msg.vel_right)) > kinematics.limit:   # beyond what the driver takes
+                clipped += 1
+                a = tuple(np.clip(a, -1.0, 1.0))
+        if not all(math.isfinite(x) for x in a):
+            bad += 1
+            continue
+        if any(abs(x) > 1.0 for x in a):
+            clipped += 1
+        stamps.append(stamp)
+        actions.append(np.clip(a, -1.0, 1.0))
+    return stamps, actions, bad, clipped
