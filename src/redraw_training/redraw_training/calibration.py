@@ -4,9 +4,12 @@ and a fresh policy fitted on an offline, reward-free target dataset.
     calibrate(config, "models/duckietown_draw", "data/dt_reversed", "runs/dt_redraw")
 
 The posteriors of every target step are computed once (the encoder is frozen); each update is one residual update
-plus one actor-critic update in the corrected imagination, with the sim reward head. A held-out part of the data
-measures KL(q(z_t|x_t) || p(z_t|history)) with and without the residual. The output is a 'calibrate' checkpoint
-that resumes when the same calibration is run again on the same data.
+plus one actor-critic update in the corrected imagination, with the sim reward head (the paper's schedule). With
+residual.validation > 0 the residual is instead fitted first, alone, on the training episodes but a validation part,
+and early-stopped on its KL (fit_residual); frozen at its selected weights, it is then the model the actor-critic
+trains in for calibrate.updates. A held-out part of the data measures KL(q(z_t|x_t) || p(z_t|history)) with and
+without the residual. The output is a 'calibrate' checkpoint that resumes when the same calibration is run again on
+the same data.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import numpy as np
 import torch
 
 from .checkpoint import MODEL_KEYS, CheckpointError, has_checkpoint, load_agent, model_differences, read_manifest, save_checkpoint
-from .config import Config
+from .config import Config, ConfigError
 from .datasets import DatasetError, load_target_dataset
 from .envs import make_env
+from .logger import Logger, Mean
 from .replay import Replay
 from .report import write_report
 from .runtime import setup_torch, to_torch
@@ -116,10 +120,55 @@ class TargetRun:
                         preprocessing=self.src_manifest.get("preprocessing", {}), extra={**inherited, **extra, "eval_env": self.eval_env})
 
 
+def fit_residual(agent, run: TargetRun, validation: HoldoutKL, config: Config, progress: bool) -> dict[str, Any]:
+    """The residual alone, early-stopped: residual updates on the training batches, the validation KL every
+    residual.check_every of them; after residual.patience checks without a new best, or calibrate.updates updates,
+    the best weights (the residual as initialised, update 0, included) are put back. Scalars: <out>/residual."""
+    r, total = config.residual, config.calibrate.updates
+    logger = Logger(run.out / "residual", total=total, desc="residual (early-stopped)", unit="update", progress=progress)
+    mean = Mean()
+
+    def state() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in agent.residual.state_dict().items()}
+
+    best = (validation(residual=True), 0, state())
+    logger.write(0, {"residual/kl_validation": best[0]})
+    update = 0
+    try:
+        while update < total:
+            mean.add(agent.residual_step(run.batch(("action", "is_first"))))
+            update += 1
+            logger.advance()
+            if update % r.check_every and update < total:
+                continue
+            kl = validation(residual=True)
+            logger.write(update, {**mean.result(), "residual/kl_validation": kl})
+            if kl < best[0]:
+                best = (kl, update, state())
+            elif (update - best[1]) // r.check_every >= r.patience:
+                break
+    finally:
+        logger.close()
+    agent.residual.load_state_dict(best[2])
+    return {"selected_update": best[1], "updates": update, "kl_validation": best[0], "stopped_early": update < total}
+
+
+def check_residual_config(config: Config) -> None:
+    """Refuse (ConfigError) residual settings calibrate cannot use."""
+    r = config.residual
+    if r.out_init not in ("uniform", "zero"):
+        raise ConfigError(f"residual.out_init must be 'uniform' or 'zero', found {r.out_init!r}")
+    if not 0.0 <= r.validation < 1.0:
+        raise ConfigError(f"residual.validation must be a fraction of the training episodes in [0, 1), found {r.validation}")
+    if r.validation and (r.check_every < 1 or r.patience < 1):
+        raise ConfigError(f"early stopping needs residual.check_every >= 1 and residual.patience >= 1, found {r.check_every} and {r.patience}")
+
+
 def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config: Config, out: str | Path | None) -> None:
     """Refuse (CheckpointError) a calibration that cannot run: a source that is not sim-pretrained, a config that
-    changes the pretrained model, or an `out` (resumed) holding a calibration of other weights. `calibrate` checks it
-    again; the CLI calls it before it converts any bag."""
+    changes the pretrained model, or an `out` (resumed) holding a calibration of other weights; and (ConfigError)
+    residual settings it cannot use. `calibrate` checks it again; the CLI calls it before it converts any bag."""
+    check_residual_config(config)
     if src_manifest["kind"] != "pretrain":
         raise CheckpointError(f"{src_dir} is a {src_manifest['kind']!r} checkpoint; calibrate starts from a 'pretrain' checkpoint")
     diffs = model_differences(src_manifest["config"], config.to_dict())
@@ -130,6 +179,12 @@ def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config
         _, manifest = read_manifest(out)
         if manifest["kind"] != "calibrate" or manifest["data"].get("pretrained", {}).get("weights_sha256") != src_manifest["files"]["weights.safetensors"]:
             raise CheckpointError(f"{out} holds a checkpoint that was not calibrated from {src_dir}; use another --out folder")
+        stored = manifest["config"].get("residual", {})
+        changed = [f"residual.{k}: checkpoint {v!r}, now {config.residual[k]!r}" for k, v in sorted(stored.items())
+                   if k in config.residual and config.residual[k] != v]
+        if changed:
+            raise CheckpointError(f"{out} holds a calibration with other residual settings ({'; '.join(changed)}); resume with "
+                                  "the same settings or use another --out folder")
 
 
 def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str | Path, eval_env: str | None = None,
@@ -159,7 +214,7 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
             torch.manual_seed(config.seed)
             merged = config.update({k: src_manifest["config"][k] for k in MODEL_KEYS})
             agent.start_calibration(merged)
-    dataset = load_target_dataset(data, holdout=cal.holdout, seed=config.seed, **agent_spec(agent))
+    dataset = load_target_dataset(data, holdout=cal.holdout, seed=config.seed, validation=config.residual.validation, **agent_spec(agent))
     if resumed and manifest["data"].get("target", {}).get("sha256") != dataset.digest:
         raise CheckpointError(f"{out} was calibrated on a different dataset (sha256 {manifest['data'].get('target', {}).get('sha256')}), "
                               f"{data} has {dataset.digest}")
@@ -173,6 +228,17 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
     holdout = run.holdout
     kl_sim = holdout(residual=False) if holdout is not None else None
     keys = ("action", "is_first", "is_terminal") + (("vector",) if agent.hist_dim else ())
+    early = None   # the early-stopped residual's selection (residual.validation > 0), fitted before the actor-critic
+    if config.residual.validation:
+        early = manifest.get("extra", {}).get("residual_fit") if resumed else None
+        if early is None:
+            if dataset.validation is None or len(dataset.validation) < config.batch_length:
+                have = len(dataset.validation) if dataset.validation is not None else 0
+                raise DatasetError(f"{data}: the validation episodes hold {have} steps, fewer than one sequence of batch_length="
+                                   f"{config.batch_length}; raise residual.validation or record more data")
+            validation = HoldoutKL(dataset.validation, agent.wm.posterior_logits, agent.prior_kl, device, config.batch_length, seed=config.seed)
+            early = fit_residual(agent, run, validation, config, progress)
+            run.save(False, rng={"replay": dataset.train.rng_state()}, residual_fit=early)
 
     def holdout_metrics() -> dict[str, float]:
         if holdout is None:
@@ -180,13 +246,14 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
         kl = holdout(residual=True)
         return {"holdout/kl_sim": kl_sim, "holdout/kl_redraw": kl, "holdout/kl_reduction": 1.0 - kl / max(kl_sim, 1e-9)}
 
-    run.trainer.run(lambda: agent.calibrate_step(run.batch(keys)), log=holdout_metrics,
-                    save=lambda final: run.save(final, rng={"replay": dataset.train.rng_state()}))
+    fitted = {"residual_fit": early} if early is not None else {}
+    run.trainer.run(lambda: agent.calibrate_step(run.batch(keys), fit_residual=early is None), log=holdout_metrics,
+                    save=lambda final: run.save(final, rng={"replay": dataset.train.rng_state()}, **fitted))
     length = config.batch_length
     index = np.random.default_rng(1234).integers(0, len(dataset.train) - length + 1, 4)[:, None] + np.arange(length)
     report = write_report(agent, to_torch(dataset.train.gather(index), device), out / "report.png", context=min(5, length - 1),
                           title="ReDRAW vs the sim model on target data: context frames left of the red line, then actions only")
-    return run.trainer.finish(holdout=holdout_metrics(), dataset=dataset.describe(), report=report)
+    return run.trainer.finish(holdout=holdout_metrics(), dataset=dataset.describe(), report=report, **fitted)
 
 
 def agent_spec(agent) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class DRAW(nn.Module):
         self.stoch, self.classes, self.action_dim = stoch, classes, action_dim
         self.zdim = stoch * classes
         self.unimix, self.action_clip = unimix, action_clip
+        self.corrected_unimix = 0.0   # of the prior after a residual: none (METHOD 6.1) unless residual.keep_unimix
         self.img_in = Dense(action_dim + 2 * self.zdim, units)
         self.img_hidden = nn.Sequential(*[Dense(units, units) for _ in range(img_hidden_layers)])
         self.img_out = Dense(units, units)
@@ -76,8 +77,8 @@ class DRAW(nn.Module):
         return self.img_stats(self.img_out(self.img_hidden(self.img_in(torch.cat([action, sigma, z], -1)))))
 
     def dist_logits(self, raw: torch.Tensor, corrected: bool = False) -> torch.Tensor:
-        """Normalised log-probs (..., C, K): unimix for the plain prior/posterior, none after a residual."""
-        return unimix_logits(self.unflat(raw), 0.0 if corrected else self.unimix)
+        """Normalised log-probs (..., C, K): unimix for the plain prior/posterior, corrected_unimix after a residual."""
+        return unimix_logits(self.unflat(raw), self.corrected_unimix if corrected else self.unimix)
 
     def unflat(self, flat: torch.Tensor) -> torch.Tensor:
         return flat.reshape(*flat.shape[:-1], self.classes, self.stoch)

@@ -6,6 +6,7 @@
     agent.start_calibration(config)              # freeze the WM, add a residual and a fresh actor-critic
     metrics = agent.calibrate_step(batch)        # residual update on cached posteriors + actor-critic update
                                                  # under the corrected dynamics (METHOD.md 6.2-6.4)
+    metrics = agent.residual_step(batch)         # the residual update alone (an early-stopped residual, fitted first)
     action = agent.policy(obs)                   # posterior of the current frame -> z -> actor
 
 Weights of an Agent: `wm.*`, `task.*`, and `residual.*` once calibrated.
@@ -119,8 +120,9 @@ class Agent(nn.Module):
         self.wm.freeze()
         r = config.residual
         device = next(self.wm.parameters()).device
-        self.residual = EnsembleResidual(self.wm.zdim, self.action_dim, r.members, r.layers, r.units).to(device)
+        self.residual = EnsembleResidual(self.wm.zdim, self.action_dim, r.members, r.layers, r.units, r.out_init).to(device)
         self.res_opt = Optimizer("residual", self.residual.parameters(), r.lr, r.eps, r.clip)
+        self.wm.draw.corrected_unimix = self.wm.draw.unimix if r.keep_unimix else 0.0
         self.task = ImagActorCritic(calibration_config(config), self.wm.zdim, self.action_dim, self.hist_dim).to(device)
 
     def filter_with_residual(self, post_logit: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
@@ -143,11 +145,13 @@ class Agent(nn.Module):
         mask = (~is_first).float()
         return (kl.sum(0) * mask).mean()
 
-    def calibrate_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal [, vector: the policy's past
-        actions]."""
-        if not self.calibrated:
-            raise RuntimeError("call start_calibration() before calibrate_step")
+    def residual_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One residual update on a batch of cached posteriors (post_logit, action, is_first)."""
+        return self._residual_update(batch)[2]
+
+    def _residual_update(self, batch: dict[str, torch.Tensor]):
+        """The residual update; returns the batch's posterior samples z and corrected raw prior logits (of the residual
+        before this update) and the update's metrics."""
         post_logit, is_first = batch["post_logit"], batch["is_first"]
         z, z_prev, a_prev, base, raw = self.filter_with_residual(post_logit, batch["action"], is_first)
         loss = self.residual_loss(post_logit, z_prev, a_prev, base, is_first)
@@ -156,6 +160,20 @@ class Agent(nn.Module):
             mask = (~is_first).float()
             prior = self.wm.draw.dist_logits(raw, corrected=True)
             metrics["residual/kl_corrected"] = (categorical_kl(post_logit, prior) * mask).sum() / mask.sum().clamp(min=1)
+        return z, raw, metrics
+
+    def calibrate_step(self, batch: dict[str, torch.Tensor], fit_residual: bool = True) -> dict[str, torch.Tensor]:
+        """batch: post_logit (B, T, C, K) cached posteriors, action, is_first, is_terminal [, vector: the policy's past
+        actions]. One residual update (unless `fit_residual` is False: a residual already fitted and frozen), then one
+        actor-critic update in the corrected model."""
+        if not self.calibrated:
+            raise RuntimeError("call start_calibration() before calibrate_step")
+        post_logit, is_first = batch["post_logit"], batch["is_first"]
+        if fit_residual:
+            z, raw, metrics = self._residual_update(batch)
+        else:
+            z, _, _, _, raw = self.filter_with_residual(post_logit, batch["action"], is_first)
+            metrics = {}
         # imagination from the first fraction of the (corrected) posterior states, in the corrected model
         count = max(1, int(is_first.numel() * self.config.calibrate.imag_start_fraction))
         start = self._starts({"z": z, "sigma": self.wm.draw.belief(raw)}, batch, count, first=True)

@@ -1,7 +1,7 @@
 """The ReDRAW latent dynamics residual (METHOD.md section 6.1).
 
     input   = concat[z_{t-1} (K*C), clip(a_{t-1}) (A)]                   (not sigma_{t-1})
-    delta_m = Out(K*C, uniform init, bias)( layers x [x @ W -> LayerNorm -> SiLU](input) )
+    delta_m = Out(K*C, uniform or zero init, bias)( layers x [x @ W -> LayerNorm -> SiLU](input) )
     u'_t    = u_t + mean_m delta_m                                        (added to the raw prior logits)
 
 The M members are evaluated together with batched matmuls (weights stacked along a member dim).
@@ -47,12 +47,18 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleResidual(nn.Module):
-    def __init__(self, zdim: int, action_dim: int, members: int = 1, layers: int = 1, units: int = 256):
+    def __init__(self, zdim: int, action_dim: int, members: int = 1, layers: int = 1, units: int = 256, out_init: str = "uniform"):
+        """out_init: 'uniform' (the paper's output layer), or 'zero': delta = 0 until trained, the sim prior exactly."""
         super().__init__()
+        if out_init not in ("uniform", "zero"):
+            raise ValueError(f"residual out_init must be 'uniform' or 'zero', found {out_init!r}")
         self.members, self.zdim, self.action_dim = members, zdim, action_dim
         dims = [zdim + action_dim] + [units] * layers
         self.hidden = nn.ModuleList(EnsembleLinear(members, a, b, hidden=True) for a, b in zip(dims[:-1], dims[1:]))
         self.out = EnsembleLinear(members, dims[-1], zdim, hidden=False, init="uniform")
+        if out_init == "zero":
+            with torch.no_grad():
+                self.out.weight.zero_()
 
     def forward(self, z_prev: torch.Tensor, a_prev: torch.Tensor) -> torch.Tensor:
         """(..., K*C), (..., A) -> (M, ..., K*C) corrections of the raw prior logits."""
