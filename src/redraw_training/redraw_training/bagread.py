@@ -373,7 +373,8 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
         chosen["odometry"] = _pick_odometry(source, topics, odometry_topic)
     roles = {topic: role for role, topic in chosen.items()}
     frame_stamp, frame_part, frame_index = [], [], []
-    commands: dict[str, list] = {"action": [], "wheels_cmd": []}   # role -> [(stamp, message)], in log order
+    commands: dict[str, list] = {"action": [], "wheels_cmd": []}   # role -> [(log time, raw CDR, type)], in log order
+    wanted = {"auto": ("action", "wheels_cmd"), "action": ("action",), "wheels": ("wheels_cmd",)}[action_source]
     odom_stamp, odom_vector = [], []
     odom_bad = 0
     events = []
@@ -403,9 +404,8 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
                         continue
                     odom_stamp.append(_stamp(msg, log_ns))
                     odom_vector.append(v)
-                else:   # a driving command: which stream becomes the actions is decided once all are read
-                    msg = types.deserialize(raw, msgtype)
-                    commands[role].append((_stamp(msg, log_ns), msg))
+                elif role in wanted:   # a driving command, kept undecoded: which stream is the actions is decided once all are read
+                    commands[role].append((log_ns, raw, msgtype))
         except BagError:
             raise
         except READ_ERRORS as exc:
@@ -424,7 +424,9 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
     use_action = bool(commands["action"]) or "wheels_cmd" not in chosen if action_source == "auto" else action_source == "action"
     role = "action" if use_action else "wheels_cmd"
     if not commands[role]:
-        raise BagError(f"{source.path}: no driving commands: {chosen[role]} has no messages")
+        listed = " and ".join(chosen[r] for r in ("action", "wheels_cmd") if r in chosen and r in wanted)
+        raise BagError(f"{source.path}: no driving commands: {listed} {'have' if ' and ' in listed else 'has'} no messages"
+                       + (" (action_source 'auto' takes the wheel commands when redraw/action is empty)" if action_source != "auto" else ""))
     if not use_action:
         kinematics = kinematics or (source.info.kinematics if source.info else None)
         if kinematics is None:
@@ -433,7 +435,10 @@ def read_streams(source: Source, types: Typestore, *, action_source: str, kinema
                 f"recording info; give the robot's kinematics (convert-bags --kinematics FILE, a YAML mapping of gain, trim, "
                 f"baseline, radius, k, limit)"
             )
-    cmd_stamp, cmd_action, bad, clipped = _command_actions(commands[role], use_action, kinematics)
+    try:
+        cmd_stamp, cmd_action, bad, clipped = _command_actions(commands[role], types, use_action, kinematics)
+    except READ_ERRORS as exc:
+        raise BagError(f"{source.path}: cannot decode the driving commands on {chosen[role]} ({type(exc).__name__}: {exc})") from None
     if not cmd_stamp:
         raise BagError(f"{source.path}: no usable driving commands on {chosen[role]}: all {len(commands[role])} are non-finite or invalid")
     odom = None
@@ -468,12 +473,14 @@ def _stamp(msg: Any, log_ns: int) -> int:
     return ns if ns > 0 else log_ns
 
 
-def _command_actions(commands: list, use_action: bool, kinematics: KinematicsConfig | None) -> tuple[list, list, int, int]:
-    """(stamps, actions in [-1, 1], non-finite or invalid commands dropped, commands clipped) of one command stream:
-    redraw/action messages as they are, wheel commands through the inverse kinematics."""
+def _command_actions(commands: list, types: Typestore, use_action: bool, kinematics: KinematicsConfig | None) -> tuple[list, list, int, int]:
+    """(stamps, actions in [-1, 1], non-finite or invalid commands dropped, commands clipped) of one command stream
+    of (log time, raw, type): redraw/action messages as they are, wheel commands through the inverse kinematics."""
     stamps, actions = [], []
     bad = clipped = 0
-    for stamp, msg in commands:
+    for log_ns, raw, msgtype in commands:
+        msg = types.deserialize(raw, msgtype)
+        stamp = _stamp(msg, log_ns)
         if use_action:
             a = (float(msg.forward), float(msg.turn))
         else:

@@ -14,6 +14,7 @@ the same data.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from .checkpoint import MODEL_KEYS, CheckpointError, has_checkpoint, load_agent, model_differences, read_manifest, save_checkpoint
-from .config import Config, ConfigError
+from .config import Config, ConfigError, config_from_dict
 from .datasets import DatasetError, load_target_dataset
 from .envs import make_env
 from .logger import Logger, Mean
@@ -125,6 +126,7 @@ def fit_residual(agent, run: TargetRun, validation: HoldoutKL, config: Config, p
     residual.check_every of them; after residual.patience checks without a new best, or calibrate.updates updates,
     the best weights (the residual as initialised, update 0, included) are put back. Scalars: <out>/residual."""
     r, total = config.residual, config.calibrate.updates
+    shutil.rmtree(run.out / "residual", ignore_errors=True)   # a fit cut short before (nothing of it was saved) starts over
     logger = Logger(run.out / "residual", total=total, desc="residual (early-stopped)", unit="update", progress=progress)
     mean = Mean()
 
@@ -179,9 +181,10 @@ def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config
         _, manifest = read_manifest(out)
         if manifest["kind"] != "calibrate" or manifest["data"].get("pretrained", {}).get("weights_sha256") != src_manifest["files"]["weights.safetensors"]:
             raise CheckpointError(f"{out} holds a checkpoint that was not calibrated from {src_dir}; use another --out folder")
-        stored = manifest["config"].get("residual", {})
-        changed = [f"residual.{k}: checkpoint {v!r}, now {config.residual[k]!r}" for k, v in sorted(stored.items())
-                   if k in config.residual and config.residual[k] != v]
+        # the stored config on today's defaults: a checkpoint made before a residual key existed ran with its default
+        stored = config_from_dict(manifest["config"], manifest.get("presets", [])).residual
+        changed = [f"residual.{k}: checkpoint {stored[k]!r}, now {config.residual[k]!r}" for k in sorted(config.residual)
+                   if stored[k] != config.residual[k]]
         if changed:
             raise CheckpointError(f"{out} holds a calibration with other residual settings ({'; '.join(changed)}); resume with "
                                   "the same settings or use another --out folder")

@@ -30,6 +30,52 @@ def _kl(agent, replay, residual: bool) -> float:
     return float(agent.prior_kl(post, batch["action"], batch["is_first"], residual=residual, generator=gen))
 
 
+class _Counting:
+    """A stand-in agent whose residual is one number that each residual update raises by 1, and a run whose batches
+    are nothing: fit_residual's bookkeeping alone."""
+
+    def __init__(self):
+        self.residual = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(self.residual.weight)
+
+    def residual_step(self, batch):
+        with torch.no_grad():
+            self.residual.weight += 1.0
+        return {"residual/loss": 0.0}
+
+
+class _Run:
+    def __init__(self, out):
+        self.out = out
+
+    def batch(self, keys):
+        return {}
+
+
+@pytest.mark.parametrize("kls, every, patience, budget, expected", [
+    # update 0 scores 5, update 1 improves to 4, then two checks without a new best: stop at 3, keep update 1
+    ([5, 4, 4, 4, 1], 1, 2, 10, {"selected_update": 1, "updates": 3, "stopped_early": True}),
+    # never better than the residual as initialised: stop after `patience` checks, keep update 0 (a zero residual)
+    ([5, 6, 7, 8], 2, 3, 100, {"selected_update": 0, "updates": 6, "stopped_early": True}),
+    # always improving, a budget that is no multiple of check_every: checks at 0, 4, 8 and at the budget's end, 10
+    ([9, 8, 7, 6], 4, 2, 10, {"selected_update": 10, "updates": 10, "stopped_early": False}),
+], ids=["stops_after_patience", "keeps_update_0", "checks_at_the_budgets_end"])
+def test_fit_residual_stops_after_patience_checks_and_puts_the_best_weights_back(tmp_path, kls, every, patience, budget, expected):
+    from redraw_training.calibration import fit_residual
+    from redraw_training.config import load_config
+
+    config = load_config(["tiny"], {"residual.check_every": every, "residual.patience": patience, "calibrate.updates": budget})
+    agent, scores = _Counting(), iter(kls)
+    (tmp_path / "residual").mkdir()
+    (tmp_path / "residual" / "scalars.jsonl").write_text('{"step": 0, "from": "a fit cut short"}\n')
+    fit = fit_residual(agent, _Run(tmp_path), lambda residual: next(scores), config, progress=False)
+    assert {k: fit[k] for k in expected} == expected
+    assert float(agent.residual.weight) == fit["selected_update"]     # the selected update's weights, put back
+    curve = [json.loads(line) for line in (tmp_path / "residual" / "scalars.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in curve] == sorted({0, *range(every, fit["updates"] + 1, every), fit["updates"]})   # one fresh curve
+    assert fit["kl_validation"] == min(kls[:len(curve)])
+
+
 @pytest.mark.parametrize("keep_unimix", [True, False], ids=["keep_unimix", "paper_no_unimix"])
 def test_a_zero_output_residual_is_the_sim_prior_only_with_its_unimix(redraw_run, keep_unimix):
     """A zero-initialised residual adds nothing; keeping the sim prior's unimix, the corrected prior is the sim prior
@@ -106,3 +152,29 @@ def test_resuming_keeps_the_fitted_residual_and_refuses_other_residual_settings(
         check_calibration_source(*src, config.update({"residual.patience": 9}), out)
     with pytest.raises(ConfigError, match="residual.out_init must be 'uniform' or 'zero', found 'ones'"):
         check_calibration_source(*src, config.update({"residual.out_init": "ones"}), None)
+
+
+def test_a_run_stopped_after_the_residual_fit_resumes_without_refitting(redraw_run, tmp_path, monkeypatch):
+    """The checkpoint written when the residual is selected (0 policy updates) carries the selection: a run stopped
+    there resumes with the policy updates and keeps the selected residual instead of fitting another."""
+    import redraw_training.calibration as calibration
+
+    config = redraw_run.config.update({**EARLY, "calibrate.updates": 100})
+    out = tmp_path / "cal"
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped
+
+    with monkeypatch.context() as m:
+        m.setattr(calibration.Trainer, "run", stop)
+        with pytest.raises(Stopped):
+            calibrate(config, redraw_run.pretrain_dir, redraw_run.target_dir, out, progress=False)
+    _, manifest = read_manifest(out)
+    fit = manifest["extra"]["residual_fit"]
+    assert manifest["counters"]["updates"] == 0 and fit["updates"] >= 1
+    monkeypatch.setattr(calibration, "fit_residual", lambda *a, **k: pytest.fail("the residual was fitted again"))
+    summary = calibrate(config, redraw_run.pretrain_dir, redraw_run.target_dir, out, progress=False)
+    assert summary["residual_fit"] == fit and summary["counters"]["updates"] == 100
