@@ -44,6 +44,22 @@ def start(group, out, episode_every=0.0, split_duration=None, robot_args=(), **a
     return robot, rec
 
 
+def camera_frames(out):
+    """(sequence numbers, header stamps in ns) of the bag's camera frames, in log order (the fake robot numbers its
+    frames in frame_id, '<robot>:<n>')."""
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    seq, stamps = [], []
+    with Reader(out) as reader:
+        cams = [c for c in reader.connections if c.msgtype == "sensor_msgs/msg/CompressedImage"]
+        for _, _, raw in reader.messages(connections=cams):
+            msg = store.deserialize_cdr(raw, "sensor_msgs/msg/CompressedImage")
+            seq.append(int(msg.header.frame_id.rsplit(":", 1)[1]))
+            stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+    return seq, np.asarray(stamps)
+
+
 def wait_exit(proc, timeout):
     try:
         return proc.wait(timeout=timeout)
@@ -125,8 +141,15 @@ def test_records_the_requested_transitions_and_converts_clean(tmp_path):
     assert counts[f"/{ROBOT}/redraw/action"] >= 50 and counts[f"/{ROBOT}/camera_node/image/compressed"] >= 170
     assert counts[f"/{ROBOT}/redraw/episode"] >= 2 and counts[ODOMETRY] == 0
     side = Sidecar.read(out)
-    assert side.state == "finished" and side.stats["transitions"] >= 60 and side.stats["camera_drops_estimated"] == 0
+    assert side.state == "finished" and side.stats["transitions"] >= 60
     assert side.stats["missing_topics"] == {"odometry": ODOMETRY}
+    # nothing the camera sent was lost on the way to the bag: its frames carry consecutive sequence numbers; the
+    # recorder's drop estimate (from the stamps alone) counts only periods the camera let pass: at most the stamp
+    # gaps longer than 1.5 periods (a publisher timer descheduled on a loaded machine skips its missed periods)
+    seq, stamps = camera_frames(out)
+    assert seq == list(range(seq[0], seq[0] + len(seq))), "frames lost between the camera and the bag"
+    gaps = int(np.sum(np.diff(stamps) > 1.5e9 / 30))
+    assert side.stats["camera_drops_estimated"] <= gaps, (side.stats["camera_drops_estimated"], gaps)
 
     report = convert_bags([out], tmp_path / "ds", CFG, 10, verbose=False)
     assert report["clean"], json.dumps(report, indent=1)
