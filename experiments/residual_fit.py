@@ -100,17 +100,14 @@ def fit(checkpoint: Path, variant: str, seed: int, train, val, test, updates: in
 
     agent, _, _ = load_agent(checkpoint, "cpu", optimizers=False)
     agent.wm.eval()
-    changes = {"lr_1e-3": {"residual.lr": 1e-3}, "units_64": {"residual.units": 64}, "members_5": {"residual.members": 5}}
+    changes = {"lr_1e-3": {"residual.lr": 1e-3}, "units_64": {"residual.units": 64}, "members_5": {"residual.members": 5}}.get(variant, {})
+    if variant.startswith("unimix"):   # the corrected prior keeps the sim prior's unimix
+        changes["residual.keep_unimix"] = True
+    if "zero_out" in variant:          # the output layer starts at zero: the residual starts as the sim prior
+        changes["residual.out_init"] = "zero"
     torch.manual_seed(seed)
-    agent.start_calibration(agent.config.update(changes.get(variant, {})))
+    agent.start_calibration(agent.config.update(changes))
     res = agent.residual
-    if variant.startswith("unimix"):   # the corrected prior as the plain one: unimix on (draw.dist_logits' other branch)
-        plain = agent.wm.draw.dist_logits
-        agent.wm.draw.dist_logits = lambda raw, corrected=False: plain(raw, False)
-    if "zero_out" in variant:
-        with torch.no_grad():
-            res.out.weight.zero_()
-            res.out.bias.zero_()
     decay = 0.1 * agent.config.residual.lr if variant == "wd_0.1" else 0.0
     early = variant.endswith("early_stop")
     cfg = agent.config
