@@ -207,21 +207,21 @@ def test_record_stage_gives_the_same_data_with_a_core_taken_only_slower(tiny_mod
         rec = s["recording"]
         # every usable transition asked for, counted by the converter's rule: the recorder stops at the first count
         # >= the request (an episode counts from its min_episode_length-th tick on, so the count can step past it by
-        # up to 7), and the converter keeps at least that many. Not exactly as many: its phase-locked ticks differ from
-        # the online ones where a loaded driver's period jitters by about half a period, so the recorder records a few
-        # per cent more than needed (10318 kept of 10000 counted in the loaded main job of 2026-12-03, 307 and 316 of
-        # 300 here): at most 10 % (first set at 5 %, which 316 broke)
-        assert s["transitions_requested"] == RECORD_TRANSITIONS <= rec["transitions"] < RECORD_TRANSITIONS + 8, (hog, rec)
+        # up to 7) and decides the last tick or two at close, and the converter keeps as many: the same ticks (one
+        # TickLocker for both), each judged once its frame has arrived. 300-301 recorded and 301-302 converted in 6
+        # runs each idle and with a core taken, at load 5 (before the shared rule: 313-337 converted of 300); at most
+        # 2 % more, for an episode event that reached the recorder after the ticks it cuts
+        assert s["transitions_requested"] == RECORD_TRANSITIONS <= rec["transitions"] < RECORD_TRANSITIONS + 10, (hog, rec)
         converted = convert_bags([s["bag"]], Path(s["bag"]).parent / "dataset", None, 10.0, verbose=False)["transitions"]
-        assert rec["transitions"] <= converted <= 1.10 * rec["transitions"], (hog, converted, rec)
-        s["converted"] = converted
+        assert rec["transitions"] <= converted <= 1.02 * rec["transitions"], (hog, converted, rec)
+        s["converted"], s["recorded"] = converted, rec["transitions"]
         # the twin rendered every frame its 30 Hz owes over the simulated time (a status line is up to one tick late)
         assert abs(s["frames"] - 30.0 * s["t_sim"]) <= 3, (hog, s["frames"], s["t_sim"])
         # and the recorder got them (a reliable subscription in twin runs; best-effort, it lost 13 of 1282 frames
         # with both cores busy): at most 1 % missing
         assert rec["camera_drops_estimated"] <= 0.01 * s["frames"] and rec["camera_out_of_order"] == 0, (hog, rec)
         assert 0 < s["achieved_rtf"] <= 4.0 + 0.05, (hog, s["twin_status"])
-    report = {("one core taken" if hog else "idle"): {k: s[k] for k in ("wall_s", "achieved_rtf", "frames", "t_sim", "departures", "converted")}
+    report = {("one core taken" if hog else "idle"): {k: s[k] for k in ("wall_s", "achieved_rtf", "frames", "t_sim", "departures", "recorded", "converted")}
               for hog, s in stages.items()}
     print("record stage:", report)
     idle, loaded = stages[False]["departures"], stages[True]["departures"]

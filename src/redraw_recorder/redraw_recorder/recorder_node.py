@@ -207,8 +207,9 @@ class Recorder(Node):
                     counter.odometry_stamp(stamp)
                     counter.needs_odometry = True
             elif role == "episode":
+                stamp = cdr_header_stamp(raw)
                 for counter in self.counters.values():
-                    counter.event(episode_event_kind(raw))
+                    counter.event(episode_event_kind(raw), stamp)
             elif role in self.counters:
                 self.counters[role].command(cdr_header_stamp(raw))
                 if self.max_transitions and self.counter.usable >= self.max_transitions:
@@ -285,7 +286,11 @@ class Recorder(Node):
             f"{free / 2**30:.1f} GiB free"
         )
         note = self._missing_note()
-        (self.get_logger().warning if note else self.get_logger().info)(line + note)
+        # two call sites: rclpy fixes a call site's severity at its first call and raises on another one after
+        if note:
+            self.get_logger().warning(line + note)
+        else:
+            self.get_logger().info(line)
         self._last_progress = (now, self.counts["camera"], s["transitions"], self.counts.get("odometry", 0))
         if free < self.min_free_mb * 2**20:
             self.exit_code = EXIT_DISK_FULL
@@ -298,6 +303,8 @@ class Recorder(Node):
 
     def close(self, reason: str = "") -> None:
         reason = self.stop_reason or reason
+        for counter in self.counters.values():
+            counter.finish()   # the recording ends: its last ticks are decided (as the converter does)
         stats = self.stats()
         self.writer.close(reason, stats)
         line = (

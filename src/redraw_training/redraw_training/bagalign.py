@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from redraw_common.alignment import EVENT_END
+from redraw_common.alignment import EVENT_END, TickLocker
 from redraw_common.errors import BagError, PreprocessError
 from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, preprocess
 
@@ -31,51 +31,13 @@ class Ticks:
 
 
 def control_ticks(cmd_stamp: np.ndarray, cmd_action: np.ndarray, control_hz: float, max_gap: float) -> Ticks:
-    """Phase-locked control ticks over a command stream (see the module docstring, step 2)."""
-    period = int(round(1e9 / control_hz))
-    half = period // 2
-    gap = int(max_gap * 1e9)
-    times, actions, held, segment = [], [], [], []
-    n = len(cmd_stamp)
-    seg = 0
-    j = 0
-    t = int(cmd_stamp[0])
-    last_cmd = 0
-    times.append(t)
-    actions.append(cmd_action[0])
-    held.append(False)
-    segment.append(seg)
-    while True:
-        slot = t + period
-        while j < n and cmd_stamp[j] <= t:
-            j += 1
-        k = j
-        best = -1
-        while k < n and cmd_stamp[k] < slot + half:
-            if cmd_stamp[k] >= slot - half and (best < 0 or abs(cmd_stamp[k] - slot) < abs(cmd_stamp[best] - slot)):
-                best = k
-            k += 1
-        if best >= 0:
-            t, last_cmd, is_held = int(cmd_stamp[best]), best, False
-        elif j >= n:
-            break
-        else:
-            # no command near the slot: hold the one in force if the driver's next command follows within
-            # max_gap of it (a slow driver); otherwise the driver stopped: cut, restart at its next command
-            in_force = max(last_cmd, int(np.searchsorted(cmd_stamp, slot, side="right")) - 1)
-            nxt = int(np.searchsorted(cmd_stamp, slot - half, side="left"))
-            if nxt >= n:
-                break
-            if cmd_stamp[nxt] - cmd_stamp[in_force] <= gap:
-                t, last_cmd, is_held = slot, in_force, True
-            else:
-                seg += 1
-                t, last_cmd, is_held = int(cmd_stamp[nxt]), nxt, False
-        times.append(t)
-        actions.append(cmd_action[last_cmd])
-        held.append(is_held)
-        segment.append(seg)
-    return Ticks(np.asarray(times, np.int64), np.asarray(actions, np.float32).reshape(-1, 2), np.asarray(held), np.asarray(segment))
+    """Phase-locked control ticks over a recording's command stream (redraw_common.alignment's rule, the one the
+    recorder counts with online)."""
+    locker = TickLocker(control_hz, max_gap)
+    ticks = [tick for stamp in cmd_stamp for tick in locker.push(int(stamp))] + locker.finish()
+    return Ticks(np.asarray([t.time for t in ticks], np.int64),
+                 np.asarray(cmd_action, np.float32).reshape(-1, 2)[[t.command for t in ticks]],
+                 np.asarray([t.held for t in ticks], bool), np.asarray([t.segment for t in ticks], np.int64))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from helpers.synthetic_bag import CFG, NS, ODOM, T0, frame, level_of, odometry_stream, stream, write_bag
 
+from redraw_common.alignment import EVENT_END, EVENT_START, AlignmentRule, UsableCounter
 from redraw_common.episodes import iter_episodes
 from redraw_common.errors import BagError
 from redraw_common.kinematics import KinematicsConfig, action_to_wheels
@@ -155,6 +156,45 @@ def test_control_ticks_phase_lock_to_a_drifting_driver():
     stamps = np.cumsum(np.full(200, int(NS / 9.8))) + rng.integers(-10_000_000, 10_000_000, 200)
     ticks = control_ticks(stamps.astype(np.int64), np.zeros((200, 2), np.float32), 10.0, 0.5)
     assert len(ticks.time) == 200 and not ticks.held.any() and (ticks.segment == 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_recorders_online_count_is_what_the_converter_keeps_from_a_jittery_driver(tmp_path, seed):
+    # a driver descheduled on a loaded machine: 10 Hz commands with 30 ms jitter, some late by most of a period,
+    # some skipped, some doubled; a camera that drops bursts of frames; the driver stopping for 1 s; an episode
+    # ended and restarted. The recorder's count (fed in arrival order, as its callbacks are) is the converter's.
+    rng = np.random.default_rng(seed)
+    seconds = 12.0
+    frames = [(T0 + int(i * NS / 30), frame(10 + i % 200)) for i in range(int(seconds * 30))]
+    for start in rng.integers(0, len(frames) - 10, 3):
+        frames = frames[:start] + frames[start + int(rng.integers(2, 6)):]
+    stamps = []
+    for k in range(int(seconds * 10)):
+        if 50 <= k < 60 or rng.random() < 0.05:
+            continue
+        late = rng.random() < 0.1
+        stamps.append(T0 + k * NS // 10 + 12_000_000 + int(rng.uniform(40e6, 90e6) if late else rng.normal(0, 30e6)))
+        if rng.random() < 0.05:
+            stamps.append(stamps[-1] + int(rng.uniform(10e6, 50e6)))
+    stamps = sorted(set(stamps))
+    actions = [(s, 0.5, 0.0) for s in stamps]
+    events = [(T0 + int(8.35 * NS), EVENT_END, 2), (T0 + int(8.65 * NS), EVENT_START, 0)]
+    report = convert_bags(write_bag(tmp_path / "bag", frames=frames, actions=actions, events=events), tmp_path / "ds", CFG, 10, verbose=False)
+
+    counter = UsableCounter(AlignmentRule(control_hz=10.0), needs_odometry=False)
+    arrivals = [(s, "frame") for s, _ in frames] + [(s, "command") for s in stamps] + [(s, ("event", e)) for s, e, _ in events]
+    for s, kind in sorted(arrivals, key=lambda a: a[0]):
+        if kind == "frame":
+            counter.frame(s)
+        elif kind == "command":
+            counter.command(s)
+        else:
+            counter.event(kind[1], s)
+    trailing = counter.usable
+    counter.finish()
+    assert report["transitions"] > 80 and report["episodes"] >= 3
+    assert counter.usable == report["transitions"] and counter.ticks == report["inputs"][0]["ticks"]["ticks"]
+    assert report["transitions"] - 2 <= trailing <= report["transitions"]
 
 
 def test_recovers_a_bag_whose_recorder_was_killed(tmp_path):
