@@ -4,9 +4,13 @@ import pytest
 from redraw_common.errors import PreprocessError
 from redraw_common.preprocessing import (
     JPEG_TOLERANCE,
+    REDUCED_DECODE_TOLERANCE,
     PreprocessConfig,
+    decode_for,
     decode_jpeg,
     encode_jpeg,
+    jpeg_reduction,
+    jpeg_size,
     preprocess,
 )
 
@@ -86,3 +90,38 @@ def test_truncated_jpeg_is_rejected_or_decodes_partially(road_frame):
     jpeg = encode_jpeg(road_frame)
     with pytest.raises(PreprocessError, match="could not decode"):
         decode_jpeg(jpeg[:100])
+
+
+def test_jpeg_bytes_are_decoded_reduced_where_the_model_size_allows_within_tolerance_of_a_full_decode(road_frame):
+    jpeg = encode_jpeg(road_frame, quality=85)
+    assert jpeg_size(jpeg) == (480, 640)
+    cases = {PreprocessConfig(): 4, PreprocessConfig(mode="rgb"): 4, PreprocessConfig(height=96, width=96): 2,
+             PreprocessConfig(height=32, width=32, horizon_crop=0.0): 8, PreprocessConfig(height=200, width=200): 1}
+    for cfg, reduction in cases.items():
+        assert jpeg_reduction(jpeg_size(jpeg), cfg) == reduction, cfg
+        rgb, size = decode_for(jpeg, cfg)
+        assert size == (480, 640) and rgb.shape == (480 // reduction, 640 // reduction, 3)
+        reduced = preprocess(jpeg, cfg)
+        full = preprocess(decode_jpeg(jpeg), cfg)
+        assert reduced.shape == full.shape == cfg.shape
+        diff = np.abs(reduced.astype(float) - full.astype(float)).mean()
+        assert diff <= REDUCED_DECODE_TOLERANCE, (cfg, diff)
+    # a frame already near the model's size decodes in full: 160x120 (the twin's camera) for a 64x64 model
+    small = encode_jpeg(road_frame[::4, ::4].copy(), quality=90)
+    assert jpeg_reduction(jpeg_size(small), PreprocessConfig()) == 1
+    assert np.array_equal(preprocess(small), preprocess(decode_jpeg(small)))
+
+
+def test_jpeg_size_reads_only_a_jpeg_header():
+    import cv2
+
+    png = cv2.imencode(".png", np.zeros((20, 30, 3), np.uint8))[1].tobytes()
+    jpeg = encode_jpeg(np.full((20, 30, 3), 90, np.uint8))
+    progressive = cv2.imencode(".jpg", np.full((50, 70, 3), 90, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert jpeg_size(jpeg) == (20, 30) and jpeg_size(progressive) == (50, 70)
+    assert jpeg_size(png) is None and jpeg_size(b"") is None and jpeg_size(b"\xff\xd8\xff") is None
+    assert jpeg_size(jpeg[:6]) is None
+    # a PNG goes through the full decode (no reduction applies), and a header without a frame is an error of the decoder
+    assert preprocess(png, PreprocessConfig(height=8, width=8)).shape == (8, 8, 2)
+    with pytest.raises(PreprocessError, match="could not decode"):
+        preprocess(b"\xff\xd8\xff\xe0\x00\x10JFIF")

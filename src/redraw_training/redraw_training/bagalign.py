@@ -14,7 +14,7 @@ import numpy as np
 
 from redraw_common.alignment import EVENT_END, TickLocker
 from redraw_common.errors import BagError, PreprocessError
-from redraw_common.preprocessing import PreprocessConfig, decode_jpeg, preprocess
+from redraw_common.preprocessing import PreprocessConfig, decode_for, preprocess
 
 from .bagread import READ_ERRORS, TERMINAL_REASONS, Source, Streams, Typestore, iter_part
 
@@ -193,8 +193,9 @@ def load_frames(source: Source, streams: Streams, wanted: np.ndarray, types: Typ
                     continue
                 msg = types.deserialize(raw, msgtype)
                 try:
-                    rgb = decode_jpeg(bytes(msg.data))
-                    sizes[f] = rgb.shape[:2]
+                    # decoded as the policy node decodes it (reduced where the model's size allows)
+                    rgb, size = decode_for(bytes(msg.data), cfg)
+                    sizes[f] = size or rgb.shape[:2]
                     obs[f] = preprocess(rgb, cfg)
                     odd = frame_content(rgb)
                     if odd:

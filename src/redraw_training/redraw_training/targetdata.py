@@ -106,7 +106,10 @@ def dataset_from_bags(bag_paths: str | Path | Sequence[str | Path], cache_root: 
         for f in sorted(x for x in src.path.rglob("*") if x.is_file()) if src.path.is_dir() else [src.path]:
             st = f.stat()
             files.append(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}")
-    key = json.dumps({"files": files, "pre": preprocess_config.to_dict(), "hz": control_hz, "options": options}, sort_keys=True, default=str)
+    # "decode": conversions cached before the reduced JPEG decode (redraw_common.preprocessing.decode_for) differ from
+    # what the policy node now sees by about 1 level: they are converted again
+    key = json.dumps({"files": files, "pre": preprocess_config.to_dict(), "hz": control_hz, "options": options, "decode": "reduced"},
+                     sort_keys=True, default=str)
     folder = Path(cache_root).expanduser() / f"bags-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if (folder / REPORT).is_file():
         return folder, json.loads((folder / REPORT).read_text())
