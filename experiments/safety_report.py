@@ -43,6 +43,33 @@ def per_seed(rows: list[dict], method: str, perturb: str) -> list[dict]:
              "out_of_lane_events": r["lane"]["out_of_lane_events"], "episodes": r["lane"]["episodes"]} for r in found]
 
 
+def residual_rows(run: Path, perturb: str) -> list[dict]:
+    """Per seed: held-out KL of the sim prior and of the corrected one (calibrate's summary.json), and for the
+    early-stopped recipe the update its residual was selected at."""
+    folder = run / "runs" / "redraw" / f"{(perturb or 'nominal').replace(':', '_')}_n10000"
+    out = []
+    for seed in range(3):
+        summary = json.loads((folder / f"seed{seed}" / "summary.json").read_text())
+        fit = summary.get("residual_fit") or {}
+        out.append({"seed": seed, "kl_sim": summary["holdout"]["holdout/kl_sim"], "kl_redraw": summary["holdout"]["holdout/kl_redraw"],
+                    "selected_update": fit.get("selected_update"), "residual_updates": fit.get("updates")})
+    return out
+
+
+def kl_table(report: dict) -> str:
+    lines = ["| Condition | Recipe | held-out KL, sim prior | held-out KL, corrected | change | residual selected at update (early) |",
+             "|---|---|---|---|---|---|"]
+    for cond in report["conditions"]:
+        for name in ("paper", "early"):
+            rows = cond["residual"][name]
+            sim, red = [r["kl_sim"] for r in rows], [r["kl_redraw"] for r in rows]
+            change = ", ".join(f"{(b - a) / a:+.0%}" for a, b in zip(sim, red))
+            picked = ", ".join(f"{r['selected_update']} of {r['residual_updates']}" for r in rows) if name == "early" else "— (3000, joint)"
+            lines.append(f"| {label(cond['perturb'])} | {report['labels'][name]} | {', '.join(f'{x:.2f}' for x in sim)} | "
+                         f"{', '.join(f'{x:.2f}' for x in red)} | {change} | {picked} |")
+    return "\n".join(lines) + "\n"
+
+
 def verdict(perturb: str, zero: list[dict], recipe: list[dict]) -> dict:
     if perturb == REVERSED:
         lapping = sum(s["laps_per_episode"] >= 1.0 for s in recipe)
@@ -127,13 +154,14 @@ def main() -> None:
             if len(seeds) != 3:
                 raise SystemExit(f"{label(perturb)}: {name} has {len(seeds)} seeds in its results.json, the plan has 3")
         report["conditions"].append({"perturb": perturb, "methods": methods, "verdicts": {
-            name: verdict(perturb, methods["draw_zeroshot"], methods[name]) for name in ("paper", "early")}})
+            name: verdict(perturb, methods["draw_zeroshot"], methods[name]) for name in ("paper", "early")},
+            "residual": {"paper": residual_rows(args.paper, perturb), "early": residual_rows(args.early, perturb)}})
     report["passes_every_condition"] = {name: all(c["verdicts"][name]["passes"] for c in report["conditions"]) for name in ("paper", "early")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "table.md").write_text(table(report))
+    (args.out / "table.md").write_text(table(report) + "\n" + kl_table(report))
     plot(report, args.out / "plot.png")
-    print(table(report))
+    print(table(report) + "\n" + kl_table(report))
     print("passes every condition:", report["passes_every_condition"])
 
 
