@@ -227,6 +227,19 @@ def vector_model(tmp_path_factory):
     return Path(export_policy(folder / "ckpt", folder / "model", model_id="tiny-vector-policy", verify_samples=2)["model"])
 
 
+def assert_drives(wheels, expected, status, log):
+    """Every command the node sent while driving is the model's (left, right); on a loaded machine it may also have
+    stopped the wheels for a moment, but only where its status said why (a watchdog state: odometry or camera older
+    than its timeout), and for at most a fifth of the commands. The same answer, only with pauses."""
+    go = [w for w in wheels if moving(w)]
+    np.testing.assert_allclose([w[1:3] for w in go], [list(expected)] * len(go), atol=2e-3)
+    stale = [s[0] for s in status if s[1] != 0]   # 0: OK
+    for w in wheels:
+        if not moving(w):
+            assert any(abs(t - w[0]) <= 0.3 for t in stale), f"wheels stopped at {w[0]:.3f} s without a watchdog status\n{log[-3000:]}"
+    assert len(go) >= 0.8 * len(wheels), f"{len(wheels) - len(go)} of {len(wheels)} commands were stops\n{log[-3000:]}"
+
+
 def vector_wheels(model, velocity):
     """The wheel command the exported model must give for the probe's road frame and this velocity (onnxruntime
     directly, manifest action range [-1, 1])."""
@@ -272,10 +285,10 @@ def test_vector_model_drives_with_the_measured_velocity(tmp_path, vector_model):
     assert data["warmed_up"], log
     for phase in data["phases"]:
         # skip the first 0.2 s of a phase: a command may still come from the previous velocity
-        wheels = [w[1:3] for w in data["wheels"] if phase["t_start"] + 0.2 <= w[0] <= phase["t_end"]]
+        wheels = [w for w in data["wheels"] if phase["t_start"] + 0.2 <= w[0] <= phase["t_end"]]
         e = expect[tuple(phase["odom"])]
         assert len(wheels) >= 8, f"{len(wheels)} commands in {phase['seconds']} s"
-        np.testing.assert_allclose(wheels, [[e.left, e.right]] * len(wheels), atol=2e-3)
+        assert_drives(wheels, (e.left, e.right), data["status"], log)
     assert {s[4] for s in data["status"]} == {"tiny-vector-policy"}
     assert data["odom_subscribers"] == 1
 
@@ -300,7 +313,7 @@ def test_each_robot_profile_drives_on_its_drivers_topics_and_types(tmp_path, vec
     wheels = [w for w in data["wheels"] if driving["t_start"] + 0.2 <= w[0] <= driving["t_end"]]
     rate = len(wheels) / (driving["t_end"] - driving["t_start"] - 0.2)
     assert 8.0 <= rate <= 12.0, f"{rate:.1f} commands/s at a 10 Hz control rate"
-    np.testing.assert_allclose([w[1:3] for w in wheels], [[e.left, e.right]] * len(wheels), atol=2e-3)
+    assert_drives(wheels, (e.left, e.right), data["status"], log)
     zeros = [w for w in data["wheels"] if w[0] >= lost["last_odom_before"] and not moving(w)]
     assert zeros and zeros[0][0] - lost["last_odom_before"] <= STOP_WITHIN, \
         f"stopped {1e3 * (zeros[0][0] - lost['last_odom_before']):.0f} ms after the last odometry\n{log}"
