@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
+
+from redraw_training.compare_report import mean_sem
 
 REVERSED = "reversed"
 CONDITION_ORDER = ("", "trim:0.1", "gain:0.7", REVERSED)
@@ -29,11 +30,6 @@ def load_rows(run: Path) -> list[dict]:
     if not path.is_file():
         raise SystemExit(f"{path}: not found; the compare run in {run} has not finished (rerun its command: it resumes)")
     return json.loads(path.read_text())["rows"]
-
-
-def mean_sem(values: list[float]) -> tuple[float, float]:
-    v = np.asarray(values, np.float64)
-    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0)
 
 
 def per_seed(rows: list[dict], method: str, perturb: str) -> list[dict]:

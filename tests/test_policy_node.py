@@ -3,6 +3,7 @@ camera and the e-stop and records the wheel commands (DDS on loopback)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cpuhog import CpuHog
 from helpers.launchstart import start_launch
 from helpers.rosproc import NodeGroup
 from helpers.tiny_policy import build_policy, reference_action, tamper_hash, with_manifest
@@ -50,17 +52,17 @@ def run(tmp_path, model, script, listen=3.0, timeout=60, probe_args=(), params=N
         return data, node, node.output()
 
 
-def road_obs():
-    """The observation of the probe's road frame (160x120 JPEG q90), as the node preprocesses it."""
+def road_obs(width=160, height=120):
+    """The observation of the probe's road frame (width x height JPEG q90), as the node preprocesses it."""
     spec = importlib.util.spec_from_file_location("fake_robot", NODES / "fake_robot.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return preprocess(encode_jpeg(mod.road(160, 120, 0.0, np.random.default_rng(1)), 90), CFG)
+    return preprocess(encode_jpeg(mod.road(width, height, 0.0, np.random.default_rng(1)), 90), CFG)
 
 
-def road_action():
+def road_action(width=160, height=120):
     """The wheel command the tiny policy must send for the probe's road frame."""
-    forward, turn = reference_action(road_obs())
+    forward, turn = reference_action(road_obs(width, height))
     return action_to_wheels(float(forward), float(turn), KinematicsConfig())
 
 
@@ -87,14 +89,19 @@ def model(tmp_path_factory):
     return build_policy(tmp_path_factory.mktemp("model"), CFG)
 
 
-def test_drives_at_the_control_rate(tmp_path, model):
-    data, node, log = run(tmp_path, model, [{"mode": "road", "seconds": 3.0}])
+@pytest.mark.parametrize("camera", ["160x120", "640x480 with a core taken"])
+def test_drives_at_the_control_rate(tmp_path, model, camera):
+    # 640x480: a Duckiebot's camera, which the node decodes at a DCT reduction (1/8 for the 32x32 test model), here
+    # with one core busy (a CpuHog the test starts and stops): the same commands, only later
+    width, height = (640, 480) if camera.startswith("640") else (160, 120)
+    with CpuHog(cores=1) if "core taken" in camera else contextlib.nullcontext():
+        data, node, log = run(tmp_path, model, [{"mode": "road", "seconds": 3.0}], probe_args=["--width", str(width), "--height", str(height)])
     assert data["warmed_up"], log
     (phase,) = data["phases"]
     wheels = [w for w in data["wheels"] if phase["t_start"] <= w[0] <= phase["t_end"]]
     rate = len(wheels) / (phase["t_end"] - phase["t_start"])
     assert 8.0 <= rate <= 12.0, f"{rate:.1f} Hz"
-    expect = road_action()
+    expect = road_action(width, height)
     # every command is the policy's action for the frame, except stale-camera stops after a real gap in the probe's
     # frames (the probe not scheduled for > frame_timeout on a loaded machine: stopping is then right)
     gaps = camera_gaps(data)
@@ -229,14 +236,14 @@ def vector_model(tmp_path_factory):
 
 def assert_drives(wheels, expected, status, log):
     """Every command the node sent while driving is the model's (left, right); on a loaded machine it may also have
-    stopped the wheels for a moment, but only where its status said why (a watchdog state: odometry or camera older
-    than its timeout), and for at most a fifth of the commands. The same answer, only with pauses."""
+    stopped the wheels for a moment, but only where the status it sent with the stop said why (odometry or camera
+    older than its timeout), and for at most a fifth of the commands. The same answer, only with pauses."""
     go = [w for w in wheels if moving(w)]
     np.testing.assert_allclose([w[1:3] for w in go], [list(expected)] * len(go), atol=2e-3)
-    stale = [s[0] for s in status if s[1] != 0]   # 0: OK
+    stale = [s[0] for s in status if s[1] in (1, 6)]   # the stop's own status: stale camera or stale odometry
     for w in wheels:
         if not moving(w):
-            assert any(abs(t - w[0]) <= 0.3 for t in stale), f"wheels stopped at {w[0]:.3f} s without a watchdog status\n{log[-3000:]}"
+            assert any(abs(t - w[0]) <= 0.1 for t in stale), f"wheels stopped at {w[0]:.3f} s without a stale-input status\n{log[-3000:]}"
     assert len(go) >= 0.8 * len(wheels), f"{len(wheels) - len(go)} of {len(wheels)} commands were stops\n{log[-3000:]}"
 
 

@@ -208,9 +208,9 @@ def test_record_stage_gives_the_same_data_with_a_core_taken_only_slower(tiny_mod
         # every usable transition asked for, counted by the converter's rule: the recorder stops at the first count
         # >= the request (an episode counts from its min_episode_length-th tick on, so the count can step past it by
         # up to 7) and decides the last tick or two at close, and the converter keeps as many: the same ticks (one
-        # TickLocker for both), each judged once its frame has arrived. 300-301 recorded and 301-302 converted in 6
-        # runs each idle and with a core taken, at load 5 (before the shared rule: 313-337 converted of 300); at most
-        # 2 % more, for an episode event that reached the recorder after the ticks it cuts
+        # TickLocker for both), each judged once its frame has arrived. 301 recorded and 301-302 converted in 3 runs of
+        # this test (idle and with a core taken each) at load 5 (the old online rule: 307-337 converted of 300); at
+        # most 2 % more, for an episode event that reached the recorder after the ticks it cuts
         assert s["transitions_requested"] == RECORD_TRANSITIONS <= rec["transitions"] < RECORD_TRANSITIONS + 10, (hog, rec)
         converted = convert_bags([s["bag"]], Path(s["bag"]).parent / "dataset", None, 10.0, verbose=False)["transitions"]
         assert rec["transitions"] <= converted <= 1.02 * rec["transitions"], (hog, converted, rec)

@@ -87,14 +87,12 @@ class TickLocker:
         self.tick: Tick | None = None
         self.in_force: tuple[int, int] | None = None     # (stamp, index) of the command the last tick carries
         self.fed = 0
-        self.latest = -1
-        self.dropped = 0                                  # stamped at or before an earlier command
+        self.latest = -1                                  # the newest command stamp taken; older ones are dropped
 
     def push(self, stamp_ns: int) -> list[Tick]:
         index = self.fed
         self.fed += 1
         if stamp_ns <= self.latest:
-            self.dropped += 1
             return []
         self.latest = stamp_ns
         self.pending.append((stamp_ns, index))
@@ -167,7 +165,6 @@ class UsableCounter:
         self.locker = TickLocker(rule.control_hz, rule.max_gap_s)
         self.waiting: deque[Tick] = deque()            # decided, not judged yet
         self.latest_frame = -1
-        self.latest_command = -1
         self.events: deque[tuple[int, int]] = deque()   # (stamp, kind) not yet reached by a tick
         self.inside = True          # no END seen since the last START (a recording without events is one episode)
         self.segment = 0
@@ -196,7 +193,6 @@ class UsableCounter:
 
     def command(self, stamp_ns: int | None) -> None:
         if stamp_ns is not None:
-            self.latest_command = max(self.latest_command, int(stamp_ns))
             self.waiting.extend(self.locker.push(int(stamp_ns)))
             self._judge()
 
@@ -207,7 +203,7 @@ class UsableCounter:
 
     def _judge(self, final: bool = False) -> None:
         while self.waiting and (final or self.latest_frame >= self.waiting[0].time
-                                or self.latest_command - self.waiting[0].time > self.CAMERA_WAIT_NS):
+                                or self.locker.latest - self.waiting[0].time > self.CAMERA_WAIT_NS):
             self._tick(self.waiting.popleft())
 
     def _tick(self, tick: Tick) -> None:

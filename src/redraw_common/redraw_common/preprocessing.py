@@ -112,7 +112,7 @@ REDUCED_DECODE_TOLERANCE = 3.0
 def jpeg_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
     """(height, width) from a JPEG's start-of-frame header, without decoding; None for anything else (PNG,
     truncated or corrupt headers: the decoder then says what is wrong)."""
-    b = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    b = bytes(memoryview(data)[:65536])   # the headers come first; a frame's SOF is in its first few hundred bytes
     if b[:2] != b"\xff\xd8":
         return None
     i = 2

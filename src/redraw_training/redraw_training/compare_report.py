@@ -16,7 +16,7 @@ from .compare_settings import LABELS, LANE_COLUMNS, METHODS, MODEL_OF, CompareSe
 # aggregation and outputs
 
 
-def _mean_sem(values: list[float]) -> tuple[float, float]:
+def mean_sem(values: list[float]) -> tuple[float, float]:
     v = np.asarray(values, np.float64)
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
@@ -36,14 +36,14 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["method"], r["perturb"], r["size"]), []).append(r)
     out = []
     for (method, perturb, size), group in groups.items():
-        mean, sem = _mean_sem([r["return_mean"] for r in group])
+        mean, sem = mean_sem([r["return_mean"] for r in group])
         entry: dict[str, Any] = {"method": method, "perturb": perturb, "size": size, "seeds": len(group), "mean": mean, "sem": sem,
                                  "values": [float(r["return_mean"]) for r in group]}
         if any(r.get("lane") for r in group):
             entry["lane"] = {}
             for key in LANE_COLUMNS:
                 values = [float(r["lane"][key]) for r in group if r.get("lane") and r["lane"].get(key) is not None]
-                m, e = _mean_sem(values) if values else (None, None)
+                m, e = mean_sem(values) if values else (None, None)
                 entry["lane"][key] = {"mean": m, "sem": e, "seeds": len(values), "values": values}
         out.append(entry)
     order = {m: i for i, m in enumerate(METHODS)}
