@@ -153,10 +153,13 @@ class ImagActorCritic(ActorCriticBase):
         dist = self.actor(self.features(z, hist))
         return dist.sample() if sample else dist.mean
 
-    def imagine(self, wm, start: dict[str, torch.Tensor], residual: nn.Module | None = None) -> dict[str, torch.Tensor]:
-        """Roll the actor in the (corrected) model; adds `feat` (H+1, N, zdim + hist_dim), the actor's inputs."""
+    def imagine(self, wm, start: dict[str, torch.Tensor], residual: nn.Module | None = None,
+                horizon: int | None = None) -> dict[str, torch.Tensor]:
+        """Roll the actor in the (corrected) model for `horizon` (default imag_horizon) steps; adds `feat` (H+1, N,
+        zdim + hist_dim), the actor's inputs."""
+        horizon = self.config.imag_horizon if horizon is None else horizon
         if not self.hist_dim:
-            traj = wm.draw.imagine(lambda z: self.actor(z).sample(), start["sigma"], start["z"], self.config.imag_horizon, residual)
+            traj = wm.draw.imagine(lambda z: self.actor(z).sample(), start["sigma"], start["z"], horizon, residual)
             traj["feat"] = traj["z"]
             return traj
         hists = [start["hist"]]
@@ -166,7 +169,7 @@ class ImagActorCritic(ActorCriticBase):
             hists.append(shift_history(hists[-1], action))
             return action
 
-        traj = wm.draw.imagine(act, start["sigma"], start["z"], self.config.imag_horizon, residual)
+        traj = wm.draw.imagine(act, start["sigma"], start["z"], horizon, residual)
         traj["feat"] = self.features(traj["z"], torch.stack(hists[:-1]))
         return traj
 

@@ -8,8 +8,10 @@ plus one actor-critic update in the corrected imagination, with the sim reward h
 residual.validation > 0 the residual is instead fitted first, alone, on the training episodes but a validation part,
 and early-stopped on its KL (fit_residual); frozen at its selected weights, it is then the model the actor-critic
 trains in for calibrate.updates. A held-out part of the data measures KL(q(z_t|x_t) || p(z_t|history)) with and
-without the residual. The output is a 'calibrate' checkpoint that resumes when the same calibration is run again on
-the same data.
+without the residual. With calibrate.warm_start the policy starts from the sim policy's weights instead of fresh; with
+calibrate.select the calibrated policy is shipped only if its imagined return in the corrected model, from the held-out
+start states, beats the sim policy's (select_policy), and the sim policy is shipped otherwise. The output is a
+'calibrate' checkpoint that resumes when the same calibration is run again on the same data.
 """
 
 from __future__ import annotations
@@ -65,13 +67,44 @@ class HoldoutKL:
         index = windows(replay, length)
         batch = replay.gather(index)
         self.feats = replay_features(replay, encode, device)[torch.from_numpy(index).to(device)]
-        self.action = torch.from_numpy(batch["action"]).to(device)
-        self.is_first = torch.from_numpy(batch["is_first"]).to(device)
+        #: the windows' action, is_first, is_terminal [, vector] (B, T, ...)
+        self.batch = to_torch({k: batch[k] for k in ("action", "is_first", "is_terminal", "vector") if k in batch}, device)
         self.kl, self.seed = kl, seed
 
     def __call__(self, **options: Any) -> float:
         gen = torch.Generator(device=self.feats.device).manual_seed(self.seed)
-        return float(self.kl(self.feats, self.action, self.is_first, generator=gen, **options))
+        return float(self.kl(self.feats, self.batch["action"], self.batch["is_first"], generator=gen, **options))
+
+
+@torch.no_grad()
+def imagined_return(agent, task, hold: HoldoutKL, horizon: int, seed: int) -> float:
+    """The mean, over every held-out step, of the discounted return sum_{t=1..H} gamma^(t-1) c_0..c_(t-1) r_t that
+    `task`'s actor collects in the corrected model from that step's corrected posterior state (r: the sim reward
+    head, c: the continue head's mode, c_0 = 1 - is_terminal). Posterior samples and actions draw from RNGs seeded
+    `seed`, the same for every task compared; the caller's RNG state is left as it was."""
+    device = hold.feats.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        z, _, _, _, raw = agent.filter_with_residual(hold.feats, hold.batch["action"], hold.batch["is_first"], generator=gen)
+        start = agent._starts({"z": z, "sigma": agent.wm.draw.belief(raw)}, hold.batch)
+        traj = task.imagine(agent.wm, start, agent.residual, horizon)
+        reward = agent.wm.imagined_reward(traj).float()                                         # (H, N)
+        alive = torch.cat([start["cont"][None].float(), agent.wm.cont_mode(traj["z"][1:-1])], 0)  # c_0 .. c_(H-1)
+        weight = torch.cumprod(task.gamma * alive, 0) / task.gamma
+        return float((weight * reward).sum(0).mean())
+
+
+def select_policy(agent, sim_task, hold: HoldoutKL, horizon: int, seed: int) -> dict[str, Any]:
+    """calibrate.select: keep the calibrated policy (agent.task) only if its imagined return (imagined_return, over
+    `horizon` steps) beats the sim policy's (`sim_task`, the pretrained actor-critic) in the same corrected model from
+    the same held-out starts; otherwise put the sim policy's weights into agent.task. No real reward is used."""
+    returns = {"calibrated": imagined_return(agent, agent.task, hold, horizon, seed),
+               "sim": imagined_return(agent, sim_task, hold, horizon, seed)}
+    kept = "calibrated" if returns["calibrated"] > returns["sim"] else "sim"
+    if kept == "sim":
+        agent.task.load_state_dict(sim_task.state_dict())
+    return {"kept": kept, "imagined_return": returns, "horizon": horizon, "starts": int(hold.feats.shape[0] * hold.feats.shape[1])}
 
 
 class TargetRun:
@@ -164,6 +197,9 @@ def check_residual_config(config: Config) -> None:
         raise ConfigError(f"residual.validation must be a fraction of the training episodes in [0, 1), found {r.validation}")
     if r.validation and (r.check_every < 1 or r.patience < 1):
         raise ConfigError(f"early stopping needs residual.check_every >= 1 and residual.patience >= 1, found {r.check_every} and {r.patience}")
+    if config.calibrate.select and not config.calibrate.holdout > 0:
+        raise ConfigError("calibrate.select compares the policies on held-out target episodes: set calibrate.holdout > 0, "
+                          f"found {config.calibrate.holdout}")
 
 
 def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config: Config, out: str | Path | None) -> None:
@@ -182,11 +218,11 @@ def check_calibration_source(src_dir: Path, src_manifest: dict[str, Any], config
         if manifest["kind"] != "calibrate" or manifest["data"].get("pretrained", {}).get("weights_sha256") != src_manifest["files"]["weights.safetensors"]:
             raise CheckpointError(f"{out} holds a checkpoint that was not calibrated from {src_dir}; use another --out folder")
         # the stored config on today's defaults: a checkpoint made before a residual key existed ran with its default
-        stored = config_from_dict(manifest["config"], manifest.get("presets", [])).residual
-        changed = [f"residual.{k}: checkpoint {stored[k]!r}, now {config.residual[k]!r}" for k in sorted(config.residual)
-                   if stored[k] != config.residual[k]]
+        stored = config_from_dict(manifest["config"], manifest.get("presets", []))
+        keys = [f"residual.{k}" for k in sorted(config.residual)] + ["calibrate.warm_start"]
+        changed = [f"{k}: checkpoint {stored.get(k)!r}, now {config.get(k)!r}" for k in keys if stored.get(k) != config.get(k)]
         if changed:
-            raise CheckpointError(f"{out} holds a calibration with other residual settings ({'; '.join(changed)}); resume with "
+            raise CheckpointError(f"{out} holds a calibration with other settings ({'; '.join(changed)}); resume with "
                                   "the same settings or use another --out folder")
 
 
@@ -229,6 +265,10 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
                     (agent.wm.posterior_logits, "post_logit", agent.prior_kl), eval_env, eval_perturb, eval_kwargs, progress,
                     save_every=cal.save_every)
     holdout = run.holdout
+    if cal.select and holdout is None:
+        raise DatasetError(f"{data}: calibrate.select needs held-out episodes of at least batch_length={config.batch_length} steps, "
+                           f"the held-out part has {len(dataset.holdout) if dataset.holdout is not None else 0}; raise calibrate.holdout "
+                           "or record more data")
     kl_sim = holdout(residual=False) if holdout is not None else None
     keys = ("action", "is_first", "is_terminal") + (("vector",) if agent.hist_dim else ())
     early = None   # the early-stopped residual's selection (residual.validation > 0), fitted before the actor-critic
@@ -249,14 +289,24 @@ def calibrate(config: Config, pretrained: str | Path, data: str | Path, out: str
         kl = holdout(residual=True)
         return {"holdout/kl_sim": kl_sim, "holdout/kl_redraw": kl, "holdout/kl_reduction": 1.0 - kl / max(kl_sim, 1e-9)}
 
-    fitted = {"residual_fit": early} if early is not None else {}
+    extras = {"residual_fit": early} if early is not None else {}   # what the checkpoint and summary.json carry
+
+    def select() -> None:
+        """calibrate.select, once the budget is spent (again on a resumed run that trained further)."""
+        done = manifest.get("extra", {}).get("policy_selection") if resumed else None
+        if done is None or done.get("updates") != counters["updates"]:
+            sim_task = load_agent(src_dir, device, optimizers=False)[0].task
+            done = {**select_policy(agent, sim_task, holdout, agent.task.config.imag_horizon, config.seed), "updates": counters["updates"]}
+        extras["policy_selection"] = done
+
     run.trainer.run(lambda: agent.calibrate_step(run.batch(keys), fit_residual=early is None), log=holdout_metrics,
-                    save=lambda final: run.save(final, rng={"replay": dataset.train.rng_state()}, **fitted))
+                    save=lambda final: run.save(final, rng={"replay": dataset.train.rng_state()}, **extras),
+                    last=select if cal.select else None)
     length = config.batch_length
     index = np.random.default_rng(1234).integers(0, len(dataset.train) - length + 1, 4)[:, None] + np.arange(length)
     report = write_report(agent, to_torch(dataset.train.gather(index), device), out / "report.png", context=min(5, length - 1),
                           title="ReDRAW vs the sim model on target data: context frames left of the red line, then actions only")
-    return run.trainer.finish(holdout=holdout_metrics(), dataset=dataset.describe(), report=report, **fitted)
+    return run.trainer.finish(holdout=holdout_metrics(), dataset=dataset.describe(), report=report, **extras)
 
 
 def agent_spec(agent) -> dict[str, Any]:

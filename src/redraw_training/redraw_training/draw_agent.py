@@ -114,7 +114,8 @@ class Agent(nn.Module):
     # ReDRAW calibration
 
     def start_calibration(self, config: Config | None = None) -> None:
-        """Freeze the world model; new residual and optimiser; a fresh actor-critic (METHOD.md 6.3)."""
+        """Freeze the world model; new residual and optimiser; a fresh actor-critic (METHOD.md 6.3), or with
+        calibrate.warm_start one that starts from the sim policy's weights (new optimisers, update count 0)."""
         config = config or self.config
         self.config = config
         self.wm.freeze()
@@ -123,7 +124,11 @@ class Agent(nn.Module):
         self.residual = EnsembleResidual(self.wm.zdim, self.action_dim, r.members, r.layers, r.units, r.out_init).to(device)
         self.res_opt = Optimizer("residual", self.residual.parameters(), r.lr, r.eps, r.clip)
         self.wm.draw.corrected_unimix = self.wm.draw.unimix if r.keep_unimix else 0.0
-        self.task = ImagActorCritic(calibration_config(config), self.wm.zdim, self.action_dim, self.hist_dim).to(device)
+        task = ImagActorCritic(calibration_config(config), self.wm.zdim, self.action_dim, self.hist_dim).to(device)
+        if config.calibrate.warm_start:
+            task.load_state_dict(self.task.state_dict())
+            task.updates.zero_()
+        self.task = task
 
     def filter_with_residual(self, post_logit: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
                              residual: bool = True, generator: torch.Generator | None = None):

@@ -89,7 +89,9 @@ class Trainer:
             self.mean.add(m)
 
     def run(self, step: Callable[[], Any], *, save: Callable[[bool], None], log: Callable[[], dict[str, float]] | None = None,
-            every: Iterable[tuple[int, Callable[[int], None]]] = ()) -> None:
+            every: Iterable[tuple[int, Callable[[int], None]]] = (), last: Callable[[], None] | None = None) -> None:
+        """step() until the budget is spent, logging, evaluating, calling the `every` hooks and saving on the cadence;
+        then `last()` (once, also when a finished run is resumed), the final evaluation and save(True)."""
         c = self.cadence
         every = [(n, fn) for n, fn in every if n]
         try:
@@ -108,6 +110,8 @@ class Trainer:
                         hook(n)
                 if c.save_every and n % c.save_every == 0 and n < self.total:
                     save(False)
+            if last is not None:
+                last()
             self.evaluate()
             save(True)
         finally:
