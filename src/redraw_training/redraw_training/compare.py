@@ -16,7 +16,9 @@ The cells (compare_cells.py says what each computes), each a Ray task that start
      "" = nominal, the paper's "unmodified real") of `target_driver`: max(sizes) transitions, the smaller sizes
      nested prefixes of whole episodes (the dataset-size sweep). `auto` = the env package's exploration driver for
      envs with a lane state (redraw_sim's ExploreDriver, as the main job's explore node), else random actions;
-     `scripted` = scripted.scripted_driver for any env; `random` = uniform random actions;
+     `scripted` = scripted.scripted_driver for any env; `random` = uniform random actions; `policy` = the seed's
+     pretrained source task policy (DRAW's, else Dreamer's; sampled actions plus Gaussian noise of std
+     `target_noise`, clipped), a competent driver as the paper's expert target datasets were;
   3. zeroshot, per zero-shot method, condition and seed: the pretrained task policy evaluated as it is;
   4. offline, per offline method, condition, size and seed: finetune (finetune.py) or redraw (calibration.calibrate),
      all with the same `updates` on the same data, then evaluated.
@@ -86,7 +88,10 @@ def plan(s: CompareSettings) -> list[Cell]:
     sizes = sorted(set(int(n) for n in s.sizes))
     cells = [cell(pretrain_name(s, model, seed), "pretrain", (), model=model, seed=seed)
              for seed in s.seeds for model in models if s.checkpoint_of(model) is None]
-    cells += [cell(f"data/{slug(p)}_seed{seed}", "data", (), ("all/", DATASET_JSON), perturb=p, seed=seed)
+    def driver(seed: int) -> tuple[str, ...]:      # the data cell's input: the policy that drives, if one does
+        return (pretrain_name(s, s.driver_model(), seed),) if s.target_driver == "policy" else ()
+
+    cells += [cell(f"data/{slug(p)}_seed{seed}", "data", driver(seed), ("all/", DATASET_JSON), perturb=p, seed=seed)
               for seed in s.seeds for p in s.target_perturbs]
     for seed in s.seeds:
         for p in s.target_perturbs:

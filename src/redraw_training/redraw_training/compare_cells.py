@@ -69,16 +69,20 @@ def pretrain_cell(s: CompareSettings, model: str, seed: int, out: Path, log: Cal
         f"{summary['counters']['updates']} updates); coverage {cov}")
 
 
-def data_cell(s: CompareSettings, perturb: str, seed: int, out: Path, log: Callable[[str], None]) -> None:
-    """Reward-free target data of the target driver (compare.prepare resolved `auto`): max(sizes) transitions in
-    out/all, and out/dataset.json."""
+def data_cell(s: CompareSettings, perturb: str, seed: int, out: Path, log: Callable[[str], None], policy: Path | None = None) -> None:
+    """Reward-free target data of the target driver (compare.prepare resolved `auto`; `policy`: the checkpoint whose
+    task policy drives): max(sizes) transitions in out/all, and out/dataset.json."""
     from .envs import make_env
     from .rollout import make_actor, run_episodes, save_episodes
 
     env = make_env(s.env, perturb, **dict(s.env_kwargs))
     data_seed = 7_000_000 + 1000 * seed
-    act = make_actor(env, s.target_driver, data_seed)
-    driver_class = type(act.driver).__name__ if s.target_driver == "scripted" else "uniform random"
+    if s.target_driver == "policy":
+        act = make_actor(env, str(policy), data_seed, action_noise=s.target_noise)
+        driver_class = f"{s.driver_model()} source task policy, action noise std {s.target_noise:g}"
+    else:
+        act = make_actor(env, s.target_driver, data_seed)
+        driver_class = type(act.driver).__name__ if s.target_driver == "scripted" else "uniform random"
     metrics, eps = run_episodes(env, act, 0, data_seed, keep=True, transitions=max(s.sizes))
     env.close()
     transitions = sum(save_episodes(out / "all", eps, keep_reward=False))
@@ -182,7 +186,8 @@ def settings_of(s: CompareSettings, stage: str, spec: dict[str, Any]) -> dict[st
         return {"env": s.env, "env_kwargs": s.env_kwargs, "source_perturb": s.source_perturb, "presets": s.presets,
                 "explore": s.explore, "pretrain_steps": s.pretrain_steps, "overrides": for_model(s.overrides, spec["model"])}
     if stage == "data":
-        return {"env": s.env, "env_kwargs": s.env_kwargs, "target_driver": s.target_driver}
+        noise = {"target_noise": s.target_noise} if s.target_driver == "policy" else {}
+        return {"env": s.env, "env_kwargs": s.env_kwargs, "target_driver": s.target_driver, **noise}
     if stage == "offline":
         return {"updates": s.updates, "overrides": for_model(s.overrides, MODEL_OF[spec["method"]])}
     return {"env": s.env, "env_kwargs": s.kwargs_for(MODEL_OF[spec["method"]]), "eval_episodes": s.eval_episodes}
@@ -197,7 +202,7 @@ def execute(s: CompareSettings, cell: Cell, inputs: dict[str, Path], out: Path, 
     if cell.stage == "pretrain":
         pretrain_cell(s, spec["model"], spec["seed"], out, log)
     elif cell.stage == "data":
-        data_cell(s, spec["perturb"], spec["seed"], out, log)
+        data_cell(s, spec["perturb"], spec["seed"], out, log, inputs[cell.deps[0]] if cell.deps else None)
     elif cell.stage == "offline":
         offline_cell(s, spec["method"], spec["size"], spec["seed"], inputs[cell.deps[0]], inputs[cell.deps[1]], out, log)
     elif cell.stage == "evaluate":

@@ -14,7 +14,7 @@ METHODS = ("dreamer_zeroshot", "dreamer_finetune", "draw_zeroshot", "draw_finetu
 MODEL_OF = {"dreamer_zeroshot": "dreamer", "dreamer_finetune": "dreamer", "draw_zeroshot": "draw", "draw_finetune": "draw", "redraw": "draw"}
 LABELS = {"dreamer_zeroshot": "Dreamer zero-shot", "dreamer_finetune": "Dreamer finetune", "draw_zeroshot": "DRAW zero-shot",
           "draw_finetune": "DRAW finetune", "redraw": "ReDRAW"}
-TARGET_DRIVERS = ("auto", "random", "scripted")
+TARGET_DRIVERS = ("auto", "random", "scripted", "policy")
 #: the paper's Duckiebot columns (METHOD.md 9) and laps per episode: key of evaluation.lane_metrics -> header
 LANE_COLUMNS = {"dense_reward": "dense reward / step ↑", "lap_time_s": "lap time s ↓", "centre_offset_cm": "centre offset cm ↓",
                 "laps": "laps / episode ↑"}
@@ -41,6 +41,7 @@ class CompareSettings:
     updates: int | None = None                 # offline updates of calibration / finetuning (default: calibrate.updates)
     sizes: list[int] = field(default_factory=lambda: [2000])   # target dataset sizes, transitions
     target_driver: str = "auto"
+    target_noise: float = 0.3                  # the `policy` driver: std of the Gaussian noise on its actions
     eval_episodes: int = 10
     threads: int = 1                           # torch threads (and Ray CPUs) per cell
     jobs: int | None = None                    # CPUs of the local Ray instance (default: the machine's cores)
@@ -66,6 +67,13 @@ class CompareSettings:
             raise CompareError(f"dataset sizes must be positive transition counts, found {self.sizes}")
         if self.target_driver not in TARGET_DRIVERS:
             raise CompareError(f"target driver must be one of {TARGET_DRIVERS}, found {self.target_driver!r}")
+        if self.target_driver == "policy":
+            if not self.target_noise >= 0.0:
+                raise CompareError(f"target noise is the std of Gaussian action noise, >= 0; found {self.target_noise}")
+            model = self.driver_model()
+            if self.kwargs_for(model) != dict(self.env_kwargs):
+                raise CompareError(f"the policy target driver is the {model} source policy, which acts in env kwargs "
+                                   f"{self.kwargs_for(model)}; the target data is collected with {dict(self.env_kwargs)}")
         if self.explore not in ("task", "plan2explore", "scripted"):
             raise CompareError(f"explore must be task, plan2explore or scripted, found {self.explore!r}")
         if self.jobs is not None and self.jobs < 1:
@@ -77,6 +85,10 @@ class CompareSettings:
         for model in ("draw", "dreamer"):
             if self.checkpoint_of(model) is not None:
                 pretrained_manifest(self.checkpoint_of(model), model)
+
+    def driver_model(self) -> str:
+        """The model whose source task policy the `policy` target driver runs: DRAW's when a DRAW method is compared."""
+        return "draw" if any(MODEL_OF[m] == "draw" for m in self.methods) else "dreamer"
 
     def checkpoint_of(self, model: str) -> str | None:
         return self.draw_checkpoint if model == "draw" else self.dreamer_checkpoint

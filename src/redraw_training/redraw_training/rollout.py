@@ -164,7 +164,8 @@ def run_episodes(env, act: Actor, episodes: int, seed: int, keep: bool = False,
 
 
 class NoisyActor:
-    """An actor's action plus Gaussian noise of std `noise` per dimension; reset with the actor."""
+    """An actor's action plus Gaussian noise of std `noise` per dimension, clipped to [-1, 1] (so that what is
+    recorded is what the env executes); reset with the actor."""
 
     def __init__(self, actor: PolicyRunner, noise: float, rng: np.random.Generator):
         self.actor, self.noise, self.rng = actor, noise, rng
@@ -174,13 +175,13 @@ class NoisyActor:
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         action = self.actor(obs)
-        return action + self.noise * self.rng.standard_normal(action.shape)
+        return np.clip(action + self.noise * self.rng.standard_normal(action.shape), -1.0, 1.0)
 
 
 def make_actor(env, policy: str, seed: int, device: str = "cpu", action_noise: float = 0.0) -> Actor:
     """The actor of `policy` in `env`: 'random' (uniform in [-1, 1]), 'scripted' (the env package's exploration driver,
     scripted.DriverActor) or a checkpoint whose policy acts (sampled actions, plus Gaussian noise of std
-    `action_noise`); seeded by `seed`."""
+    `action_noise`); seeded by `seed` (a checkpoint's policy samples from torch's RNG, which this seeds)."""
     rng = np.random.default_rng(seed)
     if policy == "random":
         action_dim = env.action_space.shape[0]
@@ -193,6 +194,7 @@ def make_actor(env, policy: str, seed: int, device: str = "cpu", action_noise: f
 
     agent, _, _ = load_agent(policy, device, optimizers=False)
     agent.eval()
+    torch.manual_seed(seed)
     act = PolicyRunner(agent, torch.device(device))
     return NoisyActor(act, action_noise, rng) if action_noise else act
 

@@ -204,3 +204,49 @@ def test_given_checkpoint_of_the_wrong_model_or_env_is_refused(tiny_checkpoints,
                         draw_checkpoint=str(tiny_checkpoints["draw"]), env_kwargs={"size": 16})
     with pytest.raises(CompareError, match="expects observations/actions"):
         compare(s, log=lambda line: None)
+
+
+def test_the_policy_target_driver_collects_with_the_source_policy_and_its_noise(tiny_checkpoints, tmp_path):
+    """--target-driver policy: each data cell depends on the seed's pretrained DRAW model, records its task policy's
+    actions plus the stated noise (clipped), reproducibly, and without rewards; settings it cannot use are refused."""
+    import numpy as np
+
+    from redraw_training.compare import plan
+    from redraw_training.compare_cells import data_cell
+    from redraw_training.rollout import make_actor, run_episodes
+
+    s = CompareSettings(env="redraw/PointGoal-v0", target_perturbs=["reversed"], out=tmp_path, seeds=[0, 1], sizes=[60],
+                        target_driver="policy", target_noise=0.0, draw_checkpoint=str(tiny_checkpoints["draw"]),
+                        dreamer_checkpoint=str(tiny_checkpoints["dreamer"]))
+    s.check()
+    data = {c.name: c for c in plan(s) if c.stage == "data"}
+    assert {c.deps for c in data.values()} == {("given/draw",)}
+    assert all(c.spec["settings"]["target_noise"] == 0.0 for c in data.values())
+    per_seed = CompareSettings(env="redraw/PointGoal-v0", target_perturbs=["reversed"], out=tmp_path, seeds=[0, 1],
+                               target_driver="policy", methods=["redraw"])
+    assert [c.deps for c in plan(per_seed) if c.stage == "data"] == [("pretrain/draw_seed0",), ("pretrain/draw_seed1",)]
+
+    def collected(noise: float, name: str) -> list[np.ndarray]:
+        s.target_noise = noise
+        data_cell(s, "reversed", 0, tmp_path / name, lambda line: None, tiny_checkpoints["draw"])
+        info = json.loads((tmp_path / name / "dataset.json").read_text())
+        assert info["driver"] == "policy" and "action noise std" in info["driver_class"] and info["reward_free"]
+        files = sorted((tmp_path / name / "all").glob("*.npz"))
+        assert all("reward" not in np.load(f).files for f in files)
+        return [np.load(f)["action"] for f in files]
+
+    clean, again, noisy = collected(0.0, "a"), collected(0.0, "b"), collected(0.5, "c")
+    assert all(np.array_equal(x, y) for x, y in zip(clean, again))            # reproducible per seed
+    from redraw_training.envs import make_env
+
+    env = make_env("redraw/PointGoal-v0", "reversed")
+    _, eps = run_episodes(env, make_actor(env, str(tiny_checkpoints["draw"]), 7_000_000), 0, 7_000_000, keep=True, transitions=60)
+    assert np.allclose(np.concatenate([e["action"] for e in eps]), np.concatenate(clean))   # the policy's own actions
+    steps = np.concatenate(noisy)
+    assert np.abs(steps).max() <= 1.0 and not np.allclose(steps[: len(np.concatenate(clean))], np.concatenate(clean)[: len(steps)])
+    with pytest.raises(CompareError, match="target noise is the std of Gaussian action noise, >= 0; found -0.1"):
+        CompareSettings(env="redraw/PointGoal-v0", target_perturbs=["reversed"], out=tmp_path, target_driver="policy",
+                        target_noise=-0.1).check()
+    with pytest.raises(CompareError, match="the policy target driver is the draw source policy, which acts in env kwargs"):
+        CompareSettings(env="redraw/PointGoal-v0", target_perturbs=["reversed"], out=tmp_path, target_driver="policy",
+                        model_env_kwargs={"draw": {"size": 16}}).check()

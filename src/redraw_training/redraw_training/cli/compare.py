@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="2000", help="target dataset size(s) in transitions, comma-separated (a sweep when several)")
     parser.add_argument("--target-driver", default="auto", choices=TARGET_DRIVERS,
                         help="who collects the target data: auto = the exploration driver (redraw_sim ExploreDriver) for lane envs, "
-                        "random actions otherwise")
+                        "random actions otherwise; policy = the seed's pretrained source task policy with action noise (--target-noise)")
+    parser.add_argument("--target-noise", type=float, default=0.3,
+                        help="--target-driver policy: std of the Gaussian noise added to the policy's actions (clipped to [-1, 1])")
     parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per policy and seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (and Ray CPUs) per cell")
     parser.add_argument("--jobs", type=int, default=None, help="CPUs of the local Ray instance, i.e. cells run at once at "
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         presets=[p for name in (args.preset or ["tiny"]) for p in name.split(",") if p], overrides=args.overrides,
         explore=args.explore, source_perturb=args.train_perturb, env_kwargs=env_kwargs, model_env_kwargs=model_env_kwargs,
         pretrain_steps=args.pretrain_steps, updates=args.updates, sizes=_ints(args.sizes, "--sizes"),
-        target_driver=args.target_driver, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
+        target_driver=args.target_driver, target_noise=args.target_noise, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
         ray_address=args.ray_address, draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint)
     try:
         settings.check()
