@@ -1,0 +1,157 @@
+"""The policy-side candidates of results/duckietown/safety/PLAN_policy.md (issue #19), judged by PLAN.md's rule.
+
+    python experiments/policy_candidates.py --early runs/safety_early --warm runs/safety_warm \
+        --out results/duckietown/safety/policy
+
+Each candidate is set against the zero-shot policy and the plan's baseline, `early` (the early-stopped residual, then
+3000 updates of a fresh policy), on the same datasets, seeds and evaluation episodes:
+- `select` is calibrate.select applied to the baseline's own calibrated checkpoints (calibration.select_policy, the
+  code calibrate runs once its budget is spent): per seed it keeps the calibrated policy or the sim policy by their
+  imagined returns in the corrected model from the held-out start states. The evaluation of the kept policy is the
+  one already made on the same episodes: the baseline's row, or the zero-shot row of that seed (the kept checkpoint
+  would then act exactly as the pretrained one does). The choices are written to select.json.
+- `warm` (calibrate.warm_start) and `budget` (8000 updates) are their own `compare` runs; a run not given is left out.
+Writes results.json, table.md and plot.png into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safety_report import CONDITION_ORDER, fmt, label, load_rows, per_seed, verdict
+
+from redraw_training.calibration import HoldoutKL, agent_spec, select_policy
+from redraw_training.checkpoint import load_agent, read_manifest
+from redraw_training.compare_report import mean_sem
+from redraw_training.datasets import load_target_dataset
+
+SEEDS = (0, 1, 2)
+LABELS = {"draw_zeroshot": "DRAW zero-shot", "early": "early (fresh policy, 3000 updates)", "select": "select",
+          "warm": "warm start, 3000 updates", "budget": "fresh policy, 8000 updates"}
+
+
+def cell_name(perturb: str) -> str:
+    return (perturb or "nominal").replace(":", "_")
+
+
+def select_cell(early: Path, perturb: str, seed: int) -> dict:
+    """calibrate.select on one of the baseline's calibrations, on the held-out part of its own dataset."""
+    out = early / "runs" / "redraw" / f"{cell_name(perturb)}_n10000" / f"seed{seed}"
+    data = early / "data" / f"{cell_name(perturb)}_seed{seed}" / "n10000"
+    agent, manifest, _ = load_agent(out / "checkpoint", "cpu", optimizers=False)
+    config = agent.config
+    dataset = load_target_dataset(data, holdout=config.calibrate.holdout, seed=config.seed, validation=config.residual.validation,
+                                  **agent_spec(agent))
+    if dataset.digest != manifest["data"]["target"]["sha256"]:
+        raise SystemExit(f"{data}: not the dataset {out} was calibrated on (sha256 {dataset.digest}, the checkpoint has "
+                         f"{manifest['data']['target']['sha256']})")
+    hold = HoldoutKL(dataset.holdout, agent.wm.posterior_logits, agent.prior_kl, torch.device("cpu"), config.batch_length, seed=config.seed)
+    sim = json.loads((early / "pretrained.json").read_text())["draw"]    # the pretrained checkpoint compare was given
+    sim_dir, sim_manifest = read_manifest(Path(sim["path"]))
+    if manifest["data"]["pretrained"]["weights_sha256"] != sim_manifest["files"]["weights.safetensors"]:
+        raise SystemExit(f"{out} was not calibrated from {sim_dir} (weights sha256 differ)")
+    sim_task = load_agent(sim_dir, "cpu", optimizers=False)[0].task
+    return {"perturb": perturb, "seed": seed, **select_policy(agent, sim_task, hold, agent.task.config.imag_horizon, config.seed)}
+
+
+def selections(early: Path, out: Path) -> list[dict]:
+    """select.json in `out`, made once (about a second per cell)."""
+    path = out / "select.json"
+    if path.is_file():
+        return json.loads(path.read_text())["cells"]
+    cells = [select_cell(early, perturb, seed) for perturb in CONDITION_ORDER for seed in SEEDS]
+    path.write_text(json.dumps({"from": str(early), "cells": cells}, indent=2) + "\n")
+    return cells
+
+
+def table(report: dict) -> str:
+    names = report["methods"]
+    lines = ["| Condition | " + " | ".join(LABELS[n] for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for cond in report["conditions"]:
+        cells = []
+        for name in names:
+            seeds = cond["methods"][name]
+            text = fmt([s["dense_reward"] for s in seeds])
+            v = cond["verdicts"].get(name)
+            if v is not None:
+                text += (" **pass**" if v["passes"] else " fail") + (f", laps in {v['seeds_lapping']}/3 seeds" if "seeds_lapping" in v else "")
+            cells.append(text)
+        lines.append(f"| {label(cond['perturb'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def select_table(cells: list[dict]) -> str:
+    lines = ["| Condition | seed | imagined return, calibrated | imagined return, sim | kept |", "|---|---|---|---|---|"]
+    for c in cells:
+        r = c["imagined_return"]
+        lines.append(f"| {label(c['perturb'])} | {c['seed']} | {r['calibrated']:.2f} | {r['sim']:.2f} | {c['kept']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, conds = report["methods"], report["conditions"]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        x = np.arange(len(conds)) + (i - (len(names) - 1) / 2) * width
+        vals = [[s["dense_reward"] for s in c["methods"][name]] for c in conds]
+        ax.bar(x, [mean_sem(v)[0] for v in vals], width, yerr=[mean_sem(v)[1] for v in vals], capsize=3, label=LABELS[name])
+        for xi, v in zip(x, vals):
+            ax.scatter(np.full(len(v), xi), v, color="k", s=8, zorder=3)
+    ax.set_xticks(np.arange(len(conds)), [label(c["perturb"]) for c in conds])
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_ylabel("dense reward / step (mean ± SEM, 3 seeds)")
+    ax.set_title("Policy-side candidates (PLAN_policy.md): 10k reward-free transitions, early-stopped residual", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--early", type=Path, required=True, help="the compare run of PLAN.md's early recipe (with DRAW zero-shot)")
+    ap.add_argument("--warm", type=Path, help="the compare run with calibrate.warm_start=true")
+    ap.add_argument("--budget", type=Path, help="the compare run with 8000 updates")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    early = load_rows(args.early)
+    chosen = {(c["perturb"], c["seed"]): c["kept"] for c in selections(args.early, args.out)}
+    runs = {name: load_rows(path) for name, path in (("warm", args.warm), ("budget", args.budget)) if path is not None}
+    names = ["draw_zeroshot", "early", "select", *runs]
+    report = {"plan": "results/duckietown/safety/PLAN_policy.md", "methods": names, "labels": {n: LABELS[n] for n in names},
+              "runs": {"early": str(args.early), **{n: str(p) for n, p in (("warm", args.warm), ("budget", args.budget)) if p}},
+              "conditions": []}
+    for perturb in CONDITION_ORDER:
+        zero, base = per_seed(early, "draw_zeroshot", perturb), per_seed(early, "redraw", perturb)
+        methods = {"draw_zeroshot": zero, "early": base,
+                   "select": [{**(b if chosen[(perturb, b["seed"])] == "calibrated" else z), "kept": chosen[(perturb, b["seed"])]}
+                              for z, b in zip(zero, base)],
+                   **{name: per_seed(rows, "redraw", perturb) for name, rows in runs.items()}}
+        for name, seeds in methods.items():
+            if [s["seed"] for s in seeds] != list(SEEDS):
+                raise SystemExit(f"{label(perturb)}: {name} has seeds {[s['seed'] for s in seeds]}, the plan has {list(SEEDS)}")
+        report["conditions"].append({"perturb": perturb, "methods": methods,
+                                     "verdicts": {n: verdict(perturb, zero, methods[n]) for n in names if n != "draw_zeroshot"}})
+    report["passes_every_condition"] = {n: all(c["verdicts"][n]["passes"] for c in report["conditions"]) for n in names if n != "draw_zeroshot"}
+    cells = json.loads((args.out / "select.json").read_text())["cells"]
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "table.md").write_text(table(report) + "\n" + select_table(cells))
+    plot(report, args.out / "plot.png")
+    print(table(report) + "\n" + select_table(cells))
+    print("passes every condition:", report["passes_every_condition"])
+
+
+if __name__ == "__main__":
+    main()
