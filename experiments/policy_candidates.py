@@ -20,13 +20,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-from safety_report import CONDITION_ORDER, fmt, label, load_rows, per_seed, verdict
+from safety_report import CONDITION_ORDER, bar_plot, fmt, label, load_rows, per_seed, verdict
 
 from redraw_training.calibration import HoldoutKL, agent_spec, select_policy
 from redraw_training.checkpoint import load_agent, read_manifest
-from redraw_training.compare_report import mean_sem
 from redraw_training.datasets import load_target_dataset
 
 SEEDS = (0, 1, 2)
@@ -93,29 +91,8 @@ def select_table(cells: list[dict]) -> str:
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names, conds = report["methods"], report["conditions"]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        x = np.arange(len(conds)) + (i - (len(names) - 1) / 2) * width
-        vals = [[s["dense_reward"] for s in c["methods"][name]] for c in conds]
-        ax.bar(x, [mean_sem(v)[0] for v in vals], width, yerr=[mean_sem(v)[1] for v in vals], capsize=3, label=LABELS[name])
-        for xi, v in zip(x, vals):
-            ax.scatter(np.full(len(v), xi), v, color="k", s=8, zorder=3)
-    ax.set_xticks(np.arange(len(conds)), [label(c["perturb"]) for c in conds])
-    ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_ylabel("dense reward / step (mean ± SEM, 3 seeds)")
-    ax.set_title("Policy-side candidates (PLAN_policy.md): 10k reward-free transitions, early-stopped residual", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    bar_plot(report["conditions"], report["methods"], LABELS,
+             "Policy-side candidates (PLAN_policy.md): 10k reward-free transitions, early-stopped residual", path)
 
 
 def main() -> None:

@@ -103,34 +103,38 @@ def table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict, path: Path) -> None:
+def bar_plot(conds: list[dict], names: list[str], labels: dict[str, str], title: str, path: Path,
+             colors: dict[str, str] | None = None) -> None:
+    """Dense reward per step per condition: one bar per method (mean ± SEM over seeds), its seeds as dots."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ("draw_zeroshot", "paper", "early")
-    colors = {"draw_zeroshot": "tab:gray", "paper": "tab:blue", "early": "tab:orange"}
-    conds = report["conditions"]
-    fig, ax = plt.subplots(figsize=(8.5, 3.8))
-    width = 0.26
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.8 / len(names)
     for i, name in enumerate(names):
-        x = np.arange(len(conds)) + (i - 1) * width
+        x = np.arange(len(conds)) + (i - (len(names) - 1) / 2) * width
         vals = [[s["dense_reward"] for s in c["methods"][name]] for c in conds]
-        means = [mean_sem(v)[0] for v in vals]
-        sems = [mean_sem(v)[1] for v in vals]
-        ax.bar(x, means, width, yerr=sems, capsize=3, color=colors[name], label=report["labels"][name])
+        ax.bar(x, [mean_sem(v)[0] for v in vals], width, yerr=[mean_sem(v)[1] for v in vals], capsize=3,
+               color=(colors or {}).get(name), label=labels[name])
         for xi, v in zip(x, vals):
             ax.scatter(np.full(len(v), xi), v, color="k", s=8, zorder=3)
     ax.set_xticks(np.arange(len(conds)), [label(c["perturb"]) for c in conds])
     ax.axhline(0.0, color="k", lw=0.6)
     ax.set_ylabel("dense reward / step (mean ± SEM over 3 seeds)")
-    ax.set_title("Is calibrating safe? DRAW zero-shot vs ReDRAW's two recipes (10k reward-free transitions, 3000 updates)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot(report: dict, path: Path) -> None:
+    bar_plot(report["conditions"], ["draw_zeroshot", "paper", "early"], report["labels"],
+             "Is calibrating safe? DRAW zero-shot vs ReDRAW's two recipes (10k reward-free transitions, 3000 updates)", path,
+             colors={"draw_zeroshot": "tab:gray", "paper": "tab:blue", "early": "tab:orange"})
 
 
 def main() -> None:
