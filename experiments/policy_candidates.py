@@ -36,8 +36,9 @@ def cell_name(perturb: str) -> str:
     return (perturb or "nominal").replace(":", "_")
 
 
-def select_cell(early: Path, perturb: str, seed: int) -> dict:
-    """calibrate.select on one of the baseline's calibrations, on the held-out part of its own dataset."""
+def select_cell(early: Path, perturb: str, seed: int, sim_task, sim_sha256: str) -> dict:
+    """calibrate.select on one of the baseline's calibrations, on the held-out part of its own dataset, against the
+    sim policy `sim_task` (of the pretrained weights `sim_sha256`)."""
     out = early / "runs" / "redraw" / f"{cell_name(perturb)}_n10000" / f"seed{seed}"
     data = early / "data" / f"{cell_name(perturb)}_seed{seed}" / "n10000"
     agent, manifest, _ = load_agent(out / "checkpoint", "cpu", optimizers=False)
@@ -48,11 +49,8 @@ def select_cell(early: Path, perturb: str, seed: int) -> dict:
         raise SystemExit(f"{data}: not the dataset {out} was calibrated on (sha256 {dataset.digest}, the checkpoint has "
                          f"{manifest['data']['target']['sha256']})")
     hold = HoldoutKL(dataset.holdout, agent.wm.posterior_logits, agent.prior_kl, torch.device("cpu"), config.batch_length, seed=config.seed)
-    sim = json.loads((early / "pretrained.json").read_text())["draw"]    # the pretrained checkpoint compare was given
-    sim_dir, sim_manifest = read_manifest(Path(sim["path"]))
-    if manifest["data"]["pretrained"]["weights_sha256"] != sim_manifest["files"]["weights.safetensors"]:
-        raise SystemExit(f"{out} was not calibrated from {sim_dir} (weights sha256 differ)")
-    sim_task = load_agent(sim_dir, "cpu", optimizers=False)[0].task
+    if manifest["data"]["pretrained"]["weights_sha256"] != sim_sha256:
+        raise SystemExit(f"{out} was not calibrated from the pretrained checkpoint of {early}/pretrained.json (weights sha256 differ)")
     return {"perturb": perturb, "seed": seed, **select_policy(agent, sim_task, hold, agent.task.config.imag_horizon, config.seed)}
 
 
@@ -61,7 +59,11 @@ def selections(early: Path, out: Path) -> list[dict]:
     path = out / "select.json"
     if path.is_file():
         return json.loads(path.read_text())["cells"]
-    cells = [select_cell(early, perturb, seed) for perturb in CONDITION_ORDER for seed in SEEDS]
+    sim = json.loads((early / "pretrained.json").read_text())["draw"]    # the pretrained checkpoint compare was given
+    sim_dir, sim_manifest = read_manifest(Path(sim["path"]))
+    sim_task = load_agent(sim_dir, "cpu", optimizers=False)[0].task
+    cells = [select_cell(early, perturb, seed, sim_task, sim_manifest["files"]["weights.safetensors"])
+             for perturb in CONDITION_ORDER for seed in SEEDS]
     path.write_text(json.dumps({"from": str(early), "cells": cells}, indent=2) + "\n")
     return cells
 
@@ -104,7 +106,8 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     early = load_rows(args.early)
-    chosen = {(c["perturb"], c["seed"]): c["kept"] for c in selections(args.early, args.out)}
+    cells = selections(args.early, args.out)
+    chosen = {(c["perturb"], c["seed"]): c["kept"] for c in cells}
     runs = {name: load_rows(path) for name, path in (("warm", args.warm), ("budget", args.budget)) if path is not None}
     names = ["draw_zeroshot", "early", "select", *runs]
     report = {"plan": "results/duckietown/safety/PLAN_policy.md", "methods": names, "labels": {n: LABELS[n] for n in names},
@@ -122,7 +125,6 @@ def main() -> None:
         report["conditions"].append({"perturb": perturb, "methods": methods,
                                      "verdicts": {n: verdict(perturb, zero, methods[n]) for n in names if n != "draw_zeroshot"}})
     report["passes_every_condition"] = {n: all(c["verdicts"][n]["passes"] for c in report["conditions"]) for n in names if n != "draw_zeroshot"}
-    cells = json.loads((args.out / "select.json").read_text())["cells"]
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "table.md").write_text(table(report) + "\n" + select_table(cells))
     plot(report, args.out / "plot.png")

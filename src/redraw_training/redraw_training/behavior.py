@@ -106,13 +106,18 @@ class ActorCriticBase(nn.Module):
     def optimizers(self) -> dict[str, Optimizer]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
 
+    @torch.no_grad()
+    def discounts(self, wm, feat: torch.Tensor, start_cont: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Over an imagined trajectory (feat (H+1, N, ...)): the continue flags c_0..c_H (c_0 = start_cont, then the
+        continue head's mode) and the weights gamma^t c_0..c_t of steps 0..H, both (H+1, N)."""
+        cont = torch.cat([start_cont[None].float(), wm.cont_mode(feat[1:])], 0)
+        return cont, torch.cumprod(self.gamma * cont, 0) / self.gamma
+
     def advantages(self, wm, feat: torch.Tensor, start_cont: torch.Tensor, reward: torch.Tensor, value: torch.Tensor):
         """Over an imagined trajectory (feat (H+1, N, ...), rewards (H, N), values (H+1, N)): the lambda-returns (H, N),
         the advantages normalised by the return scale, the discount weights of steps 0..H-1 (the continue head's mode,
         cumulated) and the scale. The returns carry the gradients that reward and value carry."""
-        with torch.no_grad():
-            cont = torch.cat([start_cont[None].float(), wm.cont_mode(feat[1:])], 0)
-            weight = torch.cumprod(self.gamma * cont, 0) / self.gamma
+        cont, weight = self.discounts(wm, feat, start_cont)
         ret = lambda_return(reward.float(), value, self.gamma * cont[1:], self.config.return_lambda)
         self.retnorm.update(ret)
         scale = self.retnorm.scale()

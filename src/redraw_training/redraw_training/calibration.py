@@ -89,10 +89,9 @@ def imagined_return(agent, task, hold: HoldoutKL, horizon: int, seed: int) -> fl
         z, _, _, _, raw = agent.filter_with_residual(hold.feats, hold.batch["action"], hold.batch["is_first"], generator=gen)
         start = agent._starts({"z": z, "sigma": agent.wm.draw.belief(raw)}, hold.batch)
         traj = task.imagine(agent.wm, start, agent.residual, horizon)
-        reward = agent.wm.imagined_reward(traj).float()                                         # (H, N)
-        alive = torch.cat([start["cont"][None].float(), agent.wm.cont_mode(traj["z"][1:-1])], 0)  # c_0 .. c_(H-1)
-        weight = torch.cumprod(task.gamma * alive, 0) / task.gamma
-        return float((weight * reward).sum(0).mean())
+        reward = agent.wm.imagined_reward(traj).float()                                         # r_1 .. r_H
+        _, weight = task.discounts(agent.wm, traj["z"], start["cont"])                          # steps 0 .. H
+        return float((weight[:-1] * reward).sum(0).mean())
 
 
 def select_policy(agent, sim_task, hold: HoldoutKL, horizon: int, seed: int) -> dict[str, Any]:
