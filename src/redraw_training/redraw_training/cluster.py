@@ -14,6 +14,12 @@ whose folder holds `cell.json` is done: a resumed sweep submits nothing for it.
 the worker, `out` is the (empty) folder to fill. A worker process that dies (a killed node, out of memory) is retried
 up to `retries` times; an exception raised by `execute` (bad data, a NaN) fails its cell and the cells that need it,
 with the error kept, and the rest of the graph goes on.
+
+A sweep longer than one machine's life goes on elsewhere from its records: `write_record` copies a finished cell's
+folder without its weights, episodes and other large files, and names each file it left out with its size and sha256 in
+`record.json`; `restore_records` puts records into a new sweep folder. A record counts as done (its results are
+reported, it is not rerun) until a cell still to run needs it as an input: then run_graph recomputes it first and
+logs whether the recomputed large files match the recorded hashes.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from redraw_common.errors import RedrawInputError
-from redraw_common.files import read_json, write_json
+from redraw_common.files import read_json, sha256_file, write_json
 
 #: the marker of a finished cell folder: what ran, where, for how long
 CELL_JSON = "cell.json"
@@ -58,8 +64,22 @@ class Cell:
     ships: tuple[str, ...] = ()            # the files its dependents get (path prefixes, e.g. "checkpoint/"); () = all
 
 
+#: a cell folder written by write_record: the files it left out
+RECORD_JSON = "record.json"
+#: the largest file a record keeps, bytes
+RECORD_LIMIT = 512 * 1024
+#: what a record never keeps, whatever its size: episodes (datasets, replay) and weights
+RECORD_LEAVES_OUT = (".npz", ".safetensors", ".onnx")
+
+
 def is_done(folder: Path) -> bool:
     return (folder / CELL_JSON).is_file()
+
+
+def is_complete(folder: Path) -> bool:
+    """A done cell that holds every file it made (not a record missing what it left out): usable as an input."""
+    left_out = (read_json(folder / RECORD_JSON) or {}).get("left_out", {})
+    return is_done(folder) and all((folder / rel).is_file() for rel in left_out)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -107,6 +127,85 @@ def commit(files: dict[str, bytes], dest: Path) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     return dest
+
+
+# ----------------------------------------------------------------------------------------------------------
+# records: a sweep's results without its large files, to commit and resume from
+
+
+def _files(folder: Path) -> Iterator[tuple[str, Path]]:
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield (Path(top) / name).relative_to(folder).as_posix(), Path(top) / name
+
+
+def write_record(root: Path, name: str, dest: Path, limit: int = RECORD_LIMIT) -> Path:
+    """The record of the finished cell root/name in dest/name (written atomically, replacing an older one): its cell.json
+    and each of its other files up to `limit` bytes except episodes and weights (RECORD_LEAVES_OUT), i.e. its summaries,
+    evaluations and curves; its log under dest/logs; and record.json naming every file it left out with its size and
+    sha256."""
+    src = Path(root) / name
+    if not is_done(src):
+        raise ClusterError(f"{src} is not a finished cell ({CELL_JSON} missing): nothing to record")
+    kept: dict[str, bytes] = {}
+    left_out = dict((read_json(src / RECORD_JSON) or {}).get("left_out", {}))     # a record of a record keeps its list
+    for rel, path in _files(src):
+        if rel == RECORD_JSON:
+            continue
+        size = path.stat().st_size
+        if rel == CELL_JSON or (size <= limit and not rel.endswith(RECORD_LEAVES_OUT)):
+            kept[rel] = path.read_bytes()
+        else:
+            left_out[rel] = {"bytes": size, "sha256": sha256_file(path)}
+    kept[RECORD_JSON] = (json.dumps({"left_out": left_out, "limit_bytes": limit}, indent=2) + "\n").encode()
+    out = commit(kept, Path(dest) / name)
+    log = Path(root) / LOGS / f"{name}.log"
+    if log.is_file() and log.stat().st_size <= limit:
+        write_text(Path(dest) / LOGS / f"{name}.log", log.read_text())
+    return out
+
+
+def write_records(root: Path, dest: Path, limit: int = RECORD_LIMIT) -> list[str]:
+    """write_record for every finished cell under `root`, and the sweep's own files at its top (results, table, plot,
+    each up to `limit`); returns the cells' names."""
+    root, dest = Path(root), Path(dest)
+    names = sorted(Path(rel).parent.as_posix() for rel, _ in _files(root)
+                   if Path(rel).name == CELL_JSON and not rel.startswith(f"{LOGS}/"))
+    names = [n for n in names if not any(n.startswith(f"{m}/") for m in names if m != n)]   # cells, not their insides
+    for name in names:
+        write_record(root, name, dest, limit)
+    for path in sorted(root.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.stat().st_size <= limit:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / path.name)
+    return names
+
+
+def restore_records(src: Path, root: Path) -> list[str]:
+    """Copy the cells recorded under `src` (write_record's folders, with their logs and the top-level files) into the
+    sweep folder `root`, leaving every folder and file `root` already has as it is; returns the cells restored."""
+    src, root = Path(src), Path(root)
+    if not src.is_dir():
+        return []
+    restored = []
+    for rel, _ in _files(src):
+        if Path(rel).name != CELL_JSON or rel.startswith(f"{LOGS}/"):
+            continue
+        name = Path(rel).parent.as_posix()
+        if (root / name).exists() or any(name.startswith(f"{n}/") for n in restored):
+            continue
+        shutil.copytree(src / name, root / name)
+        restored.append(name)
+        log = src / LOGS / f"{name}.log"
+        if log.is_file() and not (root / LOGS / f"{name}.log").exists():
+            write_text(root / LOGS / f"{name}.log", log.read_text())
+    for path in sorted(src.iterdir()):
+        if path.is_file() and not (root / path.name).exists():
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, root / path.name)
+    return restored
 
 
 @contextmanager
@@ -350,12 +449,36 @@ def _check(cells: list[Cell], given: dict[str, Path], root: Path) -> None:
         raise ClusterError(f"{len(problems)} cell(s) cannot run as asked:\n  " + "\n  ".join(shown))
 
 
+def _records_needed(cells: list[Cell], done: set[str], root: Path) -> dict[str, dict[str, Any]]:
+    """The done cells that are records (is_complete false) and that a cell still to run needs, directly or through
+    another such record: name -> the files its record left out."""
+    needed: dict[str, dict[str, Any]] = {}
+    for c in reversed(cells):                          # dependents before their inputs
+        if c.name in done and c.name not in needed:
+            continue
+        for d in c.deps:
+            if d in done and d not in needed and not is_complete(root / d):
+                needed[d] = (read_json(root / d / RECORD_JSON) or {}).get("left_out", {})
+    return needed
+
+
+def _compare_to_record(folder: Path, left_out: dict[str, Any]) -> str:
+    same = [rel for rel, want in left_out.items() if (folder / rel).is_file() and sha256_file(folder / rel) == want.get("sha256")]
+    if len(same) == len(left_out):
+        return f"recomputed from its record: all {len(left_out)} left-out files are identical to the recorded ones"
+    differ = sorted(set(left_out) - set(same))
+    return (f"recomputed from its record: {len(differ)} of {len(left_out)} left-out files differ from the recorded ones "
+            f"({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}): the cells that used the original are not rerun")
+
+
 def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str, Path] | None = None,
-              log: Callable[[str], None] = print, retries: int = 3) -> GraphRun:
+              log: Callable[[str], None] = print, retries: int = 3,
+              on_done: Callable[[Cell], None] | None = None) -> GraphRun:
     """Run every cell of `cells` (listed after their dependencies) that is not done in `root`, as Ray tasks, after
     _check. `given` are input folders on the driver that cells may name as deps (a pretrained checkpoint). Each
-    finished cell is written to root/<name>, its log to root/logs/<name>.log (its last line also to `log`). A cell
-    whose input failed is not run and fails with "input <name> failed"."""
+    finished cell is written to root/<name>, its log to root/logs/<name>.log (its last line also to `log`), and then
+    handed to `on_done` (e.g. to write its record). A cell whose input failed is not run and fails with "input <name>
+    failed". A record (restore_records) that a cell to run needs is recomputed first, into the same folder."""
     import ray
     from ray.exceptions import RayError, RayTaskError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -363,6 +486,13 @@ def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str,
     root, given = Path(root), dict(given or {})
     _check(cells, given, root)
     done = {c.name for c in cells if is_done(root / c.name)}
+    records = {c.name for c in cells if c.name in done and not is_complete(root / c.name)}
+    recompute = _records_needed(cells, done, root)
+    if records:
+        log(f"{len(records)} finished cell(s) are records without their large files; {len(recompute)} of them are "
+            f"recomputed because cells still to run need them" + (f": {', '.join(sorted(recompute)[:4])}"
+                                                                  f"{', ...' if len(recompute) > 4 else ''}" if recompute else ""))
+    done -= set(recompute)
     todo = [c for c in cells if c.name not in done]
     by_name = {c.name: c for c in cells}
     ships: dict[str, Any] = {}     # name -> the object its dependents get
@@ -418,6 +548,10 @@ def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str,
                     lines.seconds[c.stage].append(float(json.loads(result["files"][CELL_JSON])["seconds"]))
                     last = result["log"].strip().splitlines()[-1:]
                     log(f"{c.name}: done" + "".join(f"; {line.split('] ', 1)[-1]}" for line in last))
+                    if c.name in recompute:
+                        log(f"{c.name}: {_compare_to_record(root / c.name, recompute[c.name])}")
+                    if on_done is not None:
+                        on_done(c)
                 lines.update(started, set(failed), ended=True)
             if not ready:
                 lines.update(started, set(failed), ended=False)

@@ -51,7 +51,18 @@ from typing import Any
 
 from redraw_common.files import DATASET_JSON, read_json, write_json
 
-from .cluster import CELL_JSON, Cell, folder_lock, is_done, ray_session, run_graph
+from .cluster import (
+    CELL_JSON,
+    Cell,
+    folder_lock,
+    is_complete,
+    is_done,
+    ray_session,
+    restore_records,
+    run_graph,
+    write_record,
+    write_records,
+)
 from .compare_cells import base_config, data_info, execute, settings_of, size_folder
 from .compare_report import plot, summarize, table_markdown
 from .compare_settings import (
@@ -187,12 +198,18 @@ def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
 
 def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: str = "") -> dict[str, Any]:
     """Run every cell not yet done in `out` as Ray tasks (cluster.ray_session: a local instance of `jobs` CPUs, or the
-    cluster at `ray_address`) and write results.json, table.md and plot.png. One driver per `out` (its lock)."""
+    cluster at `ray_address`) and write results.json, table.md and plot.png. One driver per `out` (its lock). With
+    `record`: the records there are restored into `out` first, each finished cell's record is written there as it
+    ends, and at the end every cell's and the results' (a folder to commit, from which another machine resumes)."""
     s.check()
     s.out = Path(s.out)
     log = log or (lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True))
     started = time.time()
     with folder_lock(s.out, "compare"):
+        if s.record is not None:
+            restored = restore_records(s.record, s.out)
+            if restored:
+                log(f"restored {len(restored)} finished cell(s) from the records in {s.record}")
         prepare(s, log)
         cells = plan(s)
         given = {pretrain_name(s, m, 0): Path(s.checkpoint_of(m)) for m in ("draw", "dreamer") if s.checkpoint_of(m) is not None}
@@ -201,10 +218,11 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
             if c.stage == "data" and is_done(s.out / c.name) and int(data_info(s.out / c.name).get("transitions", 0)) < max(s.sizes):
                 shutil.rmtree(s.out / c.name)
         with ray_session(s.ray_address, max(s.jobs or os.cpu_count() or 1, s.threads), log):
-            run = run_graph(cells, partial(execute, s), s.out, given=given, log=log)
+            keep = None if s.record is None else (lambda c: write_record(s.out, c.name, s.record))
+            run = run_graph(cells, partial(execute, s), s.out, given=given, log=log, on_done=keep)
         failed = run.failed
-        for c in cells:        # the nested prefixes of each dataset, as the offline cells used them
-            if c.stage == "data" and is_done(s.out / c.name):
+        for c in cells:        # the nested prefixes of each dataset, as the offline cells used them (not of a record)
+            if c.stage == "data" and is_complete(s.out / c.name):
                 for size in s.sizes:
                     size_folder(s.out / c.name, size)
         rows = rows_of(s, cells, failed)
@@ -217,4 +235,6 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
         (s.out / "table.md").write_text(table_markdown(summary, s, note, failed))
         if summary:                          # (no plot when every evaluation failed: the table lists them)
             plot(summary, s, s.out / "plot.png")
+        if s.record is not None:
+            write_records(s.out, s.record)
     return results

@@ -48,6 +48,7 @@ class CompareSettings:
     ray_address: str | None = None             # join this Ray cluster ("auto" or HOST:PORT) instead of a local instance
     draw_checkpoint: str | None = None         # a pretrained DRAW checkpoint used for every seed instead of pretraining
     dreamer_checkpoint: str | None = None      # the same for the Dreamer baselines
+    record: Path | None = None                 # a folder of the sweep's records (cluster.write_record): restored, then kept up
 
     def kwargs_for(self, model: str) -> dict[str, Any]:
         """The env kwargs a model acts in (its checkpoint's, e.g. DRAW's action history; else the common ones)."""
@@ -82,6 +83,11 @@ class CompareSettings:
             raise CompareError(f"threads must be >= 1, found {self.threads}")
         if self.eval_episodes < 1:
             raise CompareError(f"eval_episodes must be >= 1, found {self.eval_episodes}")
+        if self.record is not None:
+            out, record = Path(self.out).resolve(), Path(self.record).resolve()
+            if out == record or out in record.parents or record in out.parents:
+                raise CompareError(f"the records folder {self.record} and the output folder {self.out} must be apart (neither "
+                                   f"inside the other): a record leaves out the large files of its cell")
         for model in ("draw", "dreamer"):
             if self.checkpoint_of(model) is not None:
                 pretrained_manifest(self.checkpoint_of(model), model)
@@ -96,6 +102,7 @@ class CompareSettings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"] = str(self.out)
+        d["record"] = None if self.record is None else str(self.record)
         return d
 
 

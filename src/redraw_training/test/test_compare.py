@@ -194,6 +194,32 @@ def test_compare_given_checkpoints_skips_pretraining_and_varies_the_rest(tiny_ch
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_a_comparison_resumes_from_its_records_on_a_fresh_folder(tiny_checkpoints, local_ray, tmp_path, capsys):
+    """--record keeps each finished cell without its large files (the weights, the episodes) and the results; the same
+    command with a new, empty --out (a fresh clone) restores them, reruns nothing and gives the same rows; a records
+    folder inside --out is refused."""
+    from redraw_training.cli.compare import main
+
+    records = tmp_path / "records"
+    args = ["--draw-checkpoint", str(tiny_checkpoints["draw"]), "--target-perturb", "reversed", "--methods", "draw_zeroshot,redraw",
+            "--seeds", "1", "--updates", "2", "--sizes", "40", "--eval-episodes", "2", "--set", "imag_starts=32",
+            "--record", str(records)]
+    assert main([*args, "--out", str(tmp_path / "first")]) == 0
+    first = json.loads((tmp_path / "first" / "results.json").read_text())["rows"]
+    assert (records / "results.json").is_file() and (records / "evals" / "redraw" / "reversed_n40" / "seed0" / "eval.json").is_file()
+    left_out = json.loads((records / "runs" / "redraw" / "reversed_n40" / "seed0" / "record.json").read_text())["left_out"]
+    assert "checkpoint/weights.safetensors" in left_out
+    assert not list(records.glob("**/*.safetensors")) and not list(records.glob("data/*/all/*"))
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "fresh")]) == 0
+    printed = capsys.readouterr().out
+    assert "restored 4 finished cell(s)" in printed
+    again = json.loads((tmp_path / "fresh" / "results.json").read_text())
+    assert again["cells"]["submitted"] == [] and again["rows"] == [{**r, "checkpoint": r["checkpoint"].replace("first", "fresh")} for r in first]
+    assert main([*args[:-1], str(tmp_path / "fresh" / "records"), "--out", str(tmp_path / "fresh")]) == 2
+    assert "must be apart" in capsys.readouterr().err
+
+
 def test_given_checkpoint_of_the_wrong_model_or_env_is_refused(tiny_checkpoints, tmp_path):
     s = CompareSettings(env="redraw/PointGoal-v0", target_perturbs=["reversed"], out=tmp_path, draw_checkpoint=str(tiny_checkpoints["dreamer"]))
     with pytest.raises(CompareError, match="expected a draw model, found a dreamer model"):

@@ -13,7 +13,18 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from redraw_training.cluster import CELL_JSON, Cell, ClusterError, folder_lock, is_done, run_graph  # noqa: E402
+from redraw_training.cluster import (  # noqa: E402
+    CELL_JSON,
+    RECORD_JSON,
+    Cell,
+    ClusterError,
+    folder_lock,
+    is_complete,
+    is_done,
+    restore_records,
+    run_graph,
+    write_records,
+)
 
 
 def _toy(cell: Cell, inputs: dict[str, Path], out: Path, log) -> None:
@@ -72,6 +83,42 @@ def test_what_cannot_run_as_asked_is_refused_before_anything_runs(local_ray, tmp
     with pytest.raises(ClusterError, match="f: needs \\['g'\\], which are not given and not cells listed before it"):
         run_graph([Cell("f", "x", ("g",), spec={"value": 0}), Cell("g", "x", spec={"value": 0})], _toy, tmp_path / "2", log=lambda line: None)
     assert (tmp_path / "e" / "summary.json").read_text() == "{}"      # nothing touched
+
+
+def _heavy(cell: Cell, inputs: dict[str, Path], out: Path, log) -> None:
+    """_toy with a large file: the sum is read from the inputs' big/w.txt (over the records' limit in the test) and kept
+    small in n.json too."""
+    total = cell.spec["value"] + sum(int((folder / "big" / "w.txt").read_text()) for folder in inputs.values())
+    (out / "big").mkdir()
+    (out / "big" / "w.txt").write_text(str(total).rjust(4096))
+    (out / "n.json").write_text(json.dumps({"total": total}))
+
+
+def test_records_resume_a_sweep_elsewhere_and_are_recomputed_only_where_a_cell_to_run_needs_them(local_ray, tmp_path):
+    """A sweep's records (its cells without their large files) restored on another machine: every recorded cell counts
+    as done and is not rerun; a new cell whose inputs are records gets them recomputed first, and only those, whose
+    large files match the recorded hashes."""
+    first, records, elsewhere = tmp_path / "first", tmp_path / "records", tmp_path / "elsewhere"
+    assert run_graph(_graph(), _heavy, first, log=lambda line: None).failed == {}
+    (first / "results.json").write_text("{}")
+    assert write_records(first, records, limit=1024) == ["a", "b", "c/x", "c/y", "d"]
+    record = json.loads((records / "d" / RECORD_JSON).read_text())
+    assert list(record["left_out"]) == ["big/w.txt"] and record["left_out"]["big/w.txt"]["bytes"] == 4096
+    assert not (records / "d" / "big").exists() and (records / "d" / "n.json").is_file()
+    assert (records / "logs" / "d.log").is_file() and (records / "results.json").is_file()
+
+    assert restore_records(records, elsewhere) == ["a", "b", "c/x", "c/y", "d"]
+    assert is_done(elsewhere / "d") and not is_complete(elsewhere / "d")
+    again = run_graph(_graph(), _heavy, elsewhere, log=lambda line: None)
+    assert again.submitted == [] and len(again.done_before) == 5          # a record is done: nothing reruns
+
+    lines: list[str] = []
+    more = run_graph([*_graph(), Cell("e", "fourth", ("d",), spec={"value": 1000})], _heavy, elsewhere, log=lines.append)
+    assert more.failed == {} and more.submitted == ["a", "b", "c/y", "d", "e"]     # c/x is not needed by e: still a record
+    assert json.loads((elsewhere / "e" / "n.json").read_text())["total"] == 1000 + 100 + 20 + 1 + 2
+    assert is_complete(elsewhere / "d") and not is_complete(elsewhere / "c/x")
+    assert sum("left-out files are identical to the recorded ones" in line for line in lines) == 4
+    assert restore_records(records, elsewhere) == []                    # what the sweep folder has is never replaced
 
 
 def test_a_second_driver_on_the_same_folder_is_refused(tmp_path):

@@ -16,6 +16,8 @@ runs calibration / finetuning with the same budget on the same data, and evaluat
 same way. Writes OUT/results.json, OUT/table.md (mean ± SEM over seeds; for lane envs the paper's Duckiebot table:
 dense reward per step, lap time, centre offset, laps) and OUT/plot.png; rerunning the same command resumes
 (finished cells are skipped). Exit status 1 when a cell failed (its error is under the table and in results.json).
+A sweep longer than one machine's session: --record DIR keeps its records (results without weights and datasets) in
+a folder to commit, and the same command on a fresh clone resumes from them.
 
 Every cell is a Ray task. Without --ray-address, a local Ray instance of --jobs CPUs runs them; on a cluster:
 
@@ -96,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (and Ray CPUs) per cell")
     parser.add_argument("--jobs", type=int, default=None, help="CPUs of the local Ray instance, i.e. cells run at once at "
                         "--threads 1 (default: this machine's cores); ignored with --ray-address")
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="keep the sweep's records in DIR (each finished cell without its weights, episodes and files "
+                        "over 512 KiB, which are named with their sha256; the results): restored into --out first, so a sweep committed as "
+                        "records resumes on a fresh clone, recomputing a record only where a cell still to run needs it")
     parser.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
                         help="run the cells on this Ray cluster (ray start --head ...; 'auto' = the one this machine "
                         "belongs to) instead of a local Ray instance")
@@ -132,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         explore=args.explore, source_perturb=args.train_perturb, env_kwargs=env_kwargs, model_env_kwargs=model_env_kwargs,
         pretrain_steps=args.pretrain_steps, updates=args.updates, sizes=_ints(args.sizes, "--sizes"),
         target_driver=args.target_driver, target_noise=args.target_noise, eval_episodes=args.eval_episodes, threads=args.threads, jobs=args.jobs,
-        ray_address=args.ray_address, draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint)
+        ray_address=args.ray_address, draw_checkpoint=args.draw_checkpoint, dreamer_checkpoint=args.dreamer_checkpoint,
+        record=Path(args.record) if args.record else None)
     try:
         settings.check()
     except CompareError as exc:
