@@ -142,9 +142,9 @@ def _files(folder: Path) -> Iterator[tuple[str, Path]]:
 
 
 def write_record(root: Path, name: str, dest: Path, limit: int = RECORD_LIMIT) -> Path:
-    """The record of the finished cell root/name in dest/name (written atomically, replacing an older one): its cell.json
-    and each of its other files up to `limit` bytes except episodes and weights (RECORD_LEAVES_OUT), i.e. its summaries,
-    evaluations and curves; its log under dest/logs; and record.json naming every file it left out with its size and
+    """The record of the finished cell root/name in dest/name (written atomically, replacing an older one): its JSON files
+    (cell.json, summaries, evaluations: what the results are read from) and each other file up to `limit` bytes except
+    episodes and weights (RECORD_LEAVES_OUT), e.g. curves and scalars; its log under dest/logs; and record.json naming every file it left out with its size and
     sha256."""
     src = Path(root) / name
     if not is_done(src):
@@ -155,7 +155,7 @@ def write_record(root: Path, name: str, dest: Path, limit: int = RECORD_LIMIT) -
         if rel == RECORD_JSON:
             continue
         size = path.stat().st_size
-        if rel == CELL_JSON or (size <= limit and not rel.endswith(RECORD_LEAVES_OUT)):
+        if rel.endswith(".json") or (size <= limit and not rel.endswith(RECORD_LEAVES_OUT)):
             kept[rel] = path.read_bytes()
         else:
             left_out[rel] = {"bytes": size, "sha256": sha256_file(path)}
@@ -333,6 +333,7 @@ class GraphRun:
     submitted: list[str]
     starts: dict[str, int]
     failed: dict[str, str]              # name -> error (a cell whose input failed: "input <name> failed")
+    differs: dict[str, list[str]] = field(default_factory=dict)   # recomputed record -> left-out files that came out other
 
 
 def _run_cell(execute: Callable, cell: Cell, tracker, *inputs: dict[str, bytes]) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -462,13 +463,17 @@ def _records_needed(cells: list[Cell], done: set[str], root: Path) -> dict[str, 
     return needed
 
 
-def _compare_to_record(folder: Path, left_out: dict[str, Any]) -> str:
-    same = [rel for rel, want in left_out.items() if (folder / rel).is_file() and sha256_file(folder / rel) == want.get("sha256")]
-    if len(same) == len(left_out):
-        return f"recomputed from its record: all {len(left_out)} left-out files are identical to the recorded ones"
-    differ = sorted(set(left_out) - set(same))
-    return (f"recomputed from its record: {len(differ)} of {len(left_out)} left-out files differ from the recorded ones "
-            f"({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}): the cells that used the original are not rerun")
+def _compare_to_record(folder: Path, left_out: dict[str, Any]) -> tuple[str, list[str]]:
+    """How the recomputed cell in `folder` compares with the files its record left out: (a log line, the files that
+    differ). A left-out file the cell has not made (one derived from it later, e.g. a dataset's size folder) is not
+    compared."""
+    made = {rel: want for rel, want in left_out.items() if (folder / rel).is_file()}
+    differ = sorted(rel for rel, want in made.items() if sha256_file(folder / rel) != want.get("sha256"))
+    line = f"recomputed from its record: {len(made) - len(differ)} of the {len(made)} left-out files it makes are identical"
+    if differ:
+        line += (f"; {len(differ)} differ ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}): the finished cells "
+                 f"that used the original are not rerun (results.json lists them under 'records_differ')")
+    return line, differ
 
 
 def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str, Path] | None = None,
@@ -549,9 +554,15 @@ def run_graph(cells: list[Cell], execute: Callable, root: Path, given: dict[str,
                     last = result["log"].strip().splitlines()[-1:]
                     log(f"{c.name}: done" + "".join(f"; {line.split('] ', 1)[-1]}" for line in last))
                     if c.name in recompute:
-                        log(f"{c.name}: {_compare_to_record(root / c.name, recompute[c.name])}")
+                        line, differ = _compare_to_record(root / c.name, recompute[c.name])
+                        log(f"{c.name}: {line}")
+                        if differ:
+                            report.differs[c.name] = differ
                     if on_done is not None:
-                        on_done(c)
+                        try:
+                            on_done(c)
+                        except Exception as exc:      # (a full disk for the records): the sweep itself goes on
+                            log(f"{c.name}: done, but its on_done hook failed: {type(exc).__name__}: {exc}")
                 lines.update(started, set(failed), ended=True)
             if not ready:
                 lines.update(started, set(failed), ended=False)

@@ -196,6 +196,16 @@ def prepare(s: CompareSettings, log: Callable[[str], None]) -> None:
     write_json(s.out / "pretrained.json", {**(before or {}), **used})
 
 
+def same_models(a: Path, b: Path) -> None:
+    """Refuse two pretrained.json files (a sweep's records and its --out) that name other weights for a model."""
+    first, second = read_json(a) or {}, read_json(b) or {}
+    for model in sorted(set(first) & set(second)):
+        if first[model].get("weights_sha256") != second[model].get("weights_sha256"):
+            raise CompareError(f"{a} and {b} record other {model} models ({first[model].get('path') or 'pretrained per seed'} vs "
+                               f"{second[model].get('path') or 'pretrained per seed'}): the records and the output folder are "
+                               f"of two sweeps; use another --out or --record")
+
+
 def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: str = "") -> dict[str, Any]:
     """Run every cell not yet done in `out` as Ray tasks (cluster.ray_session: a local instance of `jobs` CPUs, or the
     cluster at `ray_address`) and write results.json, table.md and plot.png. One driver per `out` (its lock). With
@@ -207,10 +217,13 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
     started = time.time()
     with folder_lock(s.out, "compare"):
         if s.record is not None:
+            same_models(s.record / "pretrained.json", s.out / "pretrained.json")
             restored = restore_records(s.record, s.out)
             if restored:
                 log(f"restored {len(restored)} finished cell(s) from the records in {s.record}")
         prepare(s, log)
+        if s.record is not None:             # the models the records were made with, before any cell is recorded
+            write_json(s.record / "pretrained.json", read_json(s.out / "pretrained.json"))
         cells = plan(s)
         given = {pretrain_name(s, m, 0): Path(s.checkpoint_of(m)) for m in ("draw", "dreamer") if s.checkpoint_of(m) is not None}
 
@@ -227,11 +240,14 @@ def compare(s: CompareSettings, log: Callable[[str], None] | None = None, note: 
                     size_folder(s.out / c.name, size)
         rows = rows_of(s, cells, failed)
         summary = summarize([r for r in rows if "error" not in r])
-        results = {"settings": s.to_dict(), "rows": rows, "summary": summary, "failed": failed,
+        results = {"settings": s.to_dict(), "rows": rows, "summary": summary, "failed": failed, "records_differ": run.differs,
                    "cells": {"total": len(cells), "done_before": len(run.done_before), "submitted": run.submitted,
                              "starts": run.starts},
                    "seconds": time.time() - started, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(s.out / "results.json", results)
+        if run.differs:
+            note += ("\n\n**Records recomputed with other files** (the cells made from their originals were not rerun): "
+                     + "; ".join(f"{name} ({', '.join(files[:3])})" for name, files in sorted(run.differs.items())))
         (s.out / "table.md").write_text(table_markdown(summary, s, note, failed))
         if summary:                          # (no plot when every evaluation failed: the table lists them)
             plot(summary, s, s.out / "plot.png")

@@ -216,8 +216,16 @@ def test_a_comparison_resumes_from_its_records_on_a_fresh_folder(tiny_checkpoint
     assert "restored 4 finished cell(s)" in printed
     again = json.loads((tmp_path / "fresh" / "results.json").read_text())
     assert again["cells"]["submitted"] == [] and again["rows"] == [{**r, "checkpoint": r["checkpoint"].replace("first", "fresh")} for r in first]
+    assert json.loads((records / "pretrained.json").read_text())["draw"]["path"] == str(tiny_checkpoints["draw"])
     assert main([*args[:-1], str(tmp_path / "fresh" / "records"), "--out", str(tmp_path / "fresh")]) == 2
     assert "must be apart" in capsys.readouterr().err
+    assert main([*args, "--out", str(records / "out")]) == 2
+    assert "must be apart" in capsys.readouterr().err
+    models = json.loads((records / "pretrained.json").read_text())
+    models["draw"]["weights_sha256"] = "0" * 64                       # records of a sweep with other DRAW weights
+    (records / "pretrained.json").write_text(json.dumps(models))
+    assert main([*args, "--out", str(tmp_path / "fresh")]) == 2
+    assert "record other draw models" in capsys.readouterr().err
 
 
 def test_given_checkpoint_of_the_wrong_model_or_env_is_refused(tiny_checkpoints, tmp_path):

@@ -117,8 +117,23 @@ def test_records_resume_a_sweep_elsewhere_and_are_recomputed_only_where_a_cell_t
     assert more.failed == {} and more.submitted == ["a", "b", "c/y", "d", "e"]     # c/x is not needed by e: still a record
     assert json.loads((elsewhere / "e" / "n.json").read_text())["total"] == 1000 + 100 + 20 + 1 + 2
     assert is_complete(elsewhere / "d") and not is_complete(elsewhere / "c/x")
-    assert sum("left-out files are identical to the recorded ones" in line for line in lines) == 4
+    assert sum("recomputed from its record: 1 of the 1 left-out files it makes are identical" in line for line in lines) == 4
     assert restore_records(records, elsewhere) == []                    # what the sweep folder has is never replaced
+
+    record = json.loads((records / "a" / RECORD_JSON).read_text())    # as if a's recomputation made other bytes
+    record["left_out"]["big/w.txt"]["sha256"] = "0" * 64
+    (records / "a" / RECORD_JSON).write_text(json.dumps(record))
+    restore_records(records, tmp_path / "third")
+    lines.clear()
+
+    def broken(cell: Cell) -> None:
+        raise OSError("No space left on device")
+
+    last = run_graph([*_graph(), Cell("e", "fourth", ("c/x",), spec={"value": 1000})], _heavy, tmp_path / "third", log=lines.append,
+                     on_done=broken)
+    assert last.failed == {} and last.submitted == ["a", "c/x", "e"] and last.differs == {"a": ["big/w.txt"]}
+    assert any("1 differ (big/w.txt)" in line for line in lines)
+    assert sum("on_done hook failed: OSError: No space left on device" in line for line in lines) == 3   # the sweep went on
 
 
 def test_a_second_driver_on_the_same_folder_is_refused(tmp_path):

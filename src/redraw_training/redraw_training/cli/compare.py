@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="CPUs of the local Ray instance, i.e. cells run at once at "
                         "--threads 1 (default: this machine's cores); ignored with --ray-address")
     parser.add_argument("--record", default=None, metavar="DIR",
-                        help="keep the sweep's records in DIR (each finished cell without its weights, episodes and files "
-                        "over 512 KiB, which are named with their sha256; the results): restored into --out first, so a sweep committed as "
-                        "records resumes on a fresh clone, recomputing a record only where a cell still to run needs it")
+                        help="keep the sweep's records in DIR (each finished cell as it ends, without its weights, episodes "
+                        "and other files over 512 KiB, which are named with their sha256; the models used; at the end the results): restored into --out first, so a sweep committed as "
+                        "records resumes on a fresh clone, recomputing a record only where a cell still to run needs it; "
+                        "to recompute a cell, remove its folder from both")
     parser.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
                         help="run the cells on this Ray cluster (ray start --head ...; 'auto' = the one this machine "
                         "belongs to) instead of a local Ray instance")
