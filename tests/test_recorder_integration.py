@@ -20,7 +20,7 @@ from rosbags.rosbag2 import Reader
 
 from redraw_common.episodes import iter_episodes
 from redraw_common.preprocessing import PreprocessConfig
-from redraw_common.recording import RecordingInfo, Sidecar, part_file
+from redraw_common.recording import SIDECAR, RecordingInfo, Sidecar, part_file
 from redraw_common.robot_profile import load
 from redraw_recorder.repair import main as repair_main
 from redraw_training.bags import convert_bags
@@ -195,7 +195,8 @@ def test_signals_close_every_part_cleanly(tmp_path, sig):
     out = tmp_path / "rec"
     with NodeGroup(tmp_path) as group:
         _, rec = start(group, out, split_duration=1.5)
-        wait_for(lambda: out.exists() and len(Sidecar.read(out).parts) >= 3, 30, what="three parts")
+        # (the recorder makes the folder before its sidecar: wait for the sidecar, which is written atomically)
+        wait_for(lambda: (out / SIDECAR).is_file() and len(Sidecar.read(out).parts) >= 3, 30, what="three parts")
         rec.signal(sig)
         assert wait_exit(rec, 15) == 0, rec.output()
     side = Sidecar.read(out)
