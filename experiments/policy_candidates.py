@@ -2,6 +2,8 @@
 
     python experiments/policy_candidates.py --early runs/safety_early --warm runs/safety_warm \
         --out results/duckietown/safety/policy
+    python experiments/policy_candidates.py --from-report --budget results/duckietown/safety/budget \
+        --out results/duckietown/safety/policy        # on a fresh clone: the other rows from the committed report
 
 Each candidate is set against the zero-shot policy and the plan's baseline, `early` (the early-stopped residual, then
 3000 updates of a fresh policy), on the same datasets, seeds and evaluation episodes:
@@ -59,6 +61,8 @@ def selections(early: Path, out: Path) -> list[dict]:
     path = out / "select.json"
     if path.is_file():
         return json.loads(path.read_text())["cells"]
+    if early is None:
+        raise SystemExit(f"{path} is missing: calibrate.select needs the early recipe's checkpoints (--early)")
     sim = json.loads((early / "pretrained.json").read_text())["draw"]    # the pretrained checkpoint compare was given
     sim_dir, sim_manifest = read_manifest(Path(sim["path"]))
     sim_task = load_agent(sim_dir, "cpu", optimizers=False)[0].task
@@ -99,26 +103,40 @@ def plot(report: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--early", type=Path, required=True, help="the compare run of PLAN.md's early recipe (with DRAW zero-shot)")
+    ap.add_argument("--early", type=Path, help="the compare run of PLAN.md's early recipe (with DRAW zero-shot)")
     ap.add_argument("--warm", type=Path, help="the compare run with calibrate.warm_start=true")
-    ap.add_argument("--budget", type=Path, help="the compare run with 8000 updates")
+    ap.add_argument("--budget", type=Path, help="the compare run with 8000 updates (or its --record folder)")
+    ap.add_argument("--from-report", action="store_true", help="take the per-seed rows of every method whose run is not given "
+                    "from the report already in --out (results.json): the runs of the early and warm recipes are not committed")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    early = load_rows(args.early)
+    before = json.loads((args.out / "results.json").read_text()) if args.from_report else None
+    if args.early is None and before is None:
+        raise SystemExit("give --early (the early recipe's compare run) or --from-report")
     cells = selections(args.early, args.out)
     chosen = {(c["perturb"], c["seed"]): c["kept"] for c in cells}
-    runs = {name: load_rows(path) for name, path in (("warm", args.warm), ("budget", args.budget)) if path is not None}
-    names = ["draw_zeroshot", "early", "select", *runs]
+    early = load_rows(args.early) if args.early is not None else None
+    given = {name: path for name, path in (("warm", args.warm), ("budget", args.budget)) if path is not None}
+    runs = {name: load_rows(path) for name, path in given.items()}
+    kept = [n for n in (before or {}).get("methods", []) if n not in ("draw_zeroshot", "early", "select") and n not in runs]
+    names = ["draw_zeroshot", "early", "select", *[n for n in LABELS if n in runs or n in kept]]
     report = {"plan": "results/duckietown/safety/PLAN_policy.md", "methods": names, "labels": {n: LABELS[n] for n in names},
-              "runs": {"early": str(args.early), **{n: str(p) for n, p in (("warm", args.warm), ("budget", args.budget)) if p}},
+              "runs": {**(before or {}).get("runs", {}), **({"early": str(args.early)} if args.early else {}),
+                       **{n: str(p) for n, p in given.items()}},
               "conditions": []}
     for perturb in CONDITION_ORDER:
-        zero, base = per_seed(early, "draw_zeroshot", perturb), per_seed(early, "redraw", perturb)
+        old = next((c["methods"] for c in (before or {}).get("conditions", []) if c["perturb"] == perturb), {})
+        if early is not None:
+            zero, base = per_seed(early, "draw_zeroshot", perturb), per_seed(early, "redraw", perturb)
+        else:
+            zero, base = old["draw_zeroshot"], old["early"]
         methods = {"draw_zeroshot": zero, "early": base,
                    "select": [{**(b if chosen[(perturb, b["seed"])] == "calibrated" else z), "kept": chosen[(perturb, b["seed"])]}
                               for z, b in zip(zero, base)],
+                   **{name: old[name] for name in kept},
                    **{name: per_seed(rows, "redraw", perturb) for name, rows in runs.items()}}
+        methods = {n: methods[n] for n in names}
         for name, seeds in methods.items():
             if [s["seed"] for s in seeds] != list(SEEDS):
                 raise SystemExit(f"{label(perturb)}: {name} has seeds {[s['seed'] for s in seeds]}, the plan has {list(SEEDS)}")
