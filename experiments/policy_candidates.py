@@ -12,7 +12,8 @@ Each candidate is set against the zero-shot policy and the plan's baseline, `ear
   imagined returns in the corrected model from the held-out start states. The evaluation of the kept policy is the
   one already made on the same episodes: the baseline's row, or the zero-shot row of that seed (the kept checkpoint
   would then act exactly as the pretrained one does). The choices are written to select.json.
-- `warm` (calibrate.warm_start) and `budget` (8000 updates) are their own `compare` runs; a run not given is left out.
+- `warm` (calibrate.warm_start), `budget` (8000 updates) and `horizon15` (calibrate.imag_horizon=15, PLAN_policy2.md)
+  are their own `compare` runs (or their records); a run not given is left out.
 Writes results.json, table.md and plot.png into --out.
 """
 
@@ -31,7 +32,8 @@ from redraw_training.datasets import load_target_dataset
 
 SEEDS = (0, 1, 2)
 LABELS = {"draw_zeroshot": "DRAW zero-shot", "early": "early (fresh policy, 3000 updates)", "select": "select",
-          "warm": "warm start, 3000 updates", "budget": "fresh policy, 8000 updates"}
+          "warm": "warm start, 3000 updates", "budget": "fresh policy, 8000 updates",
+          "horizon15": "horizon 15, 3000 updates"}
 
 
 def cell_name(perturb: str) -> str:
@@ -106,6 +108,7 @@ def main() -> None:
     ap.add_argument("--early", type=Path, help="the compare run of PLAN.md's early recipe (with DRAW zero-shot)")
     ap.add_argument("--warm", type=Path, help="the compare run with calibrate.warm_start=true")
     ap.add_argument("--budget", type=Path, help="the compare run with 8000 updates (or its --record folder)")
+    ap.add_argument("--horizon15", type=Path, help="the compare run with calibrate.imag_horizon=15 (PLAN_policy2.md; or its --record folder)")
     ap.add_argument("--from-report", action="store_true", help="take the per-seed rows of every method whose run is not given "
                     "from the report already in --out (results.json): the runs of the early and warm recipes are not committed")
     ap.add_argument("--out", type=Path, required=True)
@@ -117,7 +120,7 @@ def main() -> None:
     cells = selections(args.early, args.out)
     chosen = {(c["perturb"], c["seed"]): c["kept"] for c in cells}
     early = load_rows(args.early) if args.early is not None else None
-    given = {name: path for name, path in (("warm", args.warm), ("budget", args.budget)) if path is not None}
+    given = {name: path for name, path in (("warm", args.warm), ("budget", args.budget), ("horizon15", args.horizon15)) if path is not None}
     runs = {name: load_rows(path) for name, path in given.items()}
     kept = [n for n in (before or {}).get("methods", []) if n not in ("draw_zeroshot", "early", "select") and n not in runs]
     names = ["draw_zeroshot", "early", "select", *[n for n in LABELS if n in runs or n in kept]]
