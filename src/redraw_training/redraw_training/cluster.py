@@ -144,11 +144,13 @@ def _files(folder: Path) -> Iterator[tuple[str, Path]]:
 def write_record(root: Path, name: str, dest: Path, limit: int = RECORD_LIMIT) -> Path:
     """The record of the finished cell root/name in dest/name (written atomically, replacing an older one): its JSON files
     (cell.json, summaries, evaluations: what the results are read from) and each other file up to `limit` bytes except
-    episodes and weights (RECORD_LEAVES_OUT), e.g. curves and scalars; its log under dest/logs; and record.json naming every file it left out with its size and
-    sha256."""
-    src = Path(root) / name
+    episodes and weights (RECORD_LEAVES_OUT), e.g. curves and scalars; its log under dest/logs; and record.json naming
+    every file it left out with its size and sha256. A cell recorded already (the same cell.json) is left as it is."""
+    src, out = Path(root) / name, Path(dest) / name
     if not is_done(src):
         raise ClusterError(f"{src} is not a finished cell ({CELL_JSON} missing): nothing to record")
+    if (out / RECORD_JSON).is_file() and (out / CELL_JSON).read_bytes() == (src / CELL_JSON).read_bytes():
+        return out                       # recorded already (cell.json says when and where the cell ran: one per run)
     kept: dict[str, bytes] = {}
     left_out = dict((read_json(src / RECORD_JSON) or {}).get("left_out", {}))     # a record of a record keeps its list
     for rel, path in _files(src):
@@ -160,7 +162,7 @@ def write_record(root: Path, name: str, dest: Path, limit: int = RECORD_LIMIT) -
         else:
             left_out[rel] = {"bytes": size, "sha256": sha256_file(path)}
     kept[RECORD_JSON] = (json.dumps({"left_out": left_out, "limit_bytes": limit}, indent=2) + "\n").encode()
-    out = commit(kept, Path(dest) / name)
+    out = commit(kept, out)
     log = Path(root) / LOGS / f"{name}.log"
     if log.is_file() and log.stat().st_size <= limit:
         write_text(Path(dest) / LOGS / f"{name}.log", log.read_text())

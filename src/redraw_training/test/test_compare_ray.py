@@ -106,6 +106,9 @@ def test_records_resume_a_sweep_elsewhere_and_are_recomputed_only_where_a_cell_t
     assert list(record["left_out"]) == ["big/w.txt"] and record["left_out"]["big/w.txt"]["bytes"] == 4096
     assert not (records / "d" / "big").exists() and (records / "d" / "n.json").is_file()
     assert (records / "logs" / "d.log").is_file() and (records / "results.json").is_file()
+    stamp = (records / "d" / RECORD_JSON).stat().st_mtime_ns
+    write_records(first, records, limit=1024)                            # recorded already: not written (nor hashed) again
+    assert (records / "d" / RECORD_JSON).stat().st_mtime_ns == stamp
 
     assert restore_records(records, elsewhere) == ["a", "b", "c/x", "c/y", "d"]
     assert is_done(elsewhere / "d") and not is_complete(elsewhere / "d")
